@@ -1,0 +1,69 @@
+/**
+ * Downtime and data loss from the probe's log, as postgres-ha.md's "Drill measures" defines them:
+ * downtime is a gap between acknowledged writes, data loss is acknowledged ids missing on the
+ * final primary. Pure: the drill records, this function judges.
+ */
+import type { DrillMeasures, ProbeSample } from './types.js';
+
+export interface MeasureInput {
+  samples: readonly ProbeSample[];
+  /** When the fault was injected. */
+  faultAt: number;
+  /** The planned switchover back, if it ran. */
+  switchover?: { startedAt: number; endedAt: number };
+  /** Probe ids present on the final primary. */
+  idsOnFinalPrimary: ReadonlySet<number>;
+}
+
+export function computeMeasures(input: MeasureInput): DrillMeasures {
+  const acked = input.samples.filter((s) => s.ackAt !== undefined);
+  const lost = acked.filter((s) => !input.idsOnFinalPrimary.has(s.id)).map((s) => s.id);
+  const switchoverLost = input.switchover
+    ? acked.filter((s) => inWindow(s.sentAt, input.switchover!) && !input.idsOnFinalPrimary.has(s.id)).length
+    : 0;
+  return {
+    rto_ms: recoveryTime(input.samples, input.faultAt),
+    switchover_outage_ms: input.switchover ? longestAckGap(acked, input.switchover) : null,
+    rpo_lost_writes: lost.length,
+    lost_ids: lost.slice(0, 50),
+    switchover_lost_writes: switchoverLost,
+    probe_writes: input.samples.length,
+    probe_acknowledged: acked.length,
+    probe_failed: input.samples.length - acked.length,
+  };
+}
+
+/**
+ * The outage begins with the first failed write after the fault (a write the old primary still
+ * acknowledged a few ms after the fault command does not end it); recovery is the first write
+ * acknowledged after that. A fault that never made a write fail has an RTO of 0.
+ */
+export function recoveryTime(samples: readonly ProbeSample[], faultAt: number): number | null {
+  const ordered = [...samples].sort((a, b) => a.sentAt - b.sentAt);
+  const firstFailure = ordered.find((s) => s.sentAt >= faultAt && s.ackAt === undefined);
+  if (!firstFailure) return 0;
+  const recovered = ordered.find((s) => s.sentAt > firstFailure.sentAt && s.ackAt !== undefined);
+  return recovered ? recovered.ackAt! - faultAt : null;
+}
+
+/** Longest time without an acknowledgement inside the window, edges included. */
+export function longestAckGap(
+  acked: readonly ProbeSample[],
+  window: { startedAt: number; endedAt: number },
+): number {
+  const acks = acked
+    .map((s) => s.ackAt!)
+    .filter((t) => t >= window.startedAt && t <= window.endedAt)
+    .sort((a, b) => a - b);
+  let previous = window.startedAt;
+  let longest = 0;
+  for (const t of [...acks, window.endedAt]) {
+    longest = Math.max(longest, t - previous);
+    previous = t;
+  }
+  return longest;
+}
+
+function inWindow(t: number, w: { startedAt: number; endedAt: number }): boolean {
+  return t >= w.startedAt && t <= w.endedAt;
+}

@@ -1,0 +1,101 @@
+/**
+ * The drill's report files: Markdown for people, JSON for machines, JUnit for CI, SVG timeline.
+ * Everything written is masked, like every other output of runbook.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { maskDeep, maskSecrets } from '../shell/secret.js';
+import type { Difference } from './compare.js';
+import { renderTimelineSvg } from './timeline-svg.js';
+import type { DrillReport } from './types.js';
+import { escapeXml } from './xml.js';
+
+export interface ReportPaths {
+  markdown: string;
+  json: string;
+  junit: string;
+  svg: string;
+}
+
+export async function writeDrillReport(dir: string, report: DrillReport, differences?: Difference[]): Promise<ReportPaths> {
+  await mkdir(dir, { recursive: true });
+  const paths: ReportPaths = {
+    markdown: join(dir, 'drill.md'),
+    json: join(dir, 'drill.json'),
+    junit: join(dir, 'drill.junit.xml'),
+    svg: join(dir, 'drill-timeline.svg'),
+  };
+  const masked = maskDeep(report);
+  await writeFile(paths.json, `${JSON.stringify({ ...masked, comparison: differences }, null, 2)}\n`);
+  await writeFile(paths.markdown, maskSecrets(renderMarkdown(masked, differences)));
+  await writeFile(paths.junit, maskSecrets(renderJunit(masked)));
+  await writeFile(paths.svg, maskSecrets(renderTimelineSvg(masked)));
+  return paths;
+}
+
+export function renderMarkdown(report: DrillReport, differences?: Difference[]): string {
+  const ms = (v: number | null): string => (v === null ? 'n/a' : `${v} ms`);
+  const lines = [
+    `# Failover drill (${report.fault}): ${report.ok ? 'passed' : 'FAILED'}`,
+    '',
+    `${report.started_at} → ${report.finished_at}, service address ${report.service_address}.`,
+    report.failure ? `\n**Failure:** ${report.failure}\n` : '',
+    '| measure | value |',
+    '| --- | --- |',
+    `| RTO (fault → first acknowledged write after the outage) | ${ms(report.rto_ms)} |`,
+    `| Write outage of the planned switchover back | ${ms(report.switchover_outage_ms)} |`,
+    `| Acknowledged writes lost (RPO) | ${report.rpo_lost_writes} |`,
+    `| Acknowledged writes lost in the switchover | ${report.switchover_lost_writes} |`,
+    `| Replication lag before the fault | ${report.lag_before_fault_bytes === null ? 'n/a' : `${report.lag_before_fault_bytes} bytes`} |`,
+    `| Probe writes (acknowledged / failed) | ${report.probe_writes} (${report.probe_acknowledged} / ${report.probe_failed}) |`,
+    '',
+    '## Phases',
+    '',
+    '| phase | duration | result |',
+    '| --- | --- | --- |',
+    ...report.phases.map((p) => `| ${p.name} | ${p.endedAt - p.startedAt} ms | ${p.ok ? 'ok' : `failed: ${p.detail ?? ''}`} |`),
+    '',
+    '## Exit checks',
+    '',
+    ...report.exit_checks.map((c) => `- ${c.ok ? '✔' : '✘'} ${c.name}: ${c.detail}`),
+    '',
+  ];
+  if (Object.keys(report.step_timings).length) {
+    lines.push('## Step timings', '', '| step | ms |', '| --- | --- |');
+    for (const [step, t] of Object.entries(report.step_timings)) lines.push(`| ${step} | ${t} |`);
+    lines.push('');
+  }
+  if (differences) {
+    lines.push('## Compared with the previous drill', '', '| measure | previous | now | |', '| --- | --- | --- | --- |');
+    for (const d of differences) lines.push(`| ${d.measure} | ${d.previous ?? 'n/a'} | ${d.current ?? 'n/a'} | ${d.regression ? 'REGRESSION' : ''} |`);
+    lines.push('');
+  }
+  lines.push('Timeline: drill-timeline.svg', '');
+  return lines.join('\n');
+}
+
+export function renderJunit(report: DrillReport): string {
+  const cases = [
+    ...report.phases.map((p) => ({ name: `phase ${p.name}`, ms: p.endedAt - p.startedAt, failure: p.ok ? undefined : p.detail ?? 'failed' })),
+    ...report.exit_checks.map((c) => ({ name: `exit check ${c.name}`, ms: 0, failure: c.ok ? undefined : c.detail })),
+  ];
+  const failures = cases.filter((c) => c.failure !== undefined).length;
+  const total = (report.phases.reduce((s, p) => s + p.endedAt - p.startedAt, 0) / 1000).toFixed(3);
+  const body = cases
+    .map((c) => {
+      const open = `    <testcase classname="drill.${escapeXml(report.fault)}" name="${escapeXml(c.name)}" time="${(c.ms / 1000).toFixed(3)}"`;
+      return c.failure === undefined
+        ? `${open}/>`
+        : `${open}>\n      <failure message="${escapeXml(c.failure)}">${escapeXml(c.failure)}</failure>\n    </testcase>`;
+    })
+    .join('\n');
+  return [
+    '<?xml version="1.0" encoding="UTF-8"?>',
+    `<testsuites name="runbook drill" tests="${cases.length}" failures="${failures}" time="${total}">`,
+    `  <testsuite name="drill-${escapeXml(report.fault)}" tests="${cases.length}" failures="${failures}" time="${total}">`,
+    body,
+    '  </testsuite>',
+    '</testsuites>',
+    '',
+  ].join('\n');
+}
