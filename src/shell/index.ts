@@ -2,4 +2,4 @@ export { Command, sh, raw, joinCommands, stdinText, type ShellValue, type Comman
 export { quoteWord } from './quote.js';
 export { Secret, secret, isSecret, maskSecrets, maskDeep, MASK } from './secret.js';
 export { sql, SqlFragment, quoteLiteral, quoteIdent, type SqlValue } from './sql.js';
-export { toWire, SUDO_PROMPT, PREAMBLE_FAILED, type WireCommand, type WireOptions } from './wire.js';
+export { toWire, SUDO_PROMPT, PREAMBLE_FAILED, BECOME_STARTED, type WireCommand, type WireOptions } from './wire.js';
