@@ -6,10 +6,13 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { utils, type AnyAuthMethod, type AuthHandlerMiddleware, type ParsedKey } from 'ssh2';
+import ssh2, { type AnyAuthMethod, type AuthHandlerMiddleware, type ParsedKey } from 'ssh2';
 import type { Secret } from '../shell/secret.js';
 
 export const PASSPHRASE_ENV = 'RUNBOOK_SSH_PASSPHRASE';
+
+// ssh2 is CommonJS; its `utils` is not a named ESM export.
+const { utils } = ssh2;
 
 const DEFAULT_KEYS = ['id_ed25519', 'id_ecdsa', 'id_rsa'];
 

@@ -1,0 +1,13 @@
+export { SshTransport, type SshTransportOptions } from './ssh.js';
+export { CommandFailedError, type ExecOptions, type ExecResult, type HostConnection, type Transport } from './types.js';
+export {
+  appendKnownHost,
+  checkHostKey,
+  defaultKnownHostsFile,
+  fingerprint,
+  hostKeyName,
+  parseKnownHosts,
+  type HostKeyVerdict,
+  type KnownHostEntry,
+} from './known-hosts.js';
+export { PASSPHRASE_ENV } from './auth.js';

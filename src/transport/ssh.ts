@@ -1,0 +1,287 @@
+/**
+ * The SSH transport over ssh2: one connection per host, reused by all of its commands, at most 8
+ * channels at a time on it (OpenSSH's MaxSessions is 10), keepalive so that a dead link is noticed
+ * in seconds rather than after TCP's 15 minutes, every hop's host key verified.
+ */
+import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
+import { UnreachableError } from '../errors.js';
+import type { ConnectionSpec } from '../inventory/types.js';
+import type { Command } from '../shell/command.js';
+import { toWire } from '../shell/wire.js';
+import { authHandler, KeyFileError, planAuth } from './auth.js';
+import { runOnChannel } from './channel.js';
+import { hostKeyCheck } from './host-key-check.js';
+import { defaultKnownHostsFile } from './known-hosts.js';
+import { defaultSshConfigFile, resolveHop, resolveTarget, type ResolvedTarget } from './ssh-config.js';
+import type { ExecOptions, ExecResult, HostConnection, Transport } from './types.js';
+
+export interface SshTransportOptions {
+  /** SSH keepalive: a connection is dead after (countMax + 1) × interval without an answer. */
+  keepaliveIntervalMs?: number;
+  keepaliveCountMax?: number;
+  /** Time for TCP connect + handshake + authentication. */
+  connectTimeoutMs?: number;
+  /** Concurrent channels per connection; more are queued. */
+  maxChannels?: number;
+  sshConfigFile?: string;
+}
+
+const DEFAULTS = {
+  keepaliveIntervalMs: 5_000,
+  keepaliveCountMax: 3,
+  connectTimeoutMs: 15_000,
+  maxChannels: 8,
+} as const;
+
+/** A counting semaphore: channels beyond the limit wait their turn, in order. */
+class Slots {
+  #free: number;
+  #waiting: Array<() => void> = [];
+  constructor(size: number) {
+    this.#free = size;
+  }
+  async acquire(): Promise<() => void> {
+    if (this.#free > 0) this.#free--;
+    else await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.#waiting.shift();
+      if (next) next();
+      else this.#free++;
+    };
+  }
+}
+
+type Settings = Required<Omit<SshTransportOptions, 'sshConfigFile'>> & { sshConfigFile: string };
+
+export class SshTransport implements Transport {
+  readonly #settings: Settings;
+  readonly #connections = new Map<string, Promise<SshConnection>>();
+
+  constructor(options: SshTransportOptions = {}) {
+    this.#settings = { ...DEFAULTS, sshConfigFile: defaultSshConfigFile(), ...options };
+  }
+
+  /** Concurrent first calls share one connect; a connection that died is made again. */
+  async connect(spec: ConnectionSpec): Promise<HostConnection> {
+    const existing = this.#connections.get(spec.name);
+    if (existing) {
+      const connection = await existing.catch(() => undefined);
+      if (connection && !connection.lost) return connection;
+      if (this.#connections.get(spec.name) === existing) this.#connections.delete(spec.name);
+      if (!connection) return existing; // the shared attempt failed: same error for every caller
+    }
+    const opening = SshConnection.open(spec, this.#settings);
+    this.#connections.set(spec.name, opening);
+    opening.catch(() => {
+      if (this.#connections.get(spec.name) === opening) this.#connections.delete(spec.name);
+    });
+    return opening;
+  }
+
+  async closeAll(): Promise<void> {
+    const all = [...this.#connections.values()];
+    this.#connections.clear();
+    await Promise.all(all.map((p) => p.then((c) => c.close()).catch(() => undefined)));
+  }
+}
+
+class SshConnection implements HostConnection {
+  #lostReason: string | undefined;
+  readonly #slots: Slots;
+
+  private constructor(
+    readonly spec: ConnectionSpec,
+    private readonly client: Client,
+    /** Jump connections, outermost first; closed after the target. */
+    private readonly jumps: Client[],
+    maxChannels: number,
+  ) {
+    this.#slots = new Slots(maxChannels);
+    const lose = (reason: string) => {
+      this.#lostReason ??= reason;
+    };
+    client.on('error', (err) => lose(describeFailure(err)));
+    client.on('close', () => lose('connection closed'));
+    for (const jump of jumps) jump.on('close', () => lose('connection to a jump host closed'));
+  }
+
+  get lost(): boolean {
+    return this.#lostReason !== undefined;
+  }
+
+  static async open(spec: ConnectionSpec, settings: Settings): Promise<SshConnection> {
+    const target = resolveTarget(spec, settings.sshConfigFile);
+    const jumps: Client[] = [];
+    try {
+      let sock: ClientChannel | undefined;
+      for (const hop of target.jumps) {
+        const hopTarget = resolveHop(hop, target.user, settings.sshConfigFile);
+        const client = await connectClient(spec, hopTarget, settings, sock, `jump host ${hopTarget.name}`);
+        jumps.push(client);
+        const next = jumps.length < target.jumps.length ? resolveHop(target.jumps[jumps.length]!, target.user, settings.sshConfigFile) : target;
+        sock = await forward(client, next, spec.name);
+      }
+      const client = await connectClient(spec, target, settings, sock);
+      return new SshConnection(spec, client, jumps, settings.maxChannels);
+    } catch (error) {
+      for (const jump of jumps.reverse()) jump.end();
+      throw error;
+    }
+  }
+
+  async exec(command: Command, options: ExecOptions = {}): Promise<ExecResult> {
+    const becomeUser = options.become === undefined || options.become === false
+      ? undefined
+      : typeof options.become === 'string'
+        ? options.become
+        : (this.spec.becomeUser ?? 'root');
+    const wire = toWire(command, {
+      ...(becomeUser !== undefined ? { become: { user: becomeUser, password: this.spec.becomePassword } } : {}),
+      ...(options.timeoutSec !== undefined ? { timeoutSec: options.timeoutSec } : {}),
+    });
+    const release = await this.#slots.acquire();
+    try {
+      this.#throwIfLost();
+      const startedAt = Date.now();
+      const channel = await new Promise<ClientChannel>((resolve, reject) => {
+        try {
+          this.client.exec(wire.line, (err, stream) => (err ? reject(this.#lostError() ?? err) : resolve(stream)));
+        } catch (error) {
+          reject(this.#lostError() ?? error);
+        }
+      });
+      return await runOnChannel(
+        channel,
+        { host: this.spec.name, command: command.toString(), wire, becomeUser, options, startedAt },
+        () => this.#lostError(),
+      );
+    } finally {
+      release();
+    }
+  }
+
+  #lostError(): UnreachableError | undefined {
+    return this.#lostReason === undefined ? undefined : new UnreachableError(this.spec.name, this.#lostReason);
+  }
+
+  #throwIfLost(): void {
+    const error = this.#lostError();
+    if (error) throw error;
+  }
+
+  async close(): Promise<void> {
+    this.#lostReason ??= 'closed by runbook';
+    for (const client of [this.client, ...[...this.jumps].reverse()]) await endClient(client);
+  }
+}
+
+function endClient(client: Client): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      client.destroy();
+      resolve();
+    }, 2_000);
+    client.once('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    client.end();
+  });
+}
+
+/** A channel from the jump host to the next hop, used as that hop's socket. */
+function forward(jump: Client, next: ResolvedTarget, host: string): Promise<ClientChannel> {
+  return new Promise((resolve, reject) => {
+    jump.forwardOut('127.0.0.1', 0, next.address, next.port, (err, stream) =>
+      err
+        ? reject(new UnreachableError(host, `jump host cannot reach ${next.address}:${next.port}: ${err.message}`))
+        : resolve(stream),
+    );
+  });
+}
+
+/** Connect, verify the host key, authenticate. Every failure becomes UnreachableError(host). */
+async function connectClient(
+  spec: ConnectionSpec,
+  target: ResolvedTarget,
+  settings: Settings,
+  sock?: ClientChannel,
+  hop?: string,
+): Promise<Client> {
+  const where = hop ? `${hop}: ` : '';
+  let auth;
+  try {
+    auth = await planAuth({ user: target.user, identityFiles: target.identityFiles, password: spec.password });
+  } catch (error) {
+    if (error instanceof KeyFileError) throw new UnreachableError(spec.name, `${where}${error.message}`);
+    throw error;
+  }
+  if (auth.methods.length === 0) {
+    throw new UnreachableError(
+      spec.name,
+      `${where}no way to authenticate as ${target.user}: no ssh-agent (SSH_AUTH_SOCK), no usable key file, no password` +
+        (auth.notes.length ? ` (${auth.notes.join('; ')})` : ''),
+    );
+  }
+  const check = hostKeyCheck({
+    address: target.address,
+    port: target.port,
+    knownHostsFile: spec.knownHostsFile ?? defaultKnownHostsFile(),
+    acceptNew: spec.acceptNewHostKey === true,
+  });
+  const client = new Client();
+  const config: ConnectConfig = {
+    host: target.address,
+    port: target.port,
+    username: target.user,
+    ...(sock ? { sock } : {}),
+    hostVerifier: (key: Buffer) => check.verify(key),
+    authHandler: authHandler(auth),
+    keepaliveInterval: settings.keepaliveIntervalMs,
+    keepaliveCountMax: settings.keepaliveCountMax,
+    readyTimeout: settings.connectTimeoutMs,
+  };
+  return new Promise<Client>((resolve, reject) => {
+    let settled = false;
+    const fail = (reason: string, cause?: unknown) => {
+      if (settled) return;
+      settled = true;
+      client.destroy();
+      reject(new UnreachableError(spec.name, `${where}${reason}`, { cause }));
+    };
+    client.on('error', (err: Error & { level?: string }) => {
+      if (check.refusal) return fail(check.refusal, err);
+      if (err.level === 'client-authentication') {
+        const tried = auth.methods.map((m) => m.type).join(', ');
+        const notes = auth.notes.length ? `; ${auth.notes.join('; ')}` : '';
+        return fail(`authentication as ${target.user} failed (tried: ${tried})${notes}`, err);
+      }
+      fail(describeFailure(err), err);
+    });
+    client.on('close', () => fail(check.refusal ?? 'connection closed during the handshake'));
+    client.on('ready', () => {
+      if (settled) return;
+      settled = true;
+      // Nagle + delayed ACK cost ~40 ms per command otherwise (a no-op on a jump channel).
+      client.setNoDelay(true);
+      resolve(client);
+    });
+    try {
+      client.connect(config);
+    } catch (error) {
+      fail(`cannot start the connection: ${(error as Error).message}`, error);
+    }
+  });
+}
+
+/** An ssh2 or socket error as a reason a person can act on. */
+function describeFailure(err: Error & { level?: string; code?: string }): string {
+  if (err.message === 'Keepalive timeout') return 'no answer to SSH keepalives: the connection is dead';
+  if (err.message.startsWith('Timed out while waiting for handshake')) return 'connect timeout (no SSH handshake)';
+  if (err.code === 'ECONNREFUSED') return `connection refused (${err.message.replace(/^connect /, '')})`;
+  if (err.code === 'ENOTFOUND' || err.code === 'EAI_AGAIN') return `cannot resolve the address: ${err.message}`;
+  return err.message;
+}
