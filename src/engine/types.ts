@@ -181,6 +181,11 @@ export interface RunbookDef<P, S extends ParamSpecs = ParamSpecs> {
   anyErrorsFatal?: boolean;
   /** Default hosts when no --limit is given. */
   hosts?: string;
+  /** Extra text for `runbook describe` (e.g. the inventory contract). A module may also export `docs`. */
+  docs?: string;
 }
+
+/** The param values of a spec map: `type P = ParamsOf<typeof params>`. */
+export type ParamsOf<S extends ParamSpecs> = ParamValues<S>;
 
 export type SecretParam = Secret;

@@ -1,4 +1,140 @@
+/** The runbook commands: run, plan, list, describe. Thin: parse flags, call the engine, return. */
 import type { Command as Program } from 'commander';
+import { ExitCode } from '../../errors.js';
+import { maskSecrets } from '../../shell/secret.js';
 
-// Placeholder until its owner lands the command; replaced, never shipped.
-export function registerRunbookCommands(_program: Program): void {}
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+interface RunFlags {
+  inventory: string[];
+  limit?: string;
+  extraVars: string[];
+  secret: string[];
+  check?: boolean;
+  diff?: boolean;
+  yes?: boolean;
+  approve: string[];
+  step?: boolean;
+  forks: string;
+  report: string[];
+  resume?: string;
+  knownHosts?: string;
+  tags?: string;
+  skipTags?: string;
+}
+
+const list = (s?: string) => (s ? s.split(',').map((x) => x.trim()).filter(Boolean) : []);
+
+function common(cmd: Program): Program {
+  return cmd
+    .requiredOption('-i, --inventory <file>', 'inventory file (repeatable)', collect, [])
+    .option('-l, --limit <pattern>', 'only hosts matching this pattern')
+    .option('-e, --extra-vars <key=value|@file>', 'a param value, or a YAML file of them (repeatable)', collect, [])
+    .option('--secret <NAME=env:VAR|NAME=file:PATH>', 'a secret param (repeatable)', collect, [])
+    .option('--known-hosts <file>', 'known_hosts file to verify host keys against')
+    .option('--tags <tags>', 'only steps with one of these tags (comma-separated)')
+    .option('--skip-tags <tags>', 'skip steps with one of these tags')
+    .option('--forks <n>', 'hosts in parallel', '10')
+    .option('--diff', 'show file diffs');
+}
+
+export function registerRunbookCommands(program: Program): void {
+  common(
+    program
+      .command('run')
+      .description('Check, confirm, apply and verify a runbook (a built-in id or a .ts/.js file)')
+      .argument('<runbook>', 'built-in runbook id or path to a .ts/.js runbook'),
+  )
+    .option('--check', 'gather and plan only; exit 7 when changes are pending')
+    .option('-y, --yes', 'approve every confirmation (needed for destructive steps without a terminal)')
+    .option('--approve <step-id>', 'approve one destructive step (repeatable)', collect, [])
+    .option('--step', 'ask before every changing step')
+    .option('--report <kind=path>', 'write a report: json=PATH or junit=PATH (repeatable)', collect, [])
+    .option('--resume <run-id|last>', 'continue an interrupted run from its journal')
+    .action(async (ref: string, f: RunFlags) => {
+      const { runRunbook } = await import('../../engine/run.js');
+      process.exitCode = await runRunbook(
+        ref,
+        {
+          inventory: f.inventory,
+          ...(f.limit ? { limit: f.limit } : {}),
+          extraVars: f.extraVars,
+          secrets: f.secret,
+          check: Boolean(f.check),
+          diff: Boolean(f.diff),
+          yes: Boolean(f.yes),
+          approve: f.approve,
+          step: Boolean(f.step),
+          forks: Number(f.forks),
+          reports: f.report,
+          ...(f.resume ? { resume: f.resume } : {}),
+          ...(f.knownHosts ? { knownHosts: f.knownHosts } : {}),
+          tags: list(f.tags),
+          skipTags: list(f.skipTags),
+        },
+        async (interactive) => {
+          if (interactive) return (await import('../../ui/listr-ui.js')).createListrUi();
+          return new (await import('../../ui/plain-log.js')).PlainLog();
+        },
+      );
+    });
+
+  common(
+    program
+      .command('plan')
+      .description('Per host, the exact commands each step would run (masked), from facts read now')
+      .argument('<runbook>', 'built-in runbook id or path'),
+  ).action(async (ref: string, f: RunFlags) => {
+    const [{ prepare }, { planHosts, formatPlan }, { HostPool, Interrupt }] = await Promise.all([
+      import('../../engine/run.js'),
+      import('../../engine/plan.js'),
+      import('../../engine/context.js'),
+    ]);
+    const opts = { inventory: f.inventory, extraVars: f.extraVars, secrets: f.secret, check: true, ...(f.limit ? { limit: f.limit } : {}), ...(f.knownHosts ? { knownHosts: f.knownHosts } : {}) };
+    const prep = await prepare(ref, opts);
+    const interrupt = new Interrupt();
+    const pool = new HostPool(prep.connect, interrupt);
+    try {
+      const plans = await planHosts(
+        {
+          run: prep.run,
+          pool,
+          interrupt,
+          state: new Map(),
+          hostByName: prep.hostByName,
+          options: { checkMode: true, diff: Boolean(f.diff), forks: Number(f.forks) || 10, stepMode: false, approvals: { all: false, steps: new Set() }, tags: list(f.tags), skipTags: list(f.skipTags) },
+        },
+        prep.loaded.def,
+      );
+      process.stdout.write(formatPlan(plans, Boolean(f.diff)));
+      const marks = [...plans.values()].flat().map((r) => r.mark);
+      process.exitCode = marks.includes('failed') ? ExitCode.stepFailed : marks.includes('blocked') ? ExitCode.blocked : ExitCode.ok;
+    } finally {
+      await pool.closeAll();
+    }
+  });
+
+  program
+    .command('list')
+    .description('The built-in runbooks: ids and descriptions')
+    .action(async () => {
+      const { listBuiltinIds, loadRunbook } = await import('../../engine/loader.js');
+      for (const id of listBuiltinIds()) {
+        try {
+          const { def } = await loadRunbook(id);
+          process.stdout.write(`${def.id.padEnd(28)} ${def.description}\n`);
+        } catch (e) {
+          process.stdout.write(`${id.padEnd(28)} (cannot load: ${maskSecrets((e as Error).message)})\n`);
+        }
+      }
+    });
+
+  program
+    .command('describe')
+    .description('Steps, params, destructive steps and docs of a runbook')
+    .argument('<runbook>', 'built-in runbook id or path')
+    .action(async (ref: string) => {
+      const [{ loadRunbook }, { describeRunbook }] = await Promise.all([import('../../engine/loader.js'), import('../../engine/describe.js')]);
+      process.stdout.write(describeRunbook(await loadRunbook(ref)));
+    });
+}

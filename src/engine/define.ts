@@ -1,0 +1,78 @@
+/**
+ * Builders of the authoring API: defineRunbook, param.*, stepsFor, plan constructors, fact/onHost.
+ * All are identities or tiny constructors: they exist for type inference, not behaviour.
+ */
+import type { Command } from '../shell/command.js';
+import type { Secret } from '../shell/secret.js';
+import type {
+  BlockedPlan,
+  ChangePlan,
+  Fact,
+  NoopPlan,
+  ParamSpec,
+  ParamSpecs,
+  ParamValues,
+  PhaseDef,
+  RemoteFact,
+  RunbookDef,
+  StepDef,
+} from './types.js';
+
+export function defineRunbook<S extends ParamSpecs>(def: RunbookDef<ParamValues<S>, S>): RunbookDef<ParamValues<S>, S> {
+  return def;
+}
+
+/** `const { step, phase } = stepsFor<P>()`: F (the facts) is inferred from each step's gather. */
+export function stepsFor<P>(): {
+  step<F>(def: StepDef<P, F>): StepDef<P, F>;
+  phase(name: string, steps: Array<StepDef<P, any>>): PhaseDef<P>;
+} {
+  return {
+    step: (def) => def,
+    phase: (name, steps) => ({ phase: name, steps }),
+  };
+}
+
+export const noop = (reason: string): NoopPlan => ({ kind: 'noop', reason });
+export const blocked = (reason: string): BlockedPlan => ({ kind: 'blocked', reason });
+export function change(summary: string, commands: Command[], diff?: string): ChangePlan {
+  return diff === undefined ? { kind: 'change', summary, commands } : { kind: 'change', summary, commands, diff };
+}
+
+/** Identity, so a fact's T is inferred from parse. */
+export function fact<T>(def: Fact<T>): Fact<T> {
+  return def;
+}
+
+/** Read `fact` on another host of the inventory (e.g. the primary's state from a standby's step). */
+export function onHost<T>(host: string, f: Fact<T>): RemoteFact<T> {
+  return { onHost: host, fact: f };
+}
+
+// ---------------------------------------------------------------- params
+
+interface BaseOpts {
+  description: string;
+}
+type Opts<T> = BaseOpts & { choices?: readonly string[] } & ({ default: T } | { required: true } | { required?: false });
+
+function make<T>(type: ParamSpec<T>['type']) {
+  function build(opts: BaseOpts & { default: T; choices?: readonly string[] }): ParamSpec<T>;
+  function build(opts: BaseOpts & { required: true; choices?: readonly string[] }): ParamSpec<T>;
+  function build(opts: BaseOpts & { required?: false; choices?: readonly string[] }): ParamSpec<T | undefined>;
+  function build(opts: Opts<T>): ParamSpec<T> | ParamSpec<T | undefined> {
+    return { type, ...opts } as ParamSpec<T>;
+  }
+  return build;
+}
+
+/** Typed params: with a default or `required: true` the value is T, otherwise T | undefined. */
+export const param = {
+  string: make<string>('string'),
+  number: make<number>('number'),
+  boolean: make<boolean>('boolean'),
+  /** Given with --secret NAME=env:VAR|file:PATH or a secret inventory var; masked everywhere. */
+  secret: make<Secret>('secret'),
+  /** From -e name=a,b,c, a YAML list in -e @file.yml, or an inventory list. */
+  list: make<string[]>('list'),
+};

@@ -1,0 +1,226 @@
+/**
+ * `runbook run`: load the runbook and inventory, resolve params, refuse what needs approval
+ * (all before any host is touched), then schedule, journal, report, and return the exit code.
+ */
+import { performance } from 'node:perf_hooks';
+import { BadInputError, ConfirmationError, ExitCode } from '../errors.js';
+import { maskSecrets } from '../shell/secret.js';
+import type { Inventory, InventoryHost } from '../inventory/types.js';
+import type { HostConnection, Transport } from '../transport/types.js';
+import type { Ui } from '../ui/types.js';
+import { renderJson, type RunReport, writeReportFile } from '../report/json.js';
+import { type EngineOptions, HostPool, Interrupt, type Engine } from './context.js';
+import { inventoryModule, transportModule } from './inventory-port.js';
+import { Journal, completedPairs, lastRunId, newRunId, readJournal } from './journal.js';
+import { loadRunbook, type LoadedRunbook } from './loader.js';
+import { resolveParams } from './params.js';
+import { exitCodeOf, recap, type StepResult } from './results.js';
+import { Scheduler, allSteps, selectedByTags, type ResumeState } from './scheduler.js';
+import type { HostView, RunContext, RunbookDef } from './types.js';
+
+export interface RunCliOptions {
+  inventory: string[];
+  limit?: string;
+  extraVars: string[];
+  secrets: string[];
+  check: boolean;
+  diff: boolean;
+  yes: boolean;
+  approve: string[];
+  step: boolean;
+  forks: number;
+  reports: string[];
+  resume?: string;
+  knownHosts?: string;
+  tags: string[];
+  skipTags: string[];
+}
+
+/** How long running remote commands get to finish after Ctrl-C before connections are dropped. */
+const INTERRUPT_DEADLINE_MS = 15_000;
+
+export function hostView(h: InventoryHost): HostView {
+  const addr = h.vars.ansible_host;
+  return { name: h.name, vars: h.vars, groups: h.groups, address: typeof addr === 'string' ? addr : h.name };
+}
+
+export interface Prepared {
+  loaded: LoadedRunbook;
+  inventory: Inventory;
+  run: RunContext<any>;
+  params: Record<string, unknown>;
+  hostByName(name: string): HostView;
+  connect(name: string): Promise<HostConnection>;
+  transport(): Promise<Transport>;
+}
+
+/** Everything that needs no host: runbook, inventory, selection, params, validate. */
+export async function prepare(ref: string, o: Pick<RunCliOptions, 'inventory' | 'limit' | 'extraVars' | 'secrets' | 'knownHosts' | 'check'>, previousParams?: Record<string, unknown>): Promise<Prepared> {
+  const loaded = await loadRunbook(ref);
+  const def = loaded.def;
+  if (o.inventory.length === 0) throw new BadInputError('no inventory: give -i FILE');
+  const inv = await inventoryModule();
+  const inventory = await inv.loadInventory(o.inventory);
+  const pattern = o.limit ?? def.hosts;
+  const selected = inv.selectHosts(inventory, pattern);
+  if (selected.length === 0) throw new BadInputError(`no host matches ${pattern ? `"${pattern}"` : 'the inventory'}`);
+  const views = new Map([...inventory.hosts.values()].map((h) => [h.name, hostView(h)]));
+  const hosts = selected.map((h) => views.get(h.name)!);
+  const params = resolveParams(def.params, {
+    extraVars: o.extraVars,
+    secrets: o.secrets,
+    groupVars: inventory.groups.get('all')?.vars ?? {},
+    hostVars: hosts.map((h) => h.vars),
+    ...(previousParams ? { previous: previousParams } : {}),
+  });
+  const run: RunContext<any> = {
+    params,
+    hosts,
+    checkMode: o.check,
+    select: (p) => inv.selectHosts(inventory, p).map((h) => views.get(h.name)!),
+  };
+  const problems = def.validate?.(params, run) ?? [];
+  if (problems.length) throw new BadInputError(`runbook ${def.id}: invalid params:\n  - ${problems.map(maskSecrets).join('\n  - ')}`);
+  let transport: Transport | undefined;
+  const getTransport = async () => (transport ??= new (await transportModule()).SshTransport());
+  return {
+    loaded,
+    inventory,
+    run,
+    params,
+    hostByName: (name) => {
+      const v = views.get(name);
+      if (!v) throw new BadInputError(`host ${name} is not in the inventory`);
+      return v;
+    },
+    transport: getTransport,
+    connect: async (name) => {
+      const h = inventory.hosts.get(name);
+      if (!h) throw new BadInputError(`host ${name} is not in the inventory`);
+      const spec = inv.connectionSpec(h, o.knownHosts ? { knownHostsFile: o.knownHosts } : undefined);
+      return (await getTransport()).connect(spec);
+    },
+  };
+}
+
+/** Steps that will ask for confirmation on at least one selected host and lack an approval. */
+export function unapprovedDestructiveSteps(def: RunbookDef<any, any>, run: RunContext<any>, o: Pick<RunCliOptions, 'yes' | 'approve' | 'tags' | 'skipTags'>): string[] {
+  if (o.yes) return [];
+  const selected = new Set(run.hosts.map((h) => h.name));
+  return allSteps(def)
+    .concat(def.handlers ?? [])
+    .filter((s) => s.confirm?.destructive && !o.approve.includes(s.id) && selectedByTags(s, o.tags, o.skipTags))
+    .filter((s) => {
+      if (typeof s.on !== 'string') return true;
+      return run.select(s.on).some((h) => selected.has(h.name));
+    })
+    .map((s) => s.id);
+}
+
+export async function runRunbook(ref: string, o: RunCliOptions, makeUi: (interactive: boolean) => Promise<Ui>): Promise<number> {
+  const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY);
+  if (o.step && !interactive) throw new BadInputError('--step needs a terminal (it asks before every changing step)');
+  if (!Number.isInteger(o.forks) || o.forks < 1) throw new BadInputError('--forks must be a positive integer');
+  const reports = o.reports.map(parseReportArg);
+
+  let resume: ResumeState | undefined;
+  let resumedFrom: ReturnType<typeof readJournal> | undefined;
+  if (o.resume) {
+    const runId = o.resume === 'last' ? lastRunId() : o.resume;
+    resumedFrom = readJournal(runId);
+    resume = { runId, completed: completedPairs(resumedFrom) };
+  }
+  const start = resumedFrom?.find((e) => e.type === 'start');
+  const prep = await prepare(ref, o, start && start.type === 'start' ? start.params : undefined);
+  const def = prep.loaded.def;
+  if (start && start.type === 'start') {
+    if (start.hash !== prep.loaded.hash)
+      throw new BadInputError(`--resume ${resume!.runId}: the runbook changed since that run (${prep.loaded.file}); start a new run instead`);
+    if (start.runbook !== def.id) throw new BadInputError(`--resume ${resume!.runId}: that run was of runbook ${start.runbook}, not ${def.id}`);
+  }
+
+  // Refuse before connecting: no terminal to ask and no approval for a destructive step.
+  if (!o.check && !interactive) {
+    const missing = unapprovedDestructiveSteps(def, prep.run, o);
+    if (missing.length)
+      throw new ConfirmationError(
+        `step${missing.length > 1 ? 's' : ''} ${missing.join(', ')} ${missing.length > 1 ? 'are' : 'is'} destructive and needs confirmation, but there is no terminal: ` +
+          `pass --yes (or --approve ${missing[0]}) to approve it. No host was touched.`,
+      );
+  }
+
+  const ui = await makeUi(interactive);
+  const runId = resume?.runId ?? newRunId();
+  const journal = new Journal(runId);
+  if (resume) journal.write({ type: 'resume', runId });
+  else
+    journal.write({ type: 'start', runId, runbook: def.id, hash: prep.loaded.hash, source: prep.loaded.file, params: prep.params, hosts: prep.run.hosts.map((h) => h.name), checkMode: o.check });
+  ui.info(`run ${runId}: ${def.id} on ${prep.run.hosts.map((h) => h.name).join(', ')}${o.check ? ' (check mode)' : ''}${resume ? ` (resuming)` : ''}`);
+
+  const interrupt = new Interrupt();
+  const pool = new HostPool(prep.connect, interrupt);
+  const options: EngineOptions = {
+    checkMode: o.check,
+    diff: o.diff,
+    forks: o.forks,
+    stepMode: o.step,
+    approvals: { all: o.yes, steps: new Set(o.approve) },
+    tags: o.tags,
+    skipTags: o.skipTags,
+  };
+  const engine: Engine = { run: prep.run, pool, options, interrupt, state: new Map(), hostByName: prep.hostByName };
+  const scheduler = new Scheduler(engine, def, ui, { onResult: (r) => journal.write({ type: 'result', ...r }) }, resume);
+
+  const t0 = performance.now();
+  const startedAt = new Date().toISOString();
+  let onSignal: (() => void) | undefined;
+  const interrupted = new Promise<void>((resolve) => {
+    onSignal = () => {
+      if (interrupt.interrupted) return;
+      interrupt.interrupted = true;
+      ui.info(`interrupted: no new command starts; waiting up to ${INTERRUPT_DEADLINE_MS / 1000}s for running ones`);
+      setTimeout(resolve, INTERRUPT_DEADLINE_MS).unref();
+    };
+  });
+  process.on('SIGINT', onSignal!);
+  process.on('SIGTERM', onSignal!);
+  let results: StepResult[];
+  try {
+    await Promise.race([scheduler.run(), interrupted]);
+    results = scheduler.results;
+  } finally {
+    process.off('SIGINT', onSignal!);
+    process.off('SIGTERM', onSignal!);
+    await pool.closeAll();
+  }
+  const durationMs = performance.now() - t0;
+  const exitCode = exitCodeOf(results, { checkMode: o.check, interrupted: interrupt.interrupted });
+  journal.write({ type: 'end', exitCode, interrupted: interrupt.interrupted });
+  const rows = recap(results, prep.run.hosts.map((h) => h.name));
+  ui.recap(rows, results, durationMs);
+
+  const report: RunReport = {
+    runId,
+    runbook: { id: def.id, description: def.description, hash: prep.loaded.hash },
+    mode: o.check ? 'check' : 'apply',
+    startedAt,
+    durationMs,
+    exitCode,
+    interrupted: interrupt.interrupted,
+    params: prep.params,
+    recap: rows,
+    results,
+  };
+  for (const r of reports) {
+    const text = r.kind === 'json' ? renderJson(report) : (await import('../report/junit.js')).renderJunit(report);
+    writeReportFile(r.path, text);
+  }
+  if (exitCode !== ExitCode.ok) ui.info(`exit code ${exitCode}; journal ${journal.path}`);
+  return exitCode;
+}
+
+export function parseReportArg(arg: string): { kind: 'json' | 'junit'; path: string } {
+  const m = /^(json|junit)=(.+)$/.exec(arg);
+  if (!m) throw new BadInputError(`--report ${arg}: expected json=PATH or junit=PATH`);
+  return { kind: m[1] as 'json' | 'junit', path: m[2]! };
+}
