@@ -48,7 +48,8 @@ export function hostMounts(spec: LabSpec, host: LabHost, hostDir: string): Mount
   const rhel = isRhelHost(spec, host);
   const mounts: Mount[] = [overlay('/etc', 'etc')];
   for (const [target, dir] of BINDS) {
-    if (rhel && target.startsWith('/var/lib/')) continue;
+    // a PGDG box has no Debian cluster dirs: hidden (hiddenPaths) rather than bound empty
+    if (rhel && (target.startsWith('/var/lib/') || target === '/etc/postgresql')) continue;
     mounts.push({ kind: 'bind', target, source: join(hostDir, 'fs', dir) });
   }
   // Overlays after the binds: their sources live under /var/lib, which the /var/lib overlay covers.
@@ -166,7 +167,7 @@ export function prepareHostFs(spec: LabSpec, host: LabHost, hostDir: string, acc
   const pgHome = rhel ? join(hostDir, 'varlib.upper', 'pgsql') : fs('var-lib-postgresql');
   mkdir(pgHome, rhel ? 0o700 : 0o755, accounts.postgres);
   authorize(pgHome, clientPub, accounts.postgres);
-  mkdir(fs('etc-postgresql'), 0o755, accounts.postgres);
+  if (!rhel) mkdir(fs('etc-postgresql'), 0o755, accounts.postgres);
   mkdir(join(fs('var-log'), 'postgresql'), 0o1775, { uid: 0, gid: accounts.postgres.gid });
   chmodSync(fs('tmp'), 0o1777);
   if (host.role === 'nfs') mkdir(join(fs('srv'), 'share'), 0o755);
@@ -204,6 +205,11 @@ export function hiddenPaths(spec: LabSpec, host: LabHost, hostDir: string): stri
   const keys = ['rsa', 'ecdsa', 'ed25519'].flatMap((t) => [`ssh_host_${t}_key`, `ssh_host_${t}_key.pub`]);
   const hidden = keys.map((k) => join(hostDir, 'etc.upper', 'ssh', k));
   if (isRhelHost(spec, host)) {
+    hidden.push(
+      join(hostDir, 'etc.upper', 'postgresql'),
+      join(hostDir, 'etc.upper', 'postgresql-common'),
+      join(hostDir, 'varlib.upper', 'postgresql'),
+    );
     for (const tool of readdirSync('/usr/bin')) {
       if (/^pg_(lsclusters|ctlcluster|createcluster|dropcluster|upgradecluster|renamecluster|conftool|backupcluster|restorecluster|buildext|virtualenv)$/.test(tool)) {
         hidden.push(join(hostDir, 'usr.upper', 'bin', tool));
