@@ -24,19 +24,24 @@ export function defaultKeyFiles(): string[] {
 export class KeyFileError extends Error {}
 
 /** One prompt per key file per process, shared by the hosts that connect in parallel. */
-const passphrases = new Map<string, Promise<string | undefined>>();
+const prompted = new Map<string, Promise<string | undefined>>();
 
 function isEncryptedError(parsed: ParsedKey | Error): boolean {
   return parsed instanceof Error && /encrypted|passphrase/i.test(parsed.message);
 }
 
-async function askPassphrase(file: string): Promise<string | undefined> {
+function passphraseFor(file: string): Promise<string | undefined> {
   const fromEnv = process.env[PASSPHRASE_ENV];
-  if (fromEnv !== undefined) return fromEnv;
+  if (fromEnv !== undefined) return Promise.resolve(fromEnv);
   // A prompt without a TTY hangs CI forever: never ask there.
-  if (!process.stdin.isTTY || !process.stderr.isTTY) return undefined;
-  const { password } = await import('@inquirer/prompts');
-  return password({ message: `Passphrase for ${file}:`, mask: true });
+  if (!process.stdin.isTTY || !process.stderr.isTTY) return Promise.resolve(undefined);
+  if (!prompted.has(file)) {
+    prompted.set(
+      file,
+      import('@inquirer/prompts').then(({ password }) => password({ message: `Passphrase for ${file}:`, mask: true })),
+    );
+  }
+  return prompted.get(file)!;
 }
 
 /** Load and decrypt a private key; throws KeyFileError saying what to do. */
@@ -49,8 +54,7 @@ export async function loadPrivateKey(file: string): Promise<ParsedKey> {
   }
   let parsed = utils.parseKey(data);
   if (isEncryptedError(parsed)) {
-    if (!passphrases.has(file)) passphrases.set(file, askPassphrase(file));
-    const passphrase = await passphrases.get(file)!;
+    const passphrase = await passphraseFor(file);
     if (passphrase === undefined) {
       throw new KeyFileError(
         `private key ${file} is protected by a passphrase: set ${PASSPHRASE_ENV}, load the key into ssh-agent, or run in a terminal to be asked`,
@@ -58,7 +62,7 @@ export async function loadPrivateKey(file: string): Promise<ParsedKey> {
     }
     parsed = utils.parseKey(data, passphrase);
     if (parsed instanceof Error) {
-      passphrases.delete(file);
+      prompted.delete(file);
       throw new KeyFileError(`wrong passphrase for private key ${file} (${PASSPHRASE_ENV} or the prompt)`);
     }
   }

@@ -74,12 +74,13 @@ export function parseProxyJump(value: string): JumpHop[] {
 }
 
 /**
- * Apply the ssh config under a spec. The inventory always gives an address and a port; they count
- * as "set" when they differ from the defaults (the name, 22), so a config HostName/Port fills them.
+ * Apply the ssh config under a spec, as `ssh ADDRESS` would (Ansible runs exactly that): the address
+ * (ansible_host) is the alias looked up, so a config HostName for it applies. The port and user
+ * count as set when they differ from the defaults (22, empty); otherwise the config fills them.
  */
 export function resolveTarget(spec: ConnectionSpec, configFile = defaultSshConfigFile()): ResolvedTarget {
   const cfg = sshConfigFor(spec.address, configFile);
-  const address = spec.address === spec.name ? (first(cfg.hostname)?.replace(/%h/g, spec.address) ?? spec.address) : spec.address;
+  const address = first(cfg.hostname)?.replace(/%h/g, spec.address) ?? spec.address;
   const port = spec.port !== 22 ? spec.port : Number(first(cfg.port) ?? 22);
   const user = spec.user || first(cfg.user) || userInfo().username;
   const configured = ([] as string[]).concat(cfg.identityfile ?? []).map((f) => expandPath(f, spec.address, user));
@@ -88,16 +89,20 @@ export function resolveTarget(spec: ConnectionSpec, configFile = defaultSshConfi
   return { name: spec.name, address, port, user, identityFiles, jumps };
 }
 
-/** A jump hop is resolved through the ssh config too, under its own alias; it has no further jumps here. */
-export function resolveHop(hop: JumpHop, fallbackUser: string, configFile = defaultSshConfigFile()): ResolvedTarget {
+/**
+ * A jump hop, resolved through the ssh config under its own alias. What the config does not say
+ * (user, key files) comes from the target: the usual setup is one account and key everywhere.
+ */
+export function resolveHop(hop: JumpHop, target: ResolvedTarget, configFile = defaultSshConfigFile()): ResolvedTarget {
   const cfg = sshConfigFor(hop.host, configFile);
-  const user = hop.user ?? first(cfg.user) ?? fallbackUser;
+  const user = hop.user ?? first(cfg.user) ?? target.user;
+  const configured = ([] as string[]).concat(cfg.identityfile ?? []).map((f) => expandPath(f, hop.host, user));
   return {
     name: hop.host,
     address: first(cfg.hostname)?.replace(/%h/g, hop.host) ?? hop.host,
     port: hop.port ?? Number(first(cfg.port) ?? 22),
     user,
-    identityFiles: ([] as string[]).concat(cfg.identityfile ?? []).map((f) => expandPath(f, hop.host, user)),
+    identityFiles: configured.length ? configured : target.identityFiles,
     jumps: [],
   };
 }

@@ -33,6 +33,9 @@ const DEFAULTS = {
   maxChannels: 8,
 } as const;
 
+/** Channel opens refused by the server (MaxSessions), tried again with backoff: ~5 s in all. */
+const OPEN_RETRIES = 12;
+
 /** A counting semaphore: channels beyond the limit wait their turn, in order. */
 class Slots {
   #free: number;
@@ -117,12 +120,11 @@ class SshConnection implements HostConnection {
     const jumps: Client[] = [];
     try {
       let sock: ClientChannel | undefined;
-      for (const hop of target.jumps) {
-        const hopTarget = resolveHop(hop, target.user, settings.sshConfigFile);
-        const client = await connectClient(spec, hopTarget, settings, sock, `jump host ${hopTarget.name}`);
+      const hops = target.jumps.map((hop) => resolveHop(hop, target, settings.sshConfigFile));
+      for (const [i, hop] of hops.entries()) {
+        const client = await connectClient(spec, hop, settings, sock, `jump host ${hop.name}`);
         jumps.push(client);
-        const next = jumps.length < target.jumps.length ? resolveHop(target.jumps[jumps.length]!, target.user, settings.sshConfigFile) : target;
-        sock = await forward(client, next, spec.name);
+        sock = await forward(client, hops[i + 1] ?? target, spec.name);
       }
       const client = await connectClient(spec, target, settings, sock);
       return new SshConnection(spec, client, jumps, settings.maxChannels);
@@ -146,13 +148,7 @@ class SshConnection implements HostConnection {
     try {
       this.#throwIfLost();
       const startedAt = Date.now();
-      const channel = await new Promise<ClientChannel>((resolve, reject) => {
-        try {
-          this.client.exec(wire.line, (err, stream) => (err ? reject(this.#lostError() ?? err) : resolve(stream)));
-        } catch (error) {
-          reject(this.#lostError() ?? error);
-        }
-      });
+      const channel = await this.#openChannel(wire.line);
       return await runOnChannel(
         channel,
         { host: this.spec.name, command: command.toString(), wire, becomeUser, options, startedAt },
@@ -160,6 +156,30 @@ class SshConnection implements HostConnection {
       );
     } finally {
       release();
+    }
+  }
+
+  /**
+   * sshd frees a session only once it has reaped the child, a moment after the channel closed, so
+   * even 8 channels can briefly meet MaxSessions 10: an open refused that way is tried again (the
+   * command never started, so this is safe).
+   */
+  async #openChannel(line: string): Promise<ClientChannel> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await new Promise<ClientChannel>((resolve, reject) => {
+          try {
+            this.client.exec(line, (err, stream) => (err ? reject(err) : resolve(stream)));
+          } catch (error) {
+            reject(error);
+          }
+        });
+      } catch (error) {
+        const lost = this.#lostError();
+        if (lost) throw lost;
+        if (!/Channel open failure/.test((error as Error).message) || attempt >= OPEN_RETRIES) throw error;
+        await new Promise((r) => setTimeout(r, 10 * 2 ** Math.min(attempt, 6)));
+      }
     }
   }
 

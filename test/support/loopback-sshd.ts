@@ -8,10 +8,11 @@
  * Needs root (mount namespaces); teardown kills the processes it started, by PID.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { ConnectionSpec } from '../../src/inventory/types.js';
 
 /** Where a test connects: everything a ConnectionSpec needs. One place, so tests can move to the lab. */
 export interface SshTarget {
@@ -202,8 +203,16 @@ function signal(pid: number, sig: NodeJS.Signals): void {
   }
 }
 
-/** A copy of the target's known_hosts in a fresh file, for tests that change it. */
-export function copyKnownHosts(target: SshTarget, to: string): string {
-  copyFileSync(target.knownHostsFile, to);
-  return to;
+/** A ConnectionSpec for the target; tests override what they exercise. */
+export function specFor(target: SshTarget, overrides: Partial<ConnectionSpec> = {}): ConnectionSpec {
+  return {
+    name: 'loopback',
+    address: target.address,
+    port: target.port,
+    user: target.user,
+    privateKeyFile: target.privateKeyFile,
+    knownHostsFile: target.knownHostsFile,
+    become: false,
+    ...overrides,
+  };
 }
