@@ -82,7 +82,9 @@ export function resolveTarget(spec: ConnectionSpec, configFile = defaultSshConfi
   const cfg = sshConfigFor(spec.address, configFile);
   const address = first(cfg.hostname)?.replace(/%h/g, spec.address) ?? spec.address;
   const port = spec.port !== 22 ? spec.port : Number(first(cfg.port) ?? 22);
-  const user = spec.user || first(cfg.user) || userInfo().username;
+  // The inventory defaults the user to the local one (as ssh does), so that counts as unset here.
+  const userSet = spec.user !== '' && spec.user !== userInfo().username;
+  const user = (userSet ? spec.user : first(cfg.user)) || spec.user || userInfo().username;
   const configured = ([] as string[]).concat(cfg.identityfile ?? []).map((f) => expandPath(f, spec.address, user));
   const identityFiles = spec.privateKeyFile ? [expandPath(spec.privateKeyFile, spec.address, user)] : configured;
   const jumps = parseProxyJump(spec.proxyJump ?? first(cfg.proxyjump) ?? '');
