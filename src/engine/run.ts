@@ -51,7 +51,8 @@ export interface Prepared {
   params: Record<string, unknown>;
   hostByName(name: string): HostView;
   connect(name: string): Promise<HostConnection>;
-  transport(): Promise<Transport>;
+  /** Close every connection the transport made (if it was ever loaded). */
+  closeTransport(): Promise<void>;
 }
 
 /** Everything that needs no host: runbook, inventory, selection, params, validate. */
@@ -93,7 +94,9 @@ export async function prepare(ref: string, o: Pick<RunCliOptions, 'inventory' | 
       if (!v) throw new BadInputError(`host ${name} is not in the inventory`);
       return v;
     },
-    transport: getTransport,
+    closeTransport: async () => {
+      await transport?.closeAll();
+    },
     connect: async (name) => {
       const h = inventory.hosts.get(name);
       if (!h) throw new BadInputError(`host ${name} is not in the inventory`);
@@ -192,6 +195,7 @@ export async function runRunbook(ref: string, o: RunCliOptions, makeUi: (interac
     process.off('SIGINT', onSignal!);
     process.off('SIGTERM', onSignal!);
     await pool.closeAll();
+    await prep.closeTransport();
   }
   const durationMs = performance.now() - t0;
   const exitCode = exitCodeOf(results, { checkMode: o.check, interrupted: interrupt.interrupted });

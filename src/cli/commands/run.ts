@@ -111,6 +111,7 @@ export function registerRunbookCommands(program: Program): void {
       process.exitCode = marks.includes('failed') ? ExitCode.stepFailed : marks.includes('blocked') ? ExitCode.blocked : ExitCode.ok;
     } finally {
       await pool.closeAll();
+      await prep.closeTransport();
     }
   });
 
