@@ -1,4 +1,41 @@
+/**
+ * `runbook inventory --list | --host NAME -i PATH [-i PATH…] [--limit PATTERN]`: the inventory as
+ * `ansible-inventory` prints it, with secrets masked.
+ */
 import type { Command as Program } from 'commander';
+import { BadInputError } from '../../errors.js';
+import { hostVarsJson, loadInventory, selectHosts, toAnsibleListJson } from '../../inventory/index.js';
 
-// Placeholder until its owner lands the command; replaced, never shipped.
-export function registerInventory(_program: Program): void {}
+interface InventoryOptions {
+  inventory: string[];
+  list?: boolean;
+  host?: string;
+  limit?: string;
+}
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
+export function registerInventory(program: Program): void {
+  program
+    .command('inventory')
+    .description('Show an Ansible inventory as runbook reads it (the JSON of ansible-inventory; secrets masked)')
+    .option('-i, --inventory <path>', 'inventory file or directory (repeatable)', collect, [])
+    .option('--list', 'print every group and host with merged variables')
+    .option('--host <name>', "print one host's merged variables")
+    .option('-l, --limit <pattern>', 'only hosts matching an Ansible pattern (web:&prod, pg*, all:!db1)')
+    .action(async (options: InventoryOptions) => {
+      if (options.inventory.length === 0) throw new BadInputError('inventory: give at least one -i PATH');
+      if (Boolean(options.list) === Boolean(options.host)) throw new BadInputError('inventory: give either --list or --host NAME');
+      const inventory = await loadInventory(options.inventory);
+      const selected = selectHosts(inventory, options.limit ?? 'all');
+      let output: object;
+      if (options.host !== undefined) {
+        const host = selected.find((h) => h.name === options.host);
+        if (!host) throw new BadInputError(`inventory: no host "${options.host}"${options.limit ? ` within --limit ${options.limit}` : ''}`);
+        output = hostVarsJson(host);
+      } else {
+        output = toAnsibleListJson(inventory, selected);
+      }
+      process.stdout.write(`${JSON.stringify(output, null, 4)}\n`);
+    });
+}

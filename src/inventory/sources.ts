@@ -1,0 +1,74 @@
+/**
+ * What `-i PATH` means: a file, or a directory whose inventory files are all loaded (sorted,
+ * recursively) the way Ansible walks one. Each file is YAML or INI by its name, or by its first line.
+ */
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { extname, join, resolve } from 'node:path';
+import { BadInputError } from '../errors.js';
+
+export type InventoryFormat = 'yaml' | 'ini';
+
+export interface InventoryFile {
+  path: string;
+  format: InventoryFormat;
+  text: string;
+}
+
+export interface InventorySource {
+  /** The -i argument, absolute. */
+  path: string;
+  /** Where its group_vars/ and host_vars/ are: the directory itself, or the file's directory. */
+  basedir: string;
+  files: InventoryFile[];
+}
+
+// Ansible's IGNORED_ALWAYS and default INVENTORY_IGNORE_EXTS: in a directory, *.ini is skipped too.
+const IGNORED_NAMES = /^(?:\..*|host_vars|group_vars|vars_plugins)$/;
+const IGNORED_EXTS = ['.pyc', '.pyo', '.swp', '.bak', '~', '.rpm', '.md', '.txt', '.rst', '.orig', '.ini', '.cfg', '.retry'];
+const YAML_EXTS = ['.yml', '.yaml', '.json'];
+
+export function resolveSource(arg: string): InventorySource {
+  const path = resolve(arg);
+  let isDir: boolean;
+  try {
+    isDir = statSync(path).isDirectory();
+  } catch {
+    throw new BadInputError(`inventory ${arg} does not exist`);
+  }
+  if (!isDir) return { path, basedir: resolve(path, '..'), files: [readInventoryFile(path, false)] };
+  const files: InventoryFile[] = [];
+  walk(path, files);
+  if (files.length === 0) throw new BadInputError(`inventory directory ${arg} holds no inventory file`);
+  return { path, basedir: path, files };
+}
+
+function walk(dir: string, out: InventoryFile[]): void {
+  for (const name of readdirSync(dir).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))) {
+    if (IGNORED_NAMES.test(name) || IGNORED_EXTS.some((e) => name.endsWith(e))) continue;
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) walk(path, out);
+    else out.push(readInventoryFile(path, true));
+  }
+}
+
+function readInventoryFile(path: string, inDirectory: boolean): InventoryFile {
+  const ext = extname(path).toLowerCase();
+  if (ext === '.toml') throw new BadInputError('TOML inventories are not supported: use YAML or INI', { file: path });
+  const text = readFileSync(path, 'utf8');
+  if (YAML_EXTS.includes(ext)) return { path, format: 'yaml', text };
+  if (ext === '.ini' && !inDirectory) return { path, format: 'ini', text };
+  return { path, format: looksLikeYaml(text) ? 'yaml' : 'ini', text };
+}
+
+/** Ansible tries YAML, then INI. We decide from the first meaningful line, so errors speak the right language. */
+export function looksLikeYaml(text: string): boolean {
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.trim();
+    if (!line || line.startsWith('#') || line.startsWith(';')) continue;
+    if (line.startsWith('---') || line.startsWith('{')) return true;
+    if (line.startsWith('[')) return false;
+    // A YAML inventory starts with `group:`; an INI host line is `name`, `name:port` or `name k=v`.
+    return /^[^\s=]+:(?:\s|$)/.test(line) || /^["'][^"']*["']\s*:/.test(line);
+  }
+  return false;
+}
