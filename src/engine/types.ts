@@ -150,7 +150,7 @@ export interface StepDef<P, F = Record<string, unknown>> {
     assertions?: (ctx: StepContext<P>) => Assertion<P>[];
   };
   /** Values for later steps on this host (state), from this step's facts. */
-  remember?: (facts: F, ctx: StepContext<P>) => Record<string, unknown>;
+  remember?: (facts: F, ctx: StepContext<P>) => object;
   tags?: string[];
   retries?: number;
   /** Handler ids to run (once, at the end of the phase) when this step changed the host. */
