@@ -3,8 +3,23 @@
  * file (kernel exports file, nfs-ganesha EXPORT block, fstab line). No I/O here: the runbooks
  * (runbooks/enable-nfs-sharing.ts, disable-nfs-sharing.ts) feed these from facts.
  */
-import type { KernelNfs, MountFacts, MountUser, NfsHostFacts } from '../facts/nfs.js';
+import { blocked, change, fact, noop, param, stepsFor } from '../engine/define.js';
+import type { Fact, ParamsOf, Plan, RunContext, StepContext, StepDef } from '../engine/types.js';
+import {
+  GANESHA_PID_FILE,
+  ganeshaFact,
+  nfsHostFact,
+  pathFact,
+  type GaneshaFacts,
+  type KernelNfs,
+  type MountFacts,
+  type MountUser,
+  type NfsHostFacts,
+  type PathFacts,
+} from '../facts/nfs.js';
 import { raw, sh, type Command } from '../shell/index.js';
+import type { ServiceArgs } from './service.js';
+import { portListening } from './wait.js';
 
 // ---------------------------------------------------------------- input
 
@@ -319,4 +334,202 @@ export function checkRoundTrip(stdout: string, stderr: string, exitCode: number 
   if (exitCode !== 0 || !wrote) return `write failed (exit ${exitCode}): ${stderr.trim().split('\n').slice(-2).join(' ') || 'no output'}`;
   if (read !== wrote) return `read back ${JSON.stringify(read ?? '')}, wrote ${JSON.stringify(wrote)}`;
   return true;
+}
+
+// ---------------------------------------------------------------- params and shared steps
+
+export const nfsParams = {
+  name: param.string({ description: 'share name: names the exports file and the ganesha block', default: 'share' }),
+  exportPath: param.string({ description: 'path exported by the server (must exist there)', default: '/srv/share' }),
+  mountPoint: param.string({ description: 'where clients mount the share', default: '/mnt/share' }),
+  options: param.string({ description: 'export options, exports(5) style', default: 'rw,sync,root_squash' }),
+  mountOptions: param.string({ description: 'extra mount options (hard,_netdev,nofail are always set)', default: '' }),
+  owner: param.string({ description: 'owner[:group] of the exported directory ("" leaves it)', default: 'postgres' }),
+  user: param.string({ description: 'service user for the write/read test', default: 'postgres' }),
+  servers: param.string({ description: 'NFS server host pattern (one host)', default: 'nfs_servers' }),
+  clients: param.string({ description: 'client host pattern', default: 'postgres' }),
+  clientAddresses: param.list({ description: 'more addresses, networks or host names allowed to mount', default: [] }),
+  backend: param.string({ description: 'server backend', default: 'auto', choices: ['auto', 'kernel', 'ganesha'] }),
+};
+export type NfsParams = ParamsOf<typeof nfsParams>;
+
+/** The share as the params and the inventory describe it. */
+export function shareSpec<P extends NfsParams>(p: P, ctx: RunContext<P>): ShareSpec {
+  const server = ctx.select(p.servers)[0];
+  const clients = [...ctx.select(p.clients).map((h) => h.address), ...p.clientAddresses];
+  return {
+    name: p.name,
+    exportPath: p.exportPath,
+    mountPoint: p.mountPoint,
+    exportOptions: parseOptions(p.options),
+    mountOptions: parseOptions(p.mountOptions),
+    clients: [...new Set(clients)],
+    serverAddress: server?.address ?? '',
+  };
+}
+
+/** Runbook-level validation: all problems at once, before any host is touched. */
+export function validateNfs<P extends NfsParams>(p: P, ctx: RunContext<P>): string[] {
+  const servers = ctx.select(p.servers);
+  const problems: string[] = [];
+  if (servers.length !== 1) problems.push(`servers "${p.servers}" must match exactly one host, matches ${servers.length}${servers.length ? ` (${servers.map((h) => h.name).join(', ')})` : ''}`);
+  if (p.owner && !isValidOwner(p.owner)) problems.push(`owner ${JSON.stringify(p.owner)} is not a user[:group] name or uid[:gid]`);
+  if (!/^[a-z_][a-z0-9_.-]*$/i.test(p.user)) problems.push(`user ${JSON.stringify(p.user)} is not a user name`);
+  return [...problems, ...shareProblems(shareSpec(p, ctx))];
+}
+
+/** What later steps read from ctx.state (set by the check steps, which never change anything). */
+export type NfsState = {
+  nfsInit?: NfsHostFacts['init'];
+  nfsBackend?: Backend;
+  /** Why the kernel nfsd is not used here. */
+  nfsNoKernelServer?: string;
+  nfsHasGanesha?: boolean;
+  /** Why the kernel cannot mount here (the skip reason), undefined when it can. */
+  nfsNoKernelClient?: string;
+};
+export const nfsState = <P>(ctx: StepContext<P>): NfsState => ctx.state as NfsState;
+
+/** Skip unless the kernel can mount; the reason is the fact (e.g. no nfs in /proc/filesystems). */
+export const whenKernelClient = <P>(ctx: StepContext<P>): true | string => nfsState(ctx).nfsNoKernelClient ?? true;
+
+/**
+ * The checks both runbooks start with: nothing changes, everything later steps need is remembered.
+ * `needPath`: a missing export path blocks (enable); disabling does not care.
+ */
+export function nfsCheckSteps<P extends NfsParams>(mode: 'enable' | 'disable'): Array<StepDef<P, any>> {
+  const { step } = stepsFor<P>();
+  const server = step<{ host: NfsHostFacts; path: PathFacts }>({
+    id: 'nfs-server-check',
+    title: 'NFS server: backend and export path',
+    on: (ctx) => ctx.select(ctx.params.servers).map((h) => h.name),
+    become: true,
+    gather: (ctx) => ({ host: nfsHostFact, path: pathFact(ctx.params.exportPath) }),
+    plan: (f, ctx) => {
+      const choice = chooseBackend(ctx.params.backend as 'auto' | Backend, f.host);
+      if (mode === 'disable') return noop(`kernel nfsd: ${kernelServerUnavailable(f.host) ?? 'available'}; ganesha: ${f.host.tools['ganesha.nfsd'] ? 'installed' : 'not installed'}`);
+      if ('blocked' in choice) return blocked(choice.blocked);
+      if (f.path.kind === 'missing') return blocked(`export path ${f.path.path} does not exist on ${ctx.host.name}: create it, or give exportPath`);
+      if (f.path.kind !== 'directory') return blocked(`export path ${f.path.path} on ${ctx.host.name} is not a directory`);
+      return noop(`backend ${choice.backend} (${choice.why}); ${f.path.path} is a directory owned by ${f.path.owner}`);
+    },
+    remember: (f, ctx): NfsState => {
+      const choice = chooseBackend(ctx.params.backend as 'auto' | Backend, f.host);
+      const noKernel = kernelServerUnavailable(f.host);
+      return {
+        nfsInit: f.host.init,
+        ...('backend' in choice ? { nfsBackend: choice.backend } : {}),
+        ...(noKernel ? { nfsNoKernelServer: noKernel } : {}),
+        nfsHasGanesha: Boolean(f.host.tools['ganesha.nfsd']),
+      };
+    },
+  });
+  const client = step<{ host: NfsHostFacts }>({
+    id: 'nfs-client-check',
+    title: 'NFS client: kernel support, or libnfs',
+    on: (ctx) => ctx.select(ctx.params.clients).map((h) => h.name),
+    gather: () => ({ host: nfsHostFact }),
+    plan: (f) => {
+      const noKernel = kernelClientUnavailable(f.host.kernel);
+      if (!noKernel) {
+        if (!f.host.tools['mount.nfs']) return blocked('the kernel has an NFS client but mount.nfs is missing: install nfs-common (Debian) or nfs-utils (RHEL)');
+        return noop('kernel NFS client available');
+      }
+      if (mode === 'enable' && !(f.host.tools['nfs-cp'] && f.host.tools['nfs-cat']))
+        return blocked(`${noKernel}, and libnfs-utils (nfs-cp, nfs-cat) is not installed: nothing on this host can reach the share`);
+      return noop(`${noKernel}: no mount here; the share is checked through libnfs (nfs-cp, nfs-cat)`);
+    },
+    remember: (f): NfsState => {
+      const noKernel = kernelClientUnavailable(f.host.kernel);
+      return { nfsInit: f.host.init, ...(noKernel ? { nfsNoKernelClient: noKernel } : {}) };
+    },
+  });
+  return [server, client];
+}
+
+/** Server steps run on the server hosts only. */
+export const onServers = <P extends NfsParams>(ctx: RunContext<P>): string[] => ctx.select(ctx.params.servers).map((h) => h.name);
+export const onClients = <P extends NfsParams>(ctx: RunContext<P>): string[] => ctx.select(ctx.params.clients).map((h) => h.name);
+
+/** Skip unless the server uses (enable) or may hold (disable) this backend. */
+export function whenBackend<P>(backend: Backend, mode: 'enable' | 'disable') {
+  return (ctx: StepContext<P>): true | string => {
+    const s = nfsState(ctx);
+    if (backend === 'kernel') {
+      if (s.nfsNoKernelServer) return `kernel nfsd not usable here: ${s.nfsNoKernelServer}`;
+      return mode === 'disable' || s.nfsBackend === 'kernel' ? true : `backend is ${s.nfsBackend}`;
+    }
+    if (mode === 'disable') return s.nfsHasGanesha ? true : 'nfs-ganesha is not installed';
+    return s.nfsBackend === 'ganesha' ? true : `backend is ${s.nfsBackend}`;
+  };
+}
+
+/** exportfs -v as a fact (kernel backend). */
+export const exportfsFact: Fact<ExportEntry[]> = fact({
+  name: 'nfs.exportfs',
+  become: true,
+  command: exportfsList,
+  parse: (r) => {
+    if (r.exitCode !== 0) throw new Error(`exportfs -v failed: ${r.stderr.trim()}`);
+    return parseExportfs(r.stdout);
+  },
+});
+
+/** The kernel's live export table matches the file (enable), or no longer has the path (disable). */
+export function planKernelExportActive(entries: ExportEntry[], spec: ShareSpec, present: boolean): Plan {
+  const ours = entries.filter((e) => e.path === spec.exportPath);
+  if (!present) return ours.length ? change(`exportfs -ra: ${spec.exportPath} is still exported`, [exportfsReload]) : noop(`${spec.exportPath} is not exported`);
+  const want = spec.exportOptions.filter((o) => !/^no_(all_)?squash$|^(no_)?wdelay$/.test(o));
+  const stale = spec.clients.filter((c) => {
+    const e = ours.find((x) => x.client === c);
+    return !e || want.some((o) => !e.options.includes(o));
+  });
+  return stale.length ? change(`exportfs -ra: ${stale.join(', ')} not exported as wanted`, [exportfsReload]) : noop(`exportfs -v shows ${spec.exportPath} for ${spec.clients.join(', ')}`);
+}
+
+/** ganesha as a process (no init system) or a systemd unit. */
+export function ganeshaService(init: NfsHostFacts['init']): ServiceArgs {
+  const pidFile = GANESHA_PID_FILE;
+  return {
+    name: 'nfs-ganesha',
+    state: 'running',
+    commands: {
+      start: startOrReloadGanesha(init, undefined, pidFile),
+      stop: sh`kill $(cat ${pidFile})`,
+      status: sh`p=$(cat ${pidFile} 2>/dev/null) && [ "$(cat /proc/$p/comm 2>/dev/null)" = ganesha.nfsd ]`,
+    },
+  };
+}
+
+export const rpcbindService = (init: NfsHostFacts['init']): ServiceArgs => ({
+  name: 'rpcbind',
+  state: 'running',
+  commands: { start: startRpcbind(init), stop: sh`pkill -x rpcbind`, status: sh`pgrep -x rpcbind >/dev/null` },
+});
+
+/** Reload a running ganesha (SIGHUP re-reads EXPORT blocks); a handler. */
+export function ganeshaReloadHandler<P>(): StepDef<P, { g: GaneshaFacts }> {
+  return {
+    id: 'nfs-ganesha-reload',
+    title: 'Reload nfs-ganesha',
+    become: true,
+    gather: () => ({ g: ganeshaFact }),
+    plan: (f, ctx) => {
+      const init = nfsState(ctx).nfsInit ?? 'none';
+      if (!f.g.pid && init !== 'systemd') return noop('nfs-ganesha is not running: nothing to reload');
+      return change('reload nfs-ganesha', [startOrReloadGanesha(init, f.g.pid, GANESHA_PID_FILE)]);
+    },
+    // A reload changes nothing a fact can see; the process must still be there afterwards.
+    verify: { converge: false, assertions: () => [portListening<P>(2049, { timeoutMs: 15_000, intervalMs: 500 })] },
+  };
+}
+
+/** The share answers a write and a read as the service user: through the mount, else through libnfs. */
+export function shareRoundTripFact(spec: ShareSpec, host: string, via: 'mount' | 'libnfs', user: string): Fact<true | string> {
+  return fact({
+    name: `nfs.write-read ${via}`,
+    become: user,
+    command: sh`cd / && ${roundTripCommand(via, spec, host)}`,
+    parse: (r) => checkRoundTrip(r.stdout, r.stderr, r.exitCode),
+  });
 }
