@@ -1,4 +1,141 @@
+/**
+ * `runbook exec -i INV [--limit P] [--become] [--forks N] -- 'SHELL LINE'`: one shell line on the
+ * selected hosts in parallel, printed like Ansible's ad-hoc output: a header per host, then its
+ * stdout and stderr verbatim, then a summary. An unreachable host never holds up the others.
+ */
+import chalk from 'chalk';
 import type { Command as Program } from 'commander';
+import { BadInputError, ExitCode, RunbookError, UnreachableError } from '../../errors.js';
+import { connectionSpec, loadInventory, selectHosts, type ConnectionSpec } from '../../inventory/index.js';
+import { raw } from '../../shell/command.js';
+import { maskSecrets } from '../../shell/secret.js';
+import { SshTransport } from '../../transport/ssh.js';
+import { CommandFailedError, type ExecResult, type Transport } from '../../transport/types.js';
 
-// Placeholder until its owner lands the command; replaced, never shipped.
-export function registerExec(_program: Program): void {}
+interface ExecCliOptions {
+  inventory: string[];
+  limit?: string;
+  become?: boolean;
+  becomeUser?: string;
+  forks: number;
+  timeout?: number;
+  knownHosts?: string;
+  acceptNewHostKeys?: boolean;
+}
+
+type HostOutcome =
+  | { host: string; status: 'changed' | 'failed'; result: ExecResult; note?: string }
+  | { host: string; status: 'failed'; result?: ExecResult; note: string }
+  | { host: string; status: 'unreachable'; note: string };
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
+function positiveInt(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1) throw new BadInputError(`exec: ${name} must be a whole number ≥ 1, got "${value}"`);
+    return n;
+  };
+}
+
+export function registerExec(program: Program): void {
+  program
+    .command('exec')
+    .description("Run one shell line on the selected hosts in parallel (like Ansible's ad-hoc shell)")
+    .usage("-i INVENTORY [options] -- 'SHELL LINE'")
+    .argument('<line...>', 'the shell line, after --; words are joined with spaces as ssh does')
+    .option('-i, --inventory <path>', 'inventory file or directory (repeatable)', collect, [])
+    .option('-l, --limit <pattern>', 'only hosts matching an Ansible pattern (web:&prod, pg*, all:!db1)')
+    .option('-b, --become', 'run through sudo (sudo -n, or sudo -S with ansible_become_password)')
+    .option('--become-user <user>', 'sudo to this user (default: ansible_become_user, or root)')
+    .option('-f, --forks <n>', 'hosts at a time', positiveInt('--forks'), 10)
+    .option('--timeout <sec>', 'kill the command on the host after this many seconds', positiveInt('--timeout'))
+    .option('--known-hosts <file>', 'known_hosts file to verify host keys against')
+    .option('--accept-new-host-keys', 'record the key of a host not yet known (a changed key is still refused)')
+    .action(async (words: string[], options: ExecCliOptions) => {
+      if (options.inventory.length === 0) throw new BadInputError('exec: give at least one -i PATH');
+      const line = words.join(' ');
+      if (line.trim() === '') throw new BadInputError("exec: give the shell line after --, e.g. runbook exec -i inv.yml -- 'uptime'");
+      const inventory = await loadInventory(options.inventory);
+      const hosts = selectHosts(inventory, options.limit ?? 'all');
+      if (hosts.length === 0) throw new BadInputError(`exec: no hosts match ${options.limit ?? 'all'}`);
+      const specs = hosts.map((h) =>
+        connectionSpec(h, {
+          ...(options.knownHosts !== undefined ? { knownHostsFile: options.knownHosts } : {}),
+          ...(options.acceptNewHostKeys ? { acceptNewHostKey: true } : {}),
+          ...(options.become ? { become: true } : {}),
+          ...(options.becomeUser !== undefined ? { becomeUser: options.becomeUser } : {}),
+        }),
+      );
+      await execOnHosts(new SshTransport(), specs, line, options);
+    });
+}
+
+/** Run the line everywhere (forks at a time), print each host as it finishes, throw for the exit code. */
+export async function execOnHosts(
+  transport: Transport,
+  specs: ConnectionSpec[],
+  line: string,
+  options: Pick<ExecCliOptions, 'forks' | 'timeout'>,
+  out: (text: string) => void = (text) => process.stdout.write(text),
+): Promise<void> {
+  const started = Date.now();
+  const outcomes: HostOutcome[] = [];
+  const queue = [...specs];
+  const worker = async () => {
+    for (let spec = queue.shift(); spec; spec = queue.shift()) {
+      const outcome = await runOnHost(transport, spec, line, options.timeout);
+      outcomes.push(outcome);
+      out(formatOutcome(outcome));
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.min(options.forks, specs.length) }, worker));
+  } finally {
+    await transport.closeAll();
+  }
+  const count = (s: HostOutcome['status']) => outcomes.filter((o) => o.status === s).length;
+  const [ok, failed, unreachable] = [count('changed'), count('failed'), count('unreachable')];
+  const seconds = ((Date.now() - started) / 1000).toFixed(2);
+  out(`\n${specs.length} host${specs.length === 1 ? '' : 's'}: ${ok} ok, ${failed} failed, ${unreachable} unreachable (${seconds} s)\n`);
+  // Unreachable wins: it says the run could not even look at some hosts.
+  if (unreachable > 0) throw new RunbookError(`exec: ${unreachable} host(s) unreachable, ${failed} failed`, ExitCode.unreachable);
+  if (failed > 0) throw new RunbookError(`exec: the command failed on ${failed} host(s)`, ExitCode.stepFailed);
+}
+
+async function runOnHost(transport: Transport, spec: ConnectionSpec, line: string, timeoutSec?: number): Promise<HostOutcome> {
+  try {
+    const connection = await transport.connect(spec);
+    // The one place a user's free-form shell line becomes a Command: that is what raw() is for.
+    const result = await connection.exec(raw(line), {
+      ...(spec.become ? { become: true } : {}),
+      ...(timeoutSec !== undefined ? { timeoutSec } : {}),
+    });
+    const ok = result.exitCode === 0 && !result.signal;
+    return { host: spec.name, status: ok ? 'changed' : 'failed', result };
+  } catch (error) {
+    if (error instanceof UnreachableError) return { host: spec.name, status: 'unreachable', note: error.reason };
+    // Its first line says what went wrong (sudo…); the output follows verbatim anyway.
+    if (error instanceof CommandFailedError) return { host: spec.name, status: 'failed', result: error.result, note: error.message.split('\n')[0]! };
+    return { host: spec.name, status: 'failed', note: error instanceof Error ? error.message : String(error) };
+  }
+}
+
+/** Ansible ad-hoc style: `pg1 | CHANGED | rc=0`, then the output verbatim. */
+export function formatOutcome(outcome: HostOutcome): string {
+  if (outcome.status === 'unreachable') {
+    return `${chalk.red(`${outcome.host} | UNREACHABLE! | ${maskSecrets(outcome.note)}`)}\n`;
+  }
+  const { result } = outcome;
+  const fields = [outcome.host, outcome.status === 'changed' ? 'CHANGED' : 'FAILED'];
+  if (result) {
+    fields.push(result.signal ? `signal=${result.signal}` : `rc=${result.exitCode}`);
+    if (result.timedOut) fields.push('timed out');
+  }
+  const header = fields.join(' | ');
+  const colored = outcome.status === 'changed' ? chalk.yellow(header) : chalk.red(header);
+  const body = [outcome.note ? `${maskSecrets(outcome.note)}\n` : '', result?.stdout ?? '', result?.stderr ?? '']
+    .map((text) => (text && !text.endsWith('\n') ? `${text}\n` : text))
+    .join('');
+  return `${colored}\n${body}`;
+}
