@@ -47,7 +47,7 @@ export function toAnsibleListJson(inventory: Inventory, only?: Iterable<Inventor
   };
   visit(inventory.groups.get('all')!);
   const hostvars: Record<string, unknown> = {};
-  for (const host of inventory.hosts.values()) {
+  for (const host of [...inventory.hosts.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
     if (selected.has(host.name) && Object.keys(host.vars).length > 0) hostvars[host.name] = maskSecretVars(host.vars);
   }
   return sortKeys({ _meta: { hostvars }, ...out });
