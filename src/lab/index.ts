@@ -51,7 +51,12 @@ export async function labUp(opts: UpOptions = {}, log: Log = quiet): Promise<UpR
   const started = Date.now();
   return withLock(name, async () => {
     const existing = readState(name);
-    const spec = buildSpec({ ...opts, name }, defaultNet(name, existing));
+    // rebuilding after a crash keeps the lab's shape unless told otherwise
+    const previous = existing && {
+      hosts: existing.spec.hosts.map((h) => `${h.name}=${h.role}`).join(','),
+      layout: existing.spec.layout,
+    };
+    const spec = buildSpec({ ...previous, ...definedOnly(opts), name }, defaultNet(name, existing));
     if (existing) {
       if (await isHealthy(existing)) {
         const explicit = opts.subnet !== undefined || opts.hosts !== undefined || opts.layout !== undefined;
@@ -194,4 +199,8 @@ function defaultNet(name: string, existing: LabState | undefined): string {
   const taken = new Set([...listLabs().map((n) => readState(n)?.spec.net), ...Object.values(PRESETS).map((p) => p.net)]);
   for (let n = 2; n < 255; n++) if (!taken.has(`10.231.${n}`)) return `10.231.${n}`;
   throw new BadInputError('no free 10.231.N.0/24 subnet left: pass --subnet');
+}
+
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
