@@ -7,7 +7,8 @@
  * from /proc/filesystems) the mount is skipped with that reason, and the write/read test goes
  * through libnfs (nfs-cp / nfs-cat) instead; it says so.
  */
-import { defineRunbook, noop, stepsFor, change } from '../src/engine/define.js';
+import { defineRunbook, stepsFor } from '../src/engine/define.js';
+import type { StepContext } from '../src/engine/types.js';
 import { file, directory, lineInFile, managedBlock } from '../src/ops/files.js';
 import { service } from '../src/ops/service.js';
 import { mountFact } from '../src/facts/nfs.js';
@@ -30,7 +31,9 @@ import {
   renderGaneshaExport,
   renderKernelExports,
   rpcbindService,
-  shareRoundTripFact,
+  shareProbeFact,
+  planProbe,
+  probeWriteCommand,
   shareSpec,
   validateNfs,
   whenBackend,
@@ -39,6 +42,7 @@ import {
 } from '../src/ops/nfs.js';
 
 const { step, phase } = stepsFor<NfsParams>();
+const via = (ctx: StepContext<NfsParams>) => (nfsState(ctx).nfsNoKernelClient ? 'libnfs' : 'mount');
 const ganeshaBlockMarker = (name: string) => `nfs share ${name}`;
 
 export default defineRunbook({
@@ -138,24 +142,14 @@ export default defineRunbook({
         id: 'nfs-write-read',
         title: 'Write and read the share as the service user',
         on: onClients,
-        gather: (ctx) => ({ rt: shareRoundTripFact(shareSpec(ctx.params, ctx), ctx.host.name, nfsState(ctx).nfsNoKernelClient ? 'libnfs' : 'mount', ctx.params.user) }),
+        become: true,
+        // ganesha may still be registering with rpcbind right after its start.
+        retries: 2,
+        gather: (ctx) => ({ probe: shareProbeFact(shareSpec(ctx.params, ctx), ctx.host.name, via(ctx), ctx.params.user) }),
         plan: (f, ctx) => {
           const why = nfsState(ctx).nfsNoKernelClient;
           const how = why ? `through libnfs (nfs-cp, nfs-cat; NFSv3), not a mount: ${why}` : 'through the kernel mount';
-          if (f.rt === true) return noop(`${ctx.params.user} wrote and read back a probe ${how}`);
-          // The probe only fails before the share is ready: wait for it (verify polls), then fail with the reason.
-          return change(`write/read test as ${ctx.params.user} ${how} (now: ${f.rt})`, []);
-        },
-        verify: {
-          converge: false,
-          assertions: (ctx) => [
-            {
-              name: `${ctx.params.user} can write and read the share`,
-              intervalMs: 1000,
-              timeoutMs: 20_000,
-              check: (actx) => actx.read(shareRoundTripFact(shareSpec(actx.params, actx), actx.host.name, nfsState(actx).nfsNoKernelClient ? 'libnfs' : 'mount', actx.params.user)),
-            },
-          ],
+          return planProbe(f.probe, how, probeWriteCommand(via(ctx), shareSpec(ctx.params, ctx), ctx.host.name, ctx.params.user), ctx.params.user);
         },
       }),
     ]),

@@ -298,42 +298,58 @@ export function planUnmount(mount: MountFacts, users: MountUser[], force: boolea
 
 // ---------------------------------------------------------------- write/read test
 
-/** Probe file of one client on the share: overwritten each run, so probes never pile up. */
+/** Probe file of one client on the share; disable-nfs-sharing removes them. */
 export const probeName = (host: string): string => `.runbook-probe-${host}`;
 
-/**
- * Write a fresh token to the share and read it back, as the service user. Through the mount
- * when there is one; else through libnfs (NFSv3, from the client host, in user space).
- * Prints `wrote=TOKEN` and `read=TOKEN`; the comparison is the caller's.
- */
-export function roundTripCommand(
-  via: 'mount' | 'libnfs',
-  spec: Pick<ShareSpec, 'serverAddress' | 'exportPath' | 'mountPoint'>,
-  host: string,
-): Command {
-  const token = raw(`"$(hostname)-$$-$(date +%s%N)"`);
-  if (via === 'mount') {
-    const file = `${spec.mountPoint}/${probeName(host)}`;
-    return sh`f=${file}; t=${token}; ${raw(`printf '%s' "$t" > "$f" && echo "wrote=$t" && echo "read=$(cat "$f")"`)}`;
-  }
-  const url = libnfsUrl(spec.serverAddress, `${spec.exportPath}/${probeName(host)}`);
-  return sh`u=${url}; t=${token}; ${raw(
-    `l=$(mktemp) && printf '%s' "$t" > "$l" && nfs-cp "$l" "$u" && echo "wrote=$t" && echo "read=$(nfs-cat "$u")"; r=$?; rm -f "$l"; exit $r`,
-  )}`;
-}
+/** Fixed content, so every run can check that what it reads is what this host wrote. */
+export const probeContent = (host: string, user: string): string => `runbook write/read probe from ${host} as ${user}\n`;
 
 export function libnfsUrl(server: string, path: string): string {
   // version=3: libnfs over NFSv4 fails on larger writes (seen in the lab).
   return `nfs://${server}${path}?version=3`;
 }
 
-/** true when what was read is what was written, else what went wrong. */
-export function checkRoundTrip(stdout: string, stderr: string, exitCode: number | null): true | string {
-  const wrote = /^wrote=(.*)$/m.exec(stdout)?.[1];
-  const read = /^read=(.*)$/m.exec(stdout)?.[1];
-  if (exitCode !== 0 || !wrote) return `write failed (exit ${exitCode}): ${stderr.trim().split('\n').slice(-2).join(' ') || 'no output'}`;
-  if (read !== wrote) return `read back ${JSON.stringify(read ?? '')}, wrote ${JSON.stringify(wrote)}`;
-  return true;
+type ProbeSpec = Pick<ShareSpec, 'serverAddress' | 'exportPath' | 'mountPoint'>;
+
+/** Read this host's probe back: through the mount, or through libnfs (user space, NFSv3). */
+export function probeReadCommand(via: 'mount' | 'libnfs', spec: ProbeSpec, host: string): Command {
+  return via === 'mount' ? sh`cat ${`${spec.mountPoint}/${probeName(host)}`}` : sh`nfs-cat ${libnfsUrl(spec.serverAddress, `${spec.exportPath}/${probeName(host)}`)}`;
+}
+
+/**
+ * Write the probe as the service user. nfs-cp creates exclusively (NFS3ERR_EXIST on an existing
+ * file) and libnfs-utils has no rm: so the probe is written once, read on every run.
+ */
+export function probeWriteCommand(via: 'mount' | 'libnfs', spec: ProbeSpec, host: string, user: string): Command {
+  const content = probeContent(host, user);
+  const write =
+    via === 'mount'
+      ? sh`printf '%s' ${content} > ${`${spec.mountPoint}/${probeName(host)}`}`
+      : sh`l=$(mktemp) && printf '%s' ${content} > "$l" && nfs-cp "$l" ${libnfsUrl(spec.serverAddress, `${spec.exportPath}/${probeName(host)}`)}; r=$?; rm -f "$l"; exit $r`;
+  return sh`cd / && runuser -u ${user} -- sh -c ${write.toString()}`;
+}
+
+export type ProbeState = { kind: 'same' } | { kind: 'missing' } | { kind: 'different'; content: string } | { kind: 'error'; message: string };
+
+export function parseProbeRead(stdout: string, stderr: string, exitCode: number | null, expected: string): ProbeState {
+  if (exitCode === 0) return stdout === expected ? { kind: 'same' } : { kind: 'different', content: stdout.slice(0, 200) };
+  if (/NOENT|No such file/i.test(stderr)) return { kind: 'missing' };
+  return { kind: 'error', message: stderr.trim().split('\n').slice(-2).join(' ') || `exit ${exitCode}` };
+}
+
+/** Noop when the probe reads back identical; write it when missing; refuse to clobber another file. */
+export function planProbe(state: ProbeState, how: string, write: Command, user: string): MountPlan {
+  switch (state.kind) {
+    case 'same':
+      return { kind: 'noop', reason: `the probe written by ${user} reads back identical ${how}` };
+    case 'missing':
+      return { kind: 'change', summary: `write a probe as ${user} ${how}, then read it back`, commands: [write] };
+    case 'error':
+      // Before the share is ready (first run, check mode) reading fails: writing is what proves it.
+      return { kind: 'change', summary: `write a probe as ${user} ${how}, then read it back (now: ${state.message})`, commands: [write] };
+    case 'different':
+      return { kind: 'blocked', reason: `the probe file holds something else (${JSON.stringify(state.content)}): remove it on the server and run again` };
+  }
 }
 
 // ---------------------------------------------------------------- params and shared steps
@@ -524,12 +540,12 @@ export function ganeshaReloadHandler<P>(): StepDef<P, { g: GaneshaFacts }> {
   };
 }
 
-/** The share answers a write and a read as the service user: through the mount, else through libnfs. */
-export function shareRoundTripFact(spec: ShareSpec, host: string, via: 'mount' | 'libnfs', user: string): Fact<true | string> {
+/** This host's probe on the share, read as the service user. */
+export function shareProbeFact(spec: ShareSpec, host: string, via: 'mount' | 'libnfs', user: string): Fact<ProbeState> {
   return fact({
-    name: `nfs.write-read ${via}`,
+    name: `nfs.probe ${via}`,
     become: user,
-    command: sh`cd / && ${roundTripCommand(via, spec, host)}`,
-    parse: (r) => checkRoundTrip(r.stdout, r.stderr, r.exitCode),
+    command: sh`cd / && ${probeReadCommand(via, spec, host)}`,
+    parse: (r) => parseProbeRead(r.stdout, r.stderr, r.exitCode, probeContent(host, user)),
   });
 }

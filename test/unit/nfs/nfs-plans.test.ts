@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { raw } from '../../../src/shell/index.js';
 import { parseFuser, parseMount, parseNfsHost } from '../../../src/facts/nfs.js';
 import {
-  checkRoundTrip,
   chooseBackend,
   exportsFilePath,
   fstabLineRegexp,
@@ -18,7 +18,11 @@ import {
   renderFstabLine,
   renderGaneshaExport,
   renderKernelExports,
-  roundTripCommand,
+  probeContent,
+  probeReadCommand,
+  probeWriteCommand,
+  parseProbeRead,
+  planProbe,
   shareProblems,
   startOrReloadGanesha,
   type ShareSpec,
@@ -160,13 +164,24 @@ describe('client', () => {
     expect(planUnmount(parseMount('/mnt/share', 'directory=yes\n'), [], false).kind).toBe('noop');
   });
 
-  it('write/read test through libnfs uses NFSv3 URLs; the comparison catches a short read', () => {
+  it('write/read probe: read through libnfs or the mount; written as the service user when missing', () => {
     expect(libnfsUrl('10.231.0.13', '/srv/share/.runbook-probe-pg1')).toBe('nfs://10.231.0.13/srv/share/.runbook-probe-pg1?version=3');
-    expect(roundTripCommand('libnfs', spec, 'pg1').toString()).toContain("u='nfs://10.231.0.13/srv/share/.runbook-probe-pg1?version=3'");
-    expect(roundTripCommand('mount', spec, 'pg1').toString()).toContain('f=/mnt/share/.runbook-probe-pg1');
-    expect(checkRoundTrip('wrote=a1\nread=a1\n', '', 0)).toBe(true);
-    expect(checkRoundTrip('wrote=a1\nread=\n', '', 0)).toBe('read back "", wrote "a1"');
-    expect(checkRoundTrip('', 'nfs-cp: Permission denied\n', 1)).toBe('write failed (exit 1): nfs-cp: Permission denied');
+    expect(probeReadCommand('libnfs', spec, 'pg1').toString()).toBe("nfs-cat 'nfs://10.231.0.13/srv/share/.runbook-probe-pg1?version=3'");
+    expect(probeReadCommand('mount', spec, 'pg1').toString()).toBe('cat /mnt/share/.runbook-probe-pg1');
+    const write = probeWriteCommand('libnfs', spec, 'pg1', 'postgres').toString();
+    expect(write.startsWith("cd / && runuser -u postgres -- sh -c ")).toBe(true);
+    expect(write).toContain('nfs-cp "$l" ');
+    expect(write).toContain('nfs://10.231.0.13/srv/share/.runbook-probe-pg1?version=3');
+    const expected = probeContent('pg1', 'postgres');
+    expect(parseProbeRead(expected, '', 0, expected)).toEqual({ kind: 'same' });
+    expect(parseProbeRead('runbook write/read probe fr', '', 0, expected)).toEqual({ kind: 'different', content: 'runbook write/read probe fr' });
+    const missing = parseProbeRead('', 'Failed to open nfs://10.231.0.13/srv/share/.runbook-probe-pg1: NFS: Lookup of /.runbook-probe-pg1 failed with NFS3ERR_NOENT(-2)\n', 1, expected);
+    expect(missing).toEqual({ kind: 'missing' });
+    expect(parseProbeRead('', 'Failed to mount nfs share : mount/mnt call failed with "RPC error: Mount failed with error MNT3ERR_ACCES(13)"\n', 1, expected)).toMatchObject({ kind: 'error', message: expect.stringContaining('MNT3ERR_ACCES') });
+    const how = 'through libnfs';
+    expect(planProbe({ kind: 'same' }, how, raw('w'), 'postgres')).toEqual({ kind: 'noop', reason: 'the probe written by postgres reads back identical through libnfs' });
+    expect(planProbe(missing, how, raw('w'), 'postgres')).toMatchObject({ kind: 'change', commands: [raw('w')] });
+    expect(planProbe({ kind: 'different', content: 'x' }, how, raw('w'), 'postgres').kind).toBe('blocked');
   });
 });
 
