@@ -1,11 +1,12 @@
 /**
  * Taking a lab apart, also after a crash: stop every process of the lab by PID (SIGTERM to each
  * host's init, which passes it on; SIGKILL to what is left), delete the netns and links, remove
- * the state dir. Host mounts live in the hosts' own mount namespaces and vanish with their last
- * process. Only processes we started are touched: recorded PIDs (checked by start time) and
+ * the hosts' tmpfs and the state dir. Host mounts live in the hosts' own mount namespaces and
+ * vanish with their last process. Only processes we started are touched: recorded PIDs (checked by start time) and
  * processes inside the lab's own network namespaces.
  */
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
+import { run } from './local.js';
 import { deleteNetwork, listNetworkObjects, netnsPids } from './network.js';
 import type { LabSpec } from './spec.js';
 import { isAlive, labPaths, procRef, type LabState, type ProcRef } from './state.js';
@@ -35,7 +36,19 @@ export async function teardown(spec: Pick<LabSpec, 'name' | 'tag'>, state: LabSt
     await allGone(late, KILL_GRACE_MS);
   }
   await deleteNetwork(spec);
+  await unmountUnder(labPaths(spec.name).dir);
   rmSync(labPaths(spec.name).dir, { recursive: true, force: true });
+}
+
+/** Our mounts in the root namespace (the hosts' tmpfs), deepest first. */
+async function unmountUnder(dir: string): Promise<void> {
+  const points = readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .map((line) => line.split(' ')[1] ?? '')
+    .map((p) => p.replace(/\\040/g, ' '))
+    .filter((p) => p.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length);
+  for (const point of points) await run(['umount', point]);
 }
 
 function signal(refs: ProcRef[], sig: NodeJS.Signals): void {

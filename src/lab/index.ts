@@ -18,6 +18,7 @@ import { startHost, tcpOpen, waitForSshd } from './host-init.js';
 import { renderInventory } from './inventory.js';
 import { ensureClientKey, hostPublicKey, writeKnownHosts } from './keys.js';
 import { checkSubnetFree, createNetwork, listNetworkObjects } from './network.js';
+import { run } from './local.js';
 import { initPostgres } from './postgres.js';
 import { requirePackages, requireRoot } from './preflight.js';
 import { buildSpec, labName, labTag, PRESETS, sameShape, type LabSpec } from './spec.js';
@@ -84,8 +85,10 @@ async function build(spec: LabSpec, log: Log): Promise<LabState> {
   const paths = labPaths(spec.name);
   await checkSubnetFree(spec);
   mkdirSync(paths.clientDir, { recursive: true });
+  mkdirSync(paths.hostsDir, { recursive: true });
   const state: LabState = { version: 1, spec, hosts: {}, upAt: new Date().toISOString() };
   writeState(state); // from here on, `lab down` and a later `lab up` can find what to clean
+  await run(['mount', '-t', 'tmpfs', '-o', 'mode=0755', `runbook-lab-${spec.name}`, paths.hostsDir]);
   const [clientPub] = await Promise.all([ensureClientKey(paths.clientKey, `runbook-lab-${spec.name}`), createNetwork(spec)]);
   const accounts = buildAccounts();
   for (const host of spec.hosts) prepareHostFs(spec, host, paths.hostDir(host.name), accounts, clientPub);
