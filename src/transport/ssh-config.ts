@@ -76,7 +76,8 @@ export function parseProxyJump(value: string): JumpHop[] {
 /**
  * Apply the ssh config under a spec, as `ssh ADDRESS` would (Ansible runs exactly that): the address
  * (ansible_host) is the alias looked up, so a config HostName for it applies. The port and user
- * count as set when they differ from the defaults (22, empty); otherwise the config fills them.
+ * count as set when they differ from the defaults (22; empty or the local user); otherwise the config
+ * fills them.
  */
 export function resolveTarget(spec: ConnectionSpec, configFile = defaultSshConfigFile()): ResolvedTarget {
   const cfg = sshConfigFor(spec.address, configFile);

@@ -148,12 +148,8 @@ class SshConnection implements HostConnection {
     try {
       this.#throwIfLost();
       const startedAt = Date.now();
-      const channel = await this.#openChannel(wire.line);
-      return await runOnChannel(
-        channel,
-        { host: this.spec.name, command: command.toString(), wire, becomeUser, options, startedAt },
-        () => this.#lostError(),
-      );
+      const run = { host: this.spec.name, command: command.toString(), wire, becomeUser, options, startedAt };
+      return await this.#withChannel(wire.line, (channel) => runOnChannel(channel, run, () => this.#lostError()));
     } finally {
       release();
     }
@@ -164,17 +160,25 @@ class SshConnection implements HostConnection {
    * even 8 channels can briefly meet MaxSessions 10: an open refused that way is tried again (the
    * command never started, so this is safe).
    */
-  async #openChannel(line: string): Promise<ClientChannel> {
+  async #withChannel(line: string, use: (channel: ClientChannel) => Promise<ExecResult>): Promise<ExecResult> {
     for (let attempt = 0; ; attempt++) {
+      let channelOpened = false;
       try {
-        return await new Promise<ClientChannel>((resolve, reject) => {
+        return await new Promise<ExecResult>((resolve, reject) => {
           try {
-            this.client.exec(line, (err, stream) => (err ? reject(err) : resolve(stream)));
+            // `use` attaches its listeners at once: a fast command's exit status can arrive in the
+            // same packet batch as the open confirmation, before any later microtask runs.
+            this.client.exec(line, (err, stream) => {
+              if (err) return reject(err);
+              channelOpened = true;
+              use(stream).then(resolve, reject);
+            });
           } catch (error) {
             reject(error);
           }
         });
       } catch (error) {
+        if (channelOpened) throw error;
         const lost = this.#lostError();
         if (lost) throw lost;
         if (!/Channel open failure/.test((error as Error).message) || attempt >= OPEN_RETRIES) throw error;
