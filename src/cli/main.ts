@@ -5,6 +5,7 @@
 import { Command as Program, CommanderError } from 'commander';
 import { ExitCode, RunbookError } from '../errors.js';
 import { maskSecrets } from '../shell/secret.js';
+import { registerDrill } from './commands/drill.js';
 import { registerExec } from './commands/exec.js';
 import { registerInventory } from './commands/inventory.js';
 import { registerLab } from './commands/lab.js';
@@ -21,6 +22,7 @@ export function buildProgram(): Program {
   registerExec(program);
   registerInventory(program);
   registerLab(program);
+  registerDrill(program);
   return program;
 }
 

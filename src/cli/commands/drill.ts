@@ -1,0 +1,59 @@
+/** `runbook drill`: rehearse failover and failback on a cluster and report what it cost. */
+import type { Command as Program } from 'commander';
+import { BadInputError } from '../../errors.js';
+import type { FaultKind } from '../../drill/types.js';
+
+const FAULTS: readonly FaultKind[] = ['stop', 'kill', 'partition'];
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
+export function registerDrill(program: Program): void {
+  program
+    .command('drill')
+    .description('Rehearse failover and failback: inject a fault on the primary, measure downtime (RTO) and lost writes (RPO), restore the topology, write a report')
+    .requiredOption('-i, --inventory <path>', 'inventory file or directory (repeatable)', collect, [])
+    .option('--fault <kind>', `fault on the primary: ${FAULTS.join(' | ')}`, 'stop')
+    .option('--report-dir <dir>', 'where drill.md, drill.json, drill.junit.xml and drill-timeline.svg go', 'drill-report')
+    .option('--compare <previous.json>', 'flag regressions against an earlier drill.json')
+    .option('--group <name>', 'the cluster group of the inventory', 'postgres')
+    .option('-e, --extra-vars <key=value|@file>', 'params for the failover and failback runbooks (repeatable)', collect, [])
+    .option('--secret <NAME=env:VAR|NAME=file:PATH>', 'secrets for the runbooks (repeatable)', collect, [])
+    .option('--known-hosts <file>', 'known_hosts file to verify host keys against')
+    .option('--yes', 'approve the fault and the runbooks unattended (CI)', false)
+    .option('--dry-run', 'show what the drill would do and touch nothing', false)
+    .action(async (opts: {
+      inventory: string[]; fault: string; reportDir: string; compare?: string; group: string;
+      extraVars: string[]; secret: string[]; knownHosts?: string; yes: boolean; dryRun: boolean;
+    }) => {
+      if (!FAULTS.includes(opts.fault as FaultKind)) throw new BadInputError(`--fault must be one of ${FAULTS.join(', ')}, not "${opts.fault}"`);
+      const { runDrill } = await import('../../drill/run-drill.js');
+      const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY);
+      const stamp = (): string => (interactive ? '' : `${new Date().toISOString()} `);
+      const outcome = await runDrill({
+        inventory: opts.inventory,
+        fault: opts.fault as FaultKind,
+        reportDir: opts.reportDir,
+        ...(opts.compare ? { compare: opts.compare } : {}),
+        clusterGroup: opts.group,
+        extraVars: opts.extraVars,
+        secrets: opts.secret,
+        ...(opts.knownHosts ? { knownHosts: opts.knownHosts } : {}),
+        yes: opts.yes,
+        dryRun: opts.dryRun,
+        log: (line) => process.stdout.write(`${stamp()}${line}\n`),
+        ...(interactive
+          ? { confirm: async (message: string) => (await import('@inquirer/prompts')).confirm({ message, default: false }).catch(() => false) }
+          : {}),
+      });
+      const r = outcome.report;
+      if (r) {
+        const ms = (v: number | null): string => (v === null ? 'n/a' : `${v} ms`);
+        process.stdout.write(
+          `\ndrill ${r.ok ? 'passed' : 'FAILED'}: RTO ${ms(r.rto_ms)}, switchover outage ${ms(r.switchover_outage_ms)}, lost writes ${r.rpo_lost_writes} (switchover ${r.switchover_lost_writes})\n`,
+        );
+        if (r.failure) process.stdout.write(`failure: ${r.failure}\n`);
+        for (const d of outcome.differences ?? []) if (d.regression) process.stdout.write(`regression: ${d.measure} ${d.previous} → ${d.current}\n`);
+        process.stdout.write(`report: ${outcome.paths!.markdown} (also .json, .junit.xml, -timeline.svg)\n`);
+      }
+      process.exitCode = outcome.exitCode;
+    });
+}

@@ -1,0 +1,108 @@
+/**
+ * The drill's own eyes on the cluster, over the project's SSH transport: each node's layout and
+ * status, replication, slots, and who holds the VIP. Reads only; never trusts a runbook's report.
+ */
+import type { Fact } from '../engine/types.js';
+import { addressesFact } from '../facts/keepalived.js';
+import { layoutFact } from '../facts/postgres-layout.js';
+import { replicationFact, slotsFact, statusFact, walReceiverFact, type PgStatus, type PgSender, type PgSlot, type PgWalReceiver } from '../facts/postgres.js';
+import { connOfLayout } from '../pg/cluster.js';
+import type { PgLayout } from '../pg/layout.js';
+import type { Command } from '../shell/command.js';
+import type { ExecOptions, ExecResult, HostConnection, Transport } from '../transport/types.js';
+import type { ConnectionSpec } from '../inventory/types.js';
+
+export interface NodeSnapshot {
+  host: string;
+  status: PgStatus | { up: false; error: string };
+  holdsVip: boolean;
+  /** The host could not be reached over SSH (partitioned, down). */
+  unreachable?: string;
+}
+
+export class ClusterReader {
+  readonly #layouts = new Map<string, PgLayout>();
+  readonly #connections = new Map<string, Promise<HostConnection>>();
+
+  constructor(
+    readonly transport: Transport,
+    readonly specs: Map<string, ConnectionSpec>,
+    readonly vars: Map<string, Record<string, unknown>>,
+    readonly vip: string | undefined,
+  ) {}
+
+  async exec(host: string, command: Command, options: ExecOptions = {}): Promise<ExecResult> {
+    return (await this.#connect(host)).exec(command, { timeoutSec: 60, ...options });
+  }
+
+  async read<T>(host: string, fact: Fact<T>): Promise<T> {
+    return fact.parse(await this.exec(host, fact.command, { become: fact.become }));
+  }
+
+  async layout(host: string): Promise<PgLayout> {
+    const known = this.#layouts.get(host);
+    if (known) return known;
+    const layout = await this.read(host, layoutFact((this.vars.get(host) ?? {}) as never));
+    if (typeof layout === 'string') throw new Error(`${host}: cannot tell the PostgreSQL layout: ${layout}`);
+    this.#layouts.set(host, layout);
+    return layout;
+  }
+
+  async status(host: string): Promise<PgStatus> {
+    return this.read(host, statusFact(connOfLayout(await this.layout(host))));
+  }
+
+  async senders(host: string): Promise<PgSender[]> {
+    return (await this.read(host, replicationFact(connOfLayout(await this.layout(host))))) ?? [];
+  }
+
+  async slots(host: string): Promise<PgSlot[]> {
+    return (await this.read(host, slotsFact(connOfLayout(await this.layout(host))))) ?? [];
+  }
+
+  async walReceiver(host: string): Promise<PgWalReceiver | null> {
+    return this.read(host, walReceiverFact(connOfLayout(await this.layout(host))));
+  }
+
+  /** Every node at once; an unreachable node is a snapshot too, not an exception. */
+  async snapshot(hosts: string[]): Promise<NodeSnapshot[]> {
+    return Promise.all(
+      hosts.map(async (host): Promise<NodeSnapshot> => {
+        try {
+          const [status, addrs] = await Promise.all([
+            this.status(host),
+            this.vip ? this.read(host, addressesFact) : Promise.resolve([]),
+          ]);
+          return { host, status, holdsVip: addrs.some((a) => a.address === this.vip) };
+        } catch (error) {
+          this.#connections.delete(host);
+          const reason = error instanceof Error ? error.message : String(error);
+          return { host, status: { up: false, error: reason }, holdsVip: false, unreachable: reason };
+        }
+      }),
+    );
+  }
+
+  /** Forget a host's connection (after a partition heals, the old one is dead). */
+  forget(host: string): void {
+    const c = this.#connections.get(host);
+    this.#connections.delete(host);
+    void c?.then((conn) => conn.close()).catch(() => undefined);
+  }
+
+  async #connect(host: string): Promise<HostConnection> {
+    let c = this.#connections.get(host);
+    if (!c) {
+      const spec = this.specs.get(host);
+      if (!spec) throw new Error(`${host} is not in the inventory`);
+      c = this.transport.connect(spec);
+      c.catch(() => this.#connections.delete(host));
+      this.#connections.set(host, c);
+    }
+    return c;
+  }
+}
+
+export function writable(snapshots: NodeSnapshot[]): NodeSnapshot[] {
+  return snapshots.filter((s) => s.status.up && !s.status.inRecovery);
+}

@@ -1,0 +1,77 @@
+/**
+ * The drill runs failover and failback as a user would: the same CLI, unattended under the
+ * drill's own approval (--yes), with a JSON report from which each step's time is read.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { RunReport } from '../report/json.js';
+import { maskSecrets } from '../shell/secret.js';
+
+const BIN = fileURLToPath(new URL('../../../bin/runbook.js', import.meta.url));
+
+export interface RunbookRun {
+  exitCode: number;
+  report?: RunReport;
+  /** The last lines of its output, for the failure message. */
+  tail: string[];
+  startedAt: number;
+  endedAt: number;
+}
+
+export interface RunbookArgs {
+  inventory: string[];
+  secrets: string[];
+  extraVars: string[];
+  knownHosts?: string;
+}
+
+export async function runRunbook(id: string, a: RunbookArgs, log: (line: string) => void, extra: string[] = []): Promise<RunbookRun> {
+  const dir = await mkdtemp(join(tmpdir(), 'runbook-drill-'));
+  const reportPath = join(dir, 'report.json');
+  const args = [
+    BIN, 'run', id,
+    ...a.inventory.flatMap((i) => ['-i', i]),
+    ...a.secrets.flatMap((s) => ['--secret', s]),
+    ...a.extraVars.flatMap((e) => ['-e', e]),
+    ...(a.knownHosts ? ['--known-hosts', a.knownHosts] : []),
+    '--yes', '--report', `json=${reportPath}`,
+    ...extra,
+  ];
+  const startedAt = Date.now();
+  const tail: string[] = [];
+  const exitCode = await new Promise<number>((resolve) => {
+    // stdin closed and no TTY: the child runs unattended and can never wait on a prompt.
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FORCE_COLOR: '0' } });
+    const onLine = (chunk: Buffer): void => {
+      for (const line of chunk.toString('utf8').split('\n')) {
+        if (!line.trim()) continue;
+        const masked = maskSecrets(line);
+        log(`  ${id} │ ${masked}`);
+        tail.push(masked);
+        if (tail.length > 20) tail.shift();
+      }
+    };
+    child.stdout.on('data', onLine);
+    child.stderr.on('data', onLine);
+    child.on('close', (code) => resolve(code ?? 1));
+  });
+  const endedAt = Date.now();
+  let report: RunReport | undefined;
+  try {
+    report = JSON.parse(await readFile(reportPath, 'utf8')) as RunReport;
+  } catch {
+    // No report: the run failed before it started (bad input); the tail says why.
+  }
+  await rm(dir, { recursive: true, force: true });
+  return report ? { exitCode, report, tail, startedAt, endedAt } : { exitCode, tail, startedAt, endedAt };
+}
+
+/** "runbook/step@host" → ms, for the drill report. */
+export function stepTimings(id: string, run: RunbookRun): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const r of run.report?.results ?? []) out[`${id}/${r.stepId}@${r.host}`] = Math.round(r.durationMs);
+  return out;
+}
