@@ -24,14 +24,26 @@ const PY_TESTS: Array<[sample: string, test: RegExp]> = [
   ['12', /^[-+]?(?:0|[1-9][0-9_]*)$/],
 ];
 
+// Ansible's own tags: !unsafe marks a string not to template (a plain string here); vault needs a key we do not have.
+const ANSIBLE_TAGS: ScalarTag[] = [
+  { tag: '!unsafe', resolve: (s: string) => s },
+  {
+    tag: '!vault',
+    resolve: (s: string, onError: (message: string) => void) => {
+      onError('Ansible Vault values are not supported: give the value another way (an environment variable, a prompt)');
+      return s;
+    },
+  },
+];
+
 function pyyamlTags(tags: Tags): Tags {
-  return tags.map((t) => {
+  return [...ANSIBLE_TAGS, ...tags.map((t) => {
     if (typeof t !== 'object' || !('test' in t) || !t.test) return t;
     const tag = t as ScalarTag;
     if (tag.tag === 'tag:yaml.org,2002:timestamp') return { ...tag, resolve: (s: string) => s };
     const match = PY_TESTS.find(([sample]) => tag.test?.test(sample));
     return match ? { ...tag, test: match[1] } : tag;
-  });
+  })];
 }
 
 /** Parse one YAML document, or throw a BadInputError at the first problem (errors and warnings alike). */
@@ -66,6 +78,7 @@ export function parseYamlFile(file: string, text: string): YamlFile {
 
 function describeYamlProblem(code: string, message: string, near: string): string {
   if (code === 'DUPLICATE_KEY') return `duplicate key ${JSON.stringify(near)} (each key may appear once)`;
+  if (code === 'TAG_RESOLVE_FAILED') return message;
   if (code === 'TAB_AS_INDENT') return `a tab in indentation (YAML allows only spaces): ${message}`;
   return `invalid YAML: ${message}`;
 }
