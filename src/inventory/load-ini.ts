@@ -57,6 +57,7 @@ export function loadIniInventory(builder: InventoryBuilder, file: string, text: 
       const eq = line.indexOf('=');
       if (eq < 0) throw new BadInputError(`expected key=value in [${group}:vars], got "${line}"`, at());
       const key = line.slice(0, eq).trim();
+      if (!key) throw new BadInputError(`a variable name is missing before "=" in [${group}:vars]`, at());
       const valueText = line.slice(eq + 1).trim();
       builder.setGroupVar(group, key, typeIniValue(valueText), at(line.indexOf(valueText, eq)));
     } else {
@@ -110,6 +111,7 @@ function parseHostLine(builder: InventoryBuilder, group: string, raw: string, at
   const vars = rest.map((t) => {
     const eq = t.value.indexOf('=');
     if (eq < 0) throw new BadInputError(`expected key=value after the host name, got "${t.value}"`, at(t.start - start));
+    if (eq === 0) throw new BadInputError(`a variable name is missing before "=" in "${t.value}"`, at(t.start - start));
     return { key: t.value.slice(0, eq), value: typeIniValue(t.value.slice(eq + 1)), pos: at(t.start - start) };
   });
   for (const host of hosts) {

@@ -3,7 +3,7 @@
  * recursively) the way Ansible walks one. Each file is YAML or INI by its name, or by its first line.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { extname, join, resolve } from 'node:path';
+import { dirname, extname, join, resolve } from 'node:path';
 import { BadInputError } from '../errors.js';
 
 export type InventoryFormat = 'yaml' | 'ini';
@@ -35,7 +35,7 @@ export function resolveSource(arg: string): InventorySource {
   } catch {
     throw new BadInputError(`inventory ${arg} does not exist`);
   }
-  if (!isDir) return { path, basedir: resolve(path, '..'), files: [readInventoryFile(path, false)] };
+  if (!isDir) return { path, basedir: dirname(path), files: [readInventoryFile(path, false)] };
   const files: InventoryFile[] = [];
   walk(path, files);
   if (files.length === 0) throw new BadInputError(`inventory directory ${arg} holds no inventory file`);

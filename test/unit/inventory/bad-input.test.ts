@@ -34,6 +34,7 @@ const CASES: Array<[string, string, number, number, RegExp]> = [
   ['undefined-child.ini', 'undefined-child.ini', 3, 1, /\[prod:children\] names group "db", which is declared nowhere/],
   ['unclosed-quote.ini', 'unclosed-quote.ini', 2, 1, /No closing quotation/],
   ['no-equals.ini', 'no-equals.ini', 2, 6, /expected key=value after the host name, got "ansible_user"/],
+  ['empty-key.ini', 'empty-key.ini', 6, 2, /a variable name is missing before "=" in \[web:vars\]/],
   ['vault.yml', 'vault.yml', 4, 25, /Ansible Vault values are not supported/],
   ['gv/hosts.yml', 'gv/group_vars/web.yml', 3, 3, /ansible_port must be an integer port number/],
   ['gvdup/hosts.yml', 'gvdup/group_vars/all.yml', 3, 1, /duplicate key "a"/],
