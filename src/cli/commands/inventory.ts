@@ -27,7 +27,8 @@ export function registerInventory(program: Program): void {
       if (options.inventory.length === 0) throw new BadInputError('inventory: give at least one -i PATH');
       if (Boolean(options.list) === Boolean(options.host)) throw new BadInputError('inventory: give either --list or --host NAME');
       const inventory = await loadInventory(options.inventory);
-      const selected = selectHosts(inventory, options.limit ?? 'all');
+      // Without --limit an inventory of groups only is still listable; a --limit must match something.
+      const selected = options.limit === undefined ? [...inventory.hosts.values()] : selectHosts(inventory, options.limit);
       let output: object;
       if (options.host !== undefined) {
         const host = selected.find((h) => h.name === options.host);
