@@ -149,6 +149,7 @@ export function resolveParams(specs: ParamSpecs, sources: ParamSources): Record<
       continue;
     }
     if (raw === undefined) {
+      if (sources.secrets?.some((a) => a.startsWith(`${name}=`))) continue; // its --secret already failed
       if (spec.default !== undefined) values[name] = spec.default;
       else if (spec.required) errors.push(`param ${name} is required (${spec.description})${spec.type === 'secret' ? `: --secret ${name}=env:VAR` : `: -e ${name}=…`}`);
       else values[name] = undefined;

@@ -1,16 +1,26 @@
 /**
- * A Node module resolve hook (module.register): the bare specifier `runbook` (and `runbook/…`)
- * resolves to this package's own compiled entry point, so a user runbook in any directory — with
- * no node_modules — imports the same module instances as the CLI (Secret, Command identity).
+ * A Node module resolve hook (module.register), chained under tsx's:
+ * - the bare specifier `runbook` resolves to this package's own compiled entry point, so a user
+ *   runbook in any directory — with no node_modules — shares the CLI's module instances (Secret,
+ *   Command identity);
+ * - a .ts file outside node_modules is ESM even without a package.json saying "type": "module"
+ *   (runbooks are written with import/export; tsx would otherwise compile them to CommonJS).
  */
 interface ResolveContext {
   parentURL?: string;
 }
-type NextResolve = (specifier: string, context: ResolveContext) => Promise<{ url: string }>;
+interface Resolved {
+  url: string;
+  format?: string | null;
+  shortCircuit?: boolean;
+}
+type NextResolve = (specifier: string, context: ResolveContext) => Promise<Resolved>;
 
 const entry = new URL('../index.js', import.meta.url).href;
 
-export async function resolve(specifier: string, context: ResolveContext, next: NextResolve): Promise<{ url: string; shortCircuit?: boolean }> {
-  if (specifier === 'runbook') return { url: entry, shortCircuit: true };
-  return next(specifier, context);
+export async function resolve(specifier: string, context: ResolveContext, next: NextResolve): Promise<Resolved> {
+  if (specifier === 'runbook') return { url: entry, format: 'module', shortCircuit: true };
+  const r = await next(specifier, context);
+  if (r.url.startsWith('file:') && /\.tsx?$/.test(new URL(r.url).pathname) && !r.url.includes('/node_modules/') && !r.format) return { ...r, format: 'module' };
+  return r;
 }

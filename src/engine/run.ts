@@ -82,8 +82,9 @@ export async function prepare(ref: string, o: Pick<RunCliOptions, 'inventory' | 
   };
   const problems = def.validate?.(params, run) ?? [];
   if (problems.length) throw new BadInputError(`runbook ${def.id}: invalid params:\n  - ${problems.map(maskSecrets).join('\n  - ')}`);
-  let transport: Transport | undefined;
-  const getTransport = async () => (transport ??= new (await transportModule()).SshTransport());
+  // One transport for the run: memoise the promise, or concurrent first connects would each make one.
+  let transport: Promise<Transport> | undefined;
+  const getTransport = () => (transport ??= transportModule().then((m) => new m.SshTransport()));
   return {
     loaded,
     inventory,
@@ -95,7 +96,7 @@ export async function prepare(ref: string, o: Pick<RunCliOptions, 'inventory' | 
       return v;
     },
     closeTransport: async () => {
-      await transport?.closeAll();
+      if (transport) await (await transport).closeAll();
     },
     connect: async (name) => {
       const h = inventory.hosts.get(name);
@@ -194,8 +195,7 @@ export async function runRunbook(ref: string, o: RunCliOptions, makeUi: (interac
   } finally {
     process.off('SIGINT', onSignal!);
     process.off('SIGTERM', onSignal!);
-    await pool.closeAll();
-    await prep.closeTransport();
+    await prep.closeTransport(); // closes every connection the pool opened (closing twice waits on a dead socket)
   }
   const durationMs = performance.now() - t0;
   const exitCode = exitCodeOf(results, { checkMode: o.check, interrupted: interrupt.interrupted });

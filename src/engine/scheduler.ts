@@ -165,7 +165,8 @@ export class Scheduler {
         title: 'confirm',
         needed: () => pending().length > 0 && !this.stopped,
         run: async (ask, io) => {
-          this.#showPlans(step, pending(), io);
+          // Commands are logged as they run; shown here too when a question is about them.
+          this.#showPlans(step, pending(), io, this.#willAsk(step));
           const verdict = await this.#gate(step, pending(), ask, io);
           approved = verdict === 'yes';
           if (verdict !== 'yes') declined = verdict;
@@ -199,10 +200,19 @@ export class Scheduler {
     return { ...skeleton(step, host, Date.now()), status: 'skipped', message: `completed in run ${this.resume.runId}` };
   }
 
-  #showPlans(step: AnyStep, items: Array<{ host: string; p: { plan: import('./types.js').ChangePlan } }>, io: TaskIO): void {
+  #willAsk(step: AnyStep): boolean {
+    const o = this.engine.options;
+    if (!this.ui.interactive) return false;
+    if (step.confirm) return !(o.approvals.all || o.approvals.steps.has(step.id));
+    return o.stepMode && !this.#stepModeOff;
+  }
+
+  #showPlans(step: AnyStep, items: Array<{ host: string; p: { plan: import('./types.js').ChangePlan } }>, io: TaskIO, commands: boolean): void {
     for (const { host, p } of items) {
-      io.log(`${host}: ${p.plan.summary}`);
-      for (const c of p.plan.commands) io.log(`${host}:   $ ${c.toString()}`);
+      if (commands) {
+        io.log(`${host}: ${p.plan.summary}`);
+        for (const c of p.plan.commands) io.log(`${host}:   $ ${c.toString()}`);
+      }
       if (this.engine.options.diff && p.plan.diff) for (const l of maskSecrets(p.plan.diff).split('\n')) io.log(`${host}:   ${l}`);
     }
   }

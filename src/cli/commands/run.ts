@@ -110,8 +110,7 @@ export function registerRunbookCommands(program: Program): void {
       const marks = [...plans.values()].flat().map((r) => r.mark);
       process.exitCode = marks.includes('failed') ? ExitCode.stepFailed : marks.includes('blocked') ? ExitCode.blocked : ExitCode.ok;
     } finally {
-      await pool.closeAll();
-      await prep.closeTransport();
+      await prep.closeTransport(); // closes every connection the pool opened (closing twice waits on a dead socket)
     }
   });
 
