@@ -12,7 +12,7 @@ const REQUIRED: ReadonlyArray<[file: string, pkg: string]> = [
   ['/usr/lib/postgresql/15/bin/psql', 'postgresql-client-15'],
   ['/usr/sbin/keepalived', 'keepalived'],
   ['/usr/bin/ganesha.nfsd', 'nfs-ganesha'],
-  ['/usr/lib/x86_64-linux-gnu/ganesha/libfsalvfs.so', 'nfs-ganesha-vfs'],
+  [`/usr/lib/${process.arch === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu/ganesha/libfsalvfs.so`, 'nfs-ganesha-vfs'],
   ['/usr/sbin/rpcbind', 'rpcbind'],
   ['/usr/bin/nfs-ls', 'libnfs-utils'],
   ['/usr/bin/unshare', 'util-linux'],
