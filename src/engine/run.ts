@@ -37,7 +37,7 @@ export interface RunCliOptions {
 }
 
 /** How long running remote commands get to finish after Ctrl-C before connections are dropped. */
-const INTERRUPT_DEADLINE_MS = 15_000;
+const INTERRUPT_DEADLINE_MS = 10_000;
 
 export function hostView(h: InventoryHost): HostView {
   const addr = h.vars.ansible_host;

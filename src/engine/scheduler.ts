@@ -138,7 +138,8 @@ export class Scheduler {
     const finish = (r: StepResult): { text: string; failed: boolean } => {
       if (handler) r.handler = true;
       this.#record(r);
-      return { text: resultLine(r), failed: FAILED.has(r.status) };
+      const diff = r.diff ? `\n${r.diff.trimEnd()}` : '';
+      return { text: `${resultLine(r)}${diff}`, failed: FAILED.has(r.status) };
     };
     let approved = true;
     let declined: 'confirmation' | 'step' | undefined;
