@@ -10,7 +10,9 @@
  */
 import { change, noop, onHost, stepsFor } from '../engine/define.js';
 import type { Assertion, FactMap, Plan, RunContext, StepContext, StepDef } from '../engine/types.js';
-import { addressesFact, pgAnswersFact, pgRoleFact, type InterfaceAddress, type PgRole } from '../facts/keepalived.js';
+import { KEEPALIVED_PID_FILE, addressesFact, pgAnswersFact, pgRoleFact, type InterfaceAddress, type KeepalivedFacts, type PgRole } from '../facts/keepalived.js';
+import { sh, type Command } from '../shell/index.js';
+import type { ServiceArgs } from './service.js';
 
 // ---------------------------------------------------------------- keepalived.conf
 
@@ -50,7 +52,6 @@ global_defs {
 
 vrrp_script runbook_pg_writable {
     script "${CHECK_SCRIPT}"
-    user postgres
     interval 1
     timeout 3
     fall 1
@@ -79,12 +80,16 @@ ${s.peers.map((p) => `        ${p}`).join('\n')}
 `;
 }
 
-/** Exit 0 only on a writable PostgreSQL; run by keepalived as postgres. */
+/**
+ * Exit 0 only on a writable PostgreSQL. keepalived runs it as root and it drops to postgres
+ * itself: a `user postgres` line in vrrp_script makes `keepalived -t` (2.2.7) kill itself.
+ */
 export function renderCheckScript(port: number): string {
   return `#!/bin/sh
 # Managed by runbook (setup-vip): exit 0 only when the local PostgreSQL is writable,
 # so keepalived lets only the primary hold the VIP.
-[ "$(PGCONNECT_TIMEOUT=2 psql -XAtq -p ${port} -d postgres -c 'SELECT NOT pg_is_in_recovery()' 2>/dev/null)" = t ]
+cd /
+[ "$(PGCONNECT_TIMEOUT=2 runuser -u postgres -- psql -XAtq -p ${port} -d postgres -c 'SELECT NOT pg_is_in_recovery()' 2>/dev/null)" = t ]
 `;
 }
 
@@ -168,8 +173,10 @@ function vipFactMap<P>(o: VipStepOptions<P>, ctx: StepContext<P>, vip: string): 
 }
 
 export function nodeViews(vip: string, facts: VipFacts): NodeView[] {
+  // Sorted: facts arrive in completion order, messages should not.
   return Object.keys(facts)
     .filter((k) => k.startsWith('addr:'))
+    .sort()
     .map((k) => {
       const host = k.slice(5);
       return { host, holdsVip: (facts[k] as InterfaceAddress[]).some((a) => a.address === vip), role: facts[`role:${host}`] as PgRole };
@@ -203,6 +210,7 @@ export function vipSteps<P>(o: VipStepOptions<P>): Array<StepDef<P, VipFacts>> {
     title: 'The VIP is not held by two nodes',
     on,
     runOnce: true,
+    tags: ['vip', 'vip-verify'],
     when: skip,
     gather: (ctx) => vipFactMap(o, ctx, o.vip(ctx.params)!),
     plan: (facts, ctx): Plan => {
@@ -218,6 +226,7 @@ export function vipSteps<P>(o: VipStepOptions<P>): Array<StepDef<P, VipFacts>> {
     title: `The VIP follows the primary (within ${timeoutMs / 1000} s)`,
     on,
     runOnce: true,
+    tags: ['vip', 'vip-verify'],
     when: skip,
     gather: (ctx) => vipFactMap(o, ctx, o.vip(ctx.params)!),
     plan: (facts, ctx): Plan => {
@@ -246,4 +255,27 @@ export function vipSteps<P>(o: VipStepOptions<P>): Array<StepDef<P, VipFacts>> {
     },
   });
   return [noDuplicate, follows];
+}
+
+// ---------------------------------------------------------------- keepalived as a service
+
+/** keepalived as a plain process (no init system: the lab) or its systemd unit. */
+export function keepalivedService(): ServiceArgs {
+  return {
+    name: 'keepalived',
+    state: 'running',
+    enabled: true,
+    commands: {
+      // -n: stay in the foreground under setsid; -P: VRRP only; -l: log to the console (our log file).
+      start: sh`setsid keepalived -n -l -P -f ${KEEPALIVED_CONF} -p ${KEEPALIVED_PID_FILE} -r /run/keepalived-vrrp.pid >>/var/log/keepalived.log 2>&1 </dev/null &`,
+      stop: sh`kill $(cat ${KEEPALIVED_PID_FILE})`,
+      status: sh`p=$(cat ${KEEPALIVED_PID_FILE} 2>/dev/null) && [ "$(cat /proc/$p/comm 2>/dev/null)" = keepalived ]`,
+    },
+  };
+}
+
+/** SIGHUP makes keepalived re-read its config (VIPs it holds stay up). */
+export function keepalivedReload(k: KeepalivedFacts): Command | undefined {
+  if (k.init === 'systemd') return sh`systemctl reload keepalived`;
+  return k.pid ? sh`kill -HUP ${k.pid}` : undefined;
 }

@@ -36,12 +36,12 @@ describe('keepalived.conf', () => {
     expect(conf).toContain('10.231.0.100/24 dev eth0');
     expect(conf).toMatch(/track_script \{\n {8}runbook_pg_writable\n/);
     expect(conf).toContain('notify "/etc/keepalived/runbook-notify.sh"');
-    expect(conf).toMatch(/vrrp_script runbook_pg_writable \{\n {4}script "\/etc\/keepalived\/runbook-pg-writable.sh"\n {4}user postgres/);
+    expect(conf).toMatch(/vrrp_script runbook_pg_writable \{\n {4}script "\/etc\/keepalived\/runbook-pg-writable.sh"\n {4}interval 1\n/);
     expect(conf).not.toMatch(/state MASTER|mcast|notify_master/);
   });
 
   it('the check script succeeds only on a writable server', () => {
-    expect(renderCheckScript(5433)).toContain(`[ "$(PGCONNECT_TIMEOUT=2 psql -XAtq -p 5433 -d postgres -c 'SELECT NOT pg_is_in_recovery()' 2>/dev/null)" = t ]`);
+    expect(renderCheckScript(5433)).toContain(`[ "$(PGCONNECT_TIMEOUT=2 runuser -u postgres -- psql -XAtq -p 5433 -d postgres -c 'SELECT NOT pg_is_in_recovery()' 2>/dev/null)" = t ]`);
   });
 
   it('priorities are distinct in inventory order', () => {
