@@ -20,6 +20,9 @@ export interface PgConn {
   port: number;
   bin?: string;
   db?: string;
+  /** Over TCP to another node (password from ~postgres/.pgpass), with a 3 s connect timeout. */
+  host?: string;
+  user?: string;
 }
 
 const FIND_PSQL = raw(`"$(command -v psql 2>/dev/null || ls -d /usr/pgsql-*/bin/psql 2>/dev/null | sort -V | tail -n 1)"`);
@@ -27,8 +30,9 @@ const FIND_PSQL = raw(`"$(command -v psql 2>/dev/null || ls -d /usr/pgsql-*/bin/
 /** psql with the query on stdin: no psqlrc, unaligned, tuples only, stop at the first error. */
 export function psqlCommand(conn: PgConn, query: SqlFragment): Command {
   const bin = conn.bin ? sh`${`${conn.bin}/psql`}` : FIND_PSQL;
-  const base = sh`${bin} -X -A -t -q -v ON_ERROR_STOP=1 -F ${FIELD_SEP} -R ${RECORD_SEP} -P ${`null=${NULL_MARK}`} -p ${conn.port} -d ${conn.db ?? 'postgres'}`;
-  return asPostgres(base).withStdin(query);
+  const remote = conn.host ? sh` -h ${conn.host} -U ${conn.user ?? 'postgres'}` : raw('');
+  const base = sh`${bin} -X -A -t -q -v ON_ERROR_STOP=1 -F ${FIELD_SEP} -R ${RECORD_SEP} -P ${`null=${NULL_MARK}`} -p ${conn.port} -d ${conn.db ?? 'postgres'}${remote}`;
+  return asPostgres(conn.host ? sh`env PGCONNECT_TIMEOUT=3 ${base}` : base).withStdin(query);
 }
 
 export type Row = Array<string | null>;
@@ -374,4 +378,21 @@ SELECT note FROM ${sql.ident(MARKER_TABLE)} ORDER BY id;
 \endif
 `;
   return optionalQueryFact('pg.markers', conn, query, (rows) => rows.map((r) => r[0] ?? ''));
+}
+
+// ---------------------------------------------------------------- a peer, seen over the network
+
+/** What a node sees of a peer on its PostgreSQL port: no SSH needed, so it works when the peer's host is gone. */
+export type PeerView = { answers: false; error: string } | { answers: true; inRecovery: boolean };
+
+export function peerViewFact(conn: PgConn): Fact<PeerView> {
+  return fact({
+    name: `pg.peer ${conn.host ?? ''}`,
+    become: true,
+    command: psqlCommand(conn, sql`SELECT pg_is_in_recovery()`),
+    parse(r) {
+      if (r.exitCode === 0) return { answers: true, inRecovery: parseRows(r.stdout)[0]?.[0] === 't' };
+      return { answers: false, error: r.stderr.trim().split('\n').pop() ?? `psql exit ${r.exitCode}` };
+    },
+  });
 }

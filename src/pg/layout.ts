@@ -66,6 +66,8 @@ export interface PgLayout {
   overridden: string[];
 }
 
+const LAYOUT_VARS = ['pg_version', 'pg_cluster', 'pg_data_dir', 'pg_config_dir', 'pg_bin_dir', 'pg_ctl_mode', 'pg_service', 'pg_layout'];
+
 export const MANAGED_CONF_NAME = 'runbook-replication.conf';
 
 function str(v: unknown): string | undefined {
@@ -92,7 +94,7 @@ export function isRhelLike(raw: RawLayout): boolean {
  */
 export function resolveLayout(raw: RawLayout, vars: LayoutVars = {}): PgLayout | string {
   const overridden = Object.entries(vars)
-    .filter(([k, v]) => k.startsWith('pg_') && str(v) !== undefined && k !== 'pg_port')
+    .filter(([k, v]) => LAYOUT_VARS.includes(k) && str(v) !== undefined)
     .map(([k]) => k);
   const wantVersion = str(vars.pg_version);
   const wantCluster = str(vars.pg_cluster);

@@ -1,0 +1,42 @@
+/**
+ * setup-warm-standby: primary-side configuration on every node (so failback works later), then
+ * clone each standby from the intended primary and verify it streams. Idempotent: a second run
+ * changes nothing.
+ */
+import { defineRunbook, param } from '../src/index.js';
+import { pgParams, type PgParams } from '../src/pg/cluster.js';
+import { inventoryContract } from '../src/pg/docs.js';
+import { cloneStep } from '../src/pg/steps-clone.js';
+import { intendedPrimaryWritableStep } from '../src/pg/steps-guard.js';
+import { clusterHosts, layoutStep, validateCluster } from '../src/pg/steps-inspect.js';
+import { primaryConfigSteps } from '../src/pg/steps-primary.js';
+import { standbySteps } from '../src/pg/steps-standby.js';
+
+export const params = {
+  ...pgParams,
+  wal_keep_size: param.string({ description: 'wal_keep_size on every node', default: '256MB' }),
+  max_slot_wal_keep_size: param.string({ description: 'max_slot_wal_keep_size: WAL an abandoned slot may pin', default: '2GB' }),
+  wal_archive_dir: param.string({ description: 'optional WAL archive directory (local or an NFS mount); archive_command refuses to overwrite' }),
+  keep_old_copies: param.number({ description: 'moved-aside data directories kept per node', default: 2 }),
+};
+
+type P = PgParams & { wal_keep_size: string; max_slot_wal_keep_size: string; wal_archive_dir: string | undefined; keep_old_copies: number };
+
+export const docs = inventoryContract();
+
+export default defineRunbook<typeof params>({
+  id: 'setup-warm-standby',
+  description: 'Streaming replication: primary-side config on every node, standbys cloned from the intended primary, verified',
+  params,
+  docs,
+  hosts: 'postgres',
+  anyErrorsFatal: true,
+  validate: (p, ctx) => validateCluster(p as P, ctx as never),
+  steps: [
+    layoutStep<P>(),
+    intendedPrimaryWritableStep<P>('guard-intended-primary', 'Run failback to restore the intended topology, or fix pg_primary in the inventory.'),
+    ...primaryConfigSteps<P>(),
+    cloneStep<P>('clone-standby', clusterHosts, () => ({ explicitTarget: false, allowPristine: true, reclone: false })),
+    ...standbySteps<P>('standby', clusterHosts),
+  ] as never,
+});
