@@ -10,7 +10,7 @@ import type { HostConnection, Transport } from '../transport/types.js';
 import type { Ui } from '../ui/types.js';
 import { renderJson, type RunReport, writeReportFile } from '../report/json.js';
 import { type EngineOptions, HostPool, Interrupt, type Engine } from './context.js';
-import { inventoryModule, transportModule } from './inventory-port.js';
+import * as inv from '../inventory/index.js';
 import { Journal, completedPairs, lastRunId, newRunId, readJournal } from './journal.js';
 import { loadRunbook, type LoadedRunbook } from './loader.js';
 import { resolveParams } from './params.js';
@@ -60,7 +60,6 @@ export async function prepare(ref: string, o: Pick<RunCliOptions, 'inventory' | 
   const loaded = await loadRunbook(ref);
   const def = loaded.def;
   if (o.inventory.length === 0) throw new BadInputError('no inventory: give -i FILE');
-  const inv = await inventoryModule();
   const inventory = await inv.loadInventory(o.inventory);
   const pattern = o.limit ?? def.hosts;
   const selected = inv.selectHosts(inventory, pattern);
@@ -82,9 +81,10 @@ export async function prepare(ref: string, o: Pick<RunCliOptions, 'inventory' | 
   };
   const problems = def.validate?.(params, run) ?? [];
   if (problems.length) throw new BadInputError(`runbook ${def.id}: invalid params:\n  - ${problems.map(maskSecrets).join('\n  - ')}`);
-  // One transport for the run: memoise the promise, or concurrent first connects would each make one.
+  // One transport for the run, loaded on first connect (list/describe never load ssh2); memoise the
+  // promise, or concurrent first connects would each make one.
   let transport: Promise<Transport> | undefined;
-  const getTransport = () => (transport ??= transportModule().then((m) => new m.SshTransport()));
+  const getTransport = () => (transport ??= import('../transport/index.js').then((m) => new m.SshTransport()));
   return {
     loaded,
     inventory,
