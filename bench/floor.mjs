@@ -1,0 +1,99 @@
+#!/usr/bin/env node
+// The floor: what runbook's remote work costs with no engine around it. Replays a recording made
+// by bench/lib/record-wire.mjs — per host, the same wire lines (sudo, sh -c and all), the same
+// stdin, in the same order, back to back over ONE raw ssh2 connection with setNoDelay, all hosts
+// in parallel. Host keys are checked against the lab's known_hosts, as runbook does.
+//
+// Usage: node bench/floor.mjs RECORDING.json --key FILE --known-hosts FILE
+// Prints JSON: { hosts, commands, handshake_ms (median), command_ms (median) }. Exit 1 when a
+// command's exit code differs from the recording (then the floor did not do the same work).
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import ssh2 from 'ssh2';
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { key: { type: 'string' }, 'known-hosts': { type: 'string' } },
+});
+const [recordingFile] = positionals;
+if (!recordingFile || !values.key || !values['known-hosts']) {
+  console.error('usage: node bench/floor.mjs RECORDING.json --key FILE --known-hosts FILE');
+  process.exit(2);
+}
+const recording = JSON.parse(readFileSync(recordingFile, 'utf8'));
+const privateKey = readFileSync(values.key);
+
+/** address → base64 key blobs, from plain (unhashed) known_hosts lines "name,addr type key". */
+const known = new Map();
+for (const line of readFileSync(values['known-hosts'], 'utf8').split('\n')) {
+  const [names, , blob] = line.trim().split(/\s+/);
+  if (!blob || names.startsWith('#')) continue;
+  for (const n of names.split(',')) known.set(n, [...(known.get(n) ?? []), blob]);
+}
+
+function connect(user, host, port) {
+  return new Promise((resolve, reject) => {
+    const client = new ssh2.Client();
+    client.on('ready', () => {
+      client.setNoDelay(true);
+      resolve(client);
+    });
+    client.on('error', reject);
+    client.connect({
+      host,
+      port,
+      username: user,
+      privateKey,
+      hostVerifier: (key) => (known.get(host) ?? []).includes(key.toString('base64')),
+    });
+  });
+}
+
+function run(client, { line, stdin }) {
+  return new Promise((resolve, reject) => {
+    client.exec(line, (err, stream) => {
+      if (err) return reject(err);
+      let code = null;
+      stream.on('exit', (c) => (code = c));
+      stream.on('data', () => {});
+      stream.stderr.on('data', () => {});
+      stream.on('close', () => resolve(code));
+      if (stdin) stream.write(stdin);
+      stream.end();
+    });
+  });
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+const handshakes = [];
+const perCommand = [];
+const mismatches = [];
+
+await Promise.all(
+  Object.entries(recording).map(async ([target, commands]) => {
+    const m = /^(.+)@(.+):(\d+)$/.exec(target);
+    const t0 = performance.now();
+    const client = await connect(m[1], m[2], Number(m[3]));
+    handshakes.push(performance.now() - t0);
+    for (const c of commands) {
+      const t = performance.now();
+      const code = await run(client, c);
+      perCommand.push(performance.now() - t);
+      if (code !== c.exitCode) mismatches.push(`${target}: exit ${code}, recorded ${c.exitCode}: ${c.line.slice(0, 80)}`);
+    }
+    client.end();
+  }),
+);
+
+console.log(
+  JSON.stringify({
+    hosts: handshakes.length,
+    commands: perCommand.length,
+    handshake_ms: Number(median(handshakes).toFixed(1)),
+    command_ms: Number(median(perCommand).toFixed(1)),
+  }),
+);
+if (mismatches.length) {
+  console.error(`floor: ${mismatches.length} command(s) ended differently than in the recording:\n${mismatches.slice(0, 5).join('\n')}`);
+  process.exitCode = 1;
+}

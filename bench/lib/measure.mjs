@@ -1,0 +1,107 @@
+// Wall time and peak memory of one child process (and its descendants), plus the statistics the
+// bench prints. Memory comes from /proc, so nothing beyond Linux and Node is needed.
+import { spawn } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import { loadavg } from 'node:os';
+
+// Sampling costs CPU on the machine being measured: cheap for one process, a tree walk less often.
+const POLL_MS = 20;
+const TREE_EVERY = 5;
+
+function statusKb(pid, field) {
+  try {
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0; // gone between listing and reading
+  }
+}
+
+/** The process and all its descendants, through /proc/PID/task/TID/children (no full /proc scan). */
+function tree(root) {
+  const out = [root];
+  for (let i = 0; i < out.length; i++) {
+    let tids = [];
+    try {
+      tids = readdirSync(`/proc/${out[i]}/task`);
+    } catch {}
+    for (const tid of tids) {
+      try {
+        out.push(...readFileSync(`/proc/${out[i]}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean).map(Number));
+      } catch {}
+    }
+  }
+  return out;
+}
+
+/**
+ * Runs argv, samples memory every POLL_MS. Returns wall seconds, `peakMb` (the root process's own
+ * high-water mark, VmHWM: exact for a single-process tool like runbook) and `treeMb` (the largest
+ * sum of VmRSS over the whole process tree seen at one sample: what ansible's forks cost together).
+ */
+export function timed(argv, { env, cwd, timeoutMs = 600_000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const t0 = process.hrtime.bigint();
+    const child = spawn(argv[0], argv.slice(1), { env: { ...process.env, ...env }, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    let peakKb = 0;
+    let treeKb = 0;
+    let ticks = 0;
+    const sample = () => {
+      peakKb = Math.max(peakKb, statusKb(child.pid, 'VmHWM'));
+      if (ticks++ % TREE_EVERY === 0) treeKb = Math.max(treeKb, tree(child.pid).reduce((sum, pid) => sum + statusKb(pid, 'VmRSS'), 0));
+    };
+    const poller = setInterval(sample, POLL_MS);
+    const killer = setTimeout(() => child.kill('SIGTERM'), timeoutMs);
+    child.on('error', (e) => {
+      clearInterval(poller);
+      clearTimeout(killer);
+      reject(e);
+    });
+    child.on('close', (code, signal) => {
+      clearInterval(poller);
+      clearTimeout(killer);
+      const s = Number(process.hrtime.bigint() - t0) / 1e9;
+      resolve({ s, code, signal, stdout, stderr, peakMb: peakKb / 1024, treeMb: Math.max(treeKb, peakKb) / 1024 });
+    });
+  });
+}
+
+/** Like timed(), but a non-zero exit is an error carrying the tool's output. */
+export async function mustRun(label, argv, opts) {
+  const r = await timed(argv, opts);
+  if (r.code !== 0) {
+    const tail = (r.stdout + r.stderr).trim().split('\n').slice(-25).join('\n');
+    throw new Error(`${label}: exit ${r.code ?? r.signal}\n$ ${argv.join(' ')}\n${tail}`);
+  }
+  return r;
+}
+
+export const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+/** (max − min) / median: how far apart the repetitions were. */
+export const spread = (xs) => (xs.length > 1 ? (Math.max(...xs) - Math.min(...xs)) / median(xs) : 0);
+
+/** Medians of `reps` runs of fn (each returns {s, ...}); also keeps every sample. */
+export async function repeat(reps, fn) {
+  const runs = [];
+  for (let i = 0; i < reps; i++) runs.push(await fn(i));
+  const s = runs.map((r) => r.s);
+  return { s: median(s), samples: s, spread: spread(s), runs };
+}
+
+export function machine() {
+  const [l1, l5, l15] = loadavg();
+  let cpus = 0;
+  try {
+    cpus = readFileSync('/proc/cpuinfo', 'utf8').match(/^processor\s*:/gm)?.length ?? 0;
+  } catch {}
+  return { nproc: cpus, loadavg: [l1, l5, l15].map((x) => Number(x.toFixed(2))), node: process.version };
+}

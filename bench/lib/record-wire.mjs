@@ -1,0 +1,33 @@
+// Preload (`node --import bench/lib/record-wire.mjs bin/runbook.js run …` with BENCH_RECORD=FILE):
+// records every command runbook sends over ssh2 — the exact wire line (sudo and sh -c wrapping
+// included), its stdin and exit code — per target address, in order. bench/floor.mjs replays the
+// recording, so the floor does byte-for-byte the remote work runbook did, minus the engine.
+// stdin may hold a secret param: the file is written 0600 and only ever under bench/out/.
+import { writeFileSync } from 'node:fs';
+import ssh2 from 'ssh2';
+
+const file = process.env.BENCH_RECORD;
+if (file) {
+  const hosts = {};
+  const { exec } = ssh2.Client.prototype;
+  ssh2.Client.prototype.exec = function recordedExec(line, opts, cb) {
+    const done = typeof opts === 'function' ? opts : cb;
+    const { host, port, username } = this.config ?? {};
+    const key = `${username}@${host}:${port}`;
+    const entry = { line, stdin: '', exitCode: null };
+    (hosts[key] ??= []).push(entry);
+    const wrapped = (err, stream) => {
+      if (stream) {
+        const write = stream.write.bind(stream);
+        stream.write = (data, ...rest) => {
+          entry.stdin += String(data);
+          return write(data, ...rest);
+        };
+        stream.on('exit', (code) => (entry.exitCode = code ?? null));
+      }
+      done(err, stream);
+    };
+    return typeof opts === 'function' ? exec.call(this, line, wrapped) : exec.call(this, line, opts, wrapped);
+  };
+  process.on('exit', () => writeFileSync(file, JSON.stringify(hosts, null, 1), { mode: 0o600 }));
+}
