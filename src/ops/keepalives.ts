@@ -37,14 +37,14 @@ const secs = (n: number): string => (Number.isFinite(n) ? `${n} s` : 'never');
 
 export function keepaliveFindings(f: KeepaliveFacts, t: KeepaliveTargets): Finding[] {
   const out: Finding[] = [];
-  const limit = `above the ${t.maxIdle} s limit: a router's idle timeout can drop the connection silently`;
+  const limit = `before the first probe (limit ${t.maxIdle} s)`;
   if (f.kernel.time > t.maxIdle)
     out.push({
       component: 'kernel',
       setting: 'net.ipv4.tcp_keepalive_time',
       value: f.kernel.time,
       effectiveIdle: f.kernel.time,
-      message: `net.ipv4.tcp_keepalive_time=${f.kernel.time}: connections from this host (libpq, ssh) first probe after ${f.kernel.time} s idle, ${limit}`,
+      message: `net.ipv4.tcp_keepalive_time=${f.kernel.time}: connections from this host (libpq, ssh) stay idle ${f.kernel.time} s ${limit}`,
     });
   if (f.pg) {
     const eff = f.pg.idle === 0 ? f.kernel.time : f.pg.idle;
@@ -54,7 +54,7 @@ export function keepaliveFindings(f: KeepaliveFacts, t: KeepaliveTargets): Findi
         setting: 'tcp_keepalives_idle',
         value: f.pg.idle,
         effectiveIdle: eff,
-        message: `PostgreSQL tcp_keepalives_idle=${f.pg.idle}${f.pg.idle === 0 ? ` (the kernel's ${f.kernel.time} s)` : ''}: ${eff} s ${limit}`,
+        message: `PostgreSQL tcp_keepalives_idle=${f.pg.idle}${f.pg.idle === 0 ? ` (the kernel's ${f.kernel.time} s)` : ''}: idle ${eff} s ${limit}`,
       });
   }
   if (f.sshd) {
@@ -67,7 +67,7 @@ export function keepaliveFindings(f: KeepaliveFacts, t: KeepaliveTargets): Findi
         setting: 'ClientAliveInterval',
         value: cai,
         effectiveIdle: eff,
-        message: `sshd ClientAliveInterval ${cai}${cai === 0 ? ` (${f.sshd.tcpKeepAlive ? `TCPKeepAlive only: the kernel's ${f.kernel.time} s` : 'and TCPKeepAlive no: never probed'})` : ''}: ${secs(eff)} ${limit}`,
+        message: `sshd ClientAliveInterval ${cai}${cai === 0 ? ` (${f.sshd.tcpKeepAlive ? `TCPKeepAlive only, at the kernel's ${f.kernel.time} s` : 'and TCPKeepAlive no: never probed'})` : ''}: idle ${secs(eff)} ${limit}`,
       });
   }
   return out;
@@ -108,3 +108,28 @@ export function sshdReload(init: KeepaliveFacts['init'], pid: number | undefined
   if (init === 'systemd') return [check, sh`systemctl reload ssh || systemctl reload sshd`];
   return pid ? [check, sh`kill -HUP ${pid}`] : [check];
 }
+
+/** Run a psql command as postgres from a root step (the fact needs root for sshd -T). */
+export function asPostgres(command: Command): Command {
+  return sh`cd / && runuser -u postgres -- sh -c ${command.toString()}`;
+}
+
+/**
+ * sshd_config with each directive set: the first matching line is replaced (sshd takes the first
+ * value it reads); a missing one goes before the first Match block, where it applies globally.
+ */
+export function setDirectives(content: string, wanted: Array<{ regexp: RegExp; line: string }>): string {
+  const lines = content.replace(/\n$/, '').split('\n');
+  for (const w of wanted) {
+    // Only the global section: a line inside a Match block applies to its matches only.
+    const match = lines.findIndex((l) => /^\s*Match\s/i.test(l));
+    const global = match >= 0 ? lines.slice(0, match) : lines;
+    const i = global.findIndex((l) => w.regexp.test(l));
+    if (i >= 0) lines[i] = w.line;
+    else if (match >= 0) lines.splice(match, 0, w.line);
+    else lines.push(w.line);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+export const byComponent = (findings: Finding[], c: Component): Finding | undefined => findings.find((f) => f.component === c);

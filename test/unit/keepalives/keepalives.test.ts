@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseKeepalives } from '../../../src/facts/keepalives.js';
-import { keepaliveFindings, pgFixCommand, renderSysctl, sshdLines, sshdReload, targetProblems } from '../../../src/ops/keepalives.js';
+import { keepaliveFindings, pgFixCommand, renderSysctl, setDirectives, sshdLines, sshdReload, targetProblems } from '../../../src/ops/keepalives.js';
 
 const targets = { maxIdle: 300, idle: 60, interval: 10, count: 6 };
 
@@ -41,8 +41,9 @@ describe('findings', () => {
       ['postgresql', 'tcp_keepalives_idle', 7200],
       ['sshd', 'ClientAliveInterval', 7200],
     ]);
-    expect(f[1]!.message).toBe("PostgreSQL tcp_keepalives_idle=0 (the kernel's 7200 s): 7200 s above the 300 s limit: a router's idle timeout can drop the connection silently");
-    expect(f[2]!.message).toMatch(/^sshd ClientAliveInterval 0 \(TCPKeepAlive only: the kernel's 7200 s\)/);
+    expect(f[0]!.message).toBe('net.ipv4.tcp_keepalive_time=7200: connections from this host (libpq, ssh) stay idle 7200 s before the first probe (limit 300 s)');
+    expect(f[1]!.message).toBe("PostgreSQL tcp_keepalives_idle=0 (the kernel's 7200 s): idle 7200 s before the first probe (limit 300 s)");
+    expect(f[2]!.message).toBe("sshd ClientAliveInterval 0 (TCPKeepAlive only, at the kernel's 7200 s): idle 7200 s before the first probe (limit 300 s)");
   });
 
   it('a PostgreSQL value of 0 is fine when the kernel default is short; quiet after a fix', () => {
@@ -52,7 +53,7 @@ describe('findings', () => {
 
   it('sshd without TCPKeepAlive and without ClientAliveInterval never probes', () => {
     const f = keepaliveFindings(parseKeepalives(defaults.replace('sshd.tcpkeepalive=yes', 'sshd.tcpkeepalive=no').replace('kernel.time=7200', 'kernel.time=60')), targets);
-    expect(f).toEqual([expect.objectContaining({ component: 'sshd', effectiveIdle: Infinity, message: expect.stringContaining('never probed): never above') })]);
+    expect(f).toEqual([expect.objectContaining({ component: 'sshd', effectiveIdle: Infinity, message: expect.stringContaining('never probed): idle never before') })]);
   });
 
   it('an explicit PostgreSQL idle above the limit is flagged even with a short kernel default', () => {
@@ -79,6 +80,12 @@ describe('fixes', () => {
   it('sshd is validated before the reload: SIGHUP to its pid without systemd', () => {
     expect(sshdReload('none', 41).map(String)).toEqual(['sshd -t', 'kill -HUP 41']);
     expect(sshdReload('systemd', undefined).map(String)).toEqual(['sshd -t', 'systemctl reload ssh || systemctl reload sshd']);
+  });
+
+  it('sshd directives: first match replaced, missing ones go before the first Match block', () => {
+    const conf = '#ClientAliveInterval 0\nPort 22\nMatch User backup\n  ClientAliveCountMax 1\n';
+    expect(setDirectives(conf, sshdLines(targets))).toBe('ClientAliveInterval 60\nPort 22\nClientAliveCountMax 6\nMatch User backup\n  ClientAliveCountMax 1\n');
+    expect(setDirectives('Port 22', sshdLines(targets))).toBe('Port 22\nClientAliveInterval 60\nClientAliveCountMax 6\n');
   });
 
   it('targets are checked', () => {
