@@ -2,15 +2,13 @@
 import type { Command as Program } from 'commander';
 import { BadInputError } from '../../errors.js';
 import type { FaultKind } from '../../drill/types.js';
+import { collect, inventoryOption } from '../options.js';
 
 const FAULTS: readonly FaultKind[] = ['stop', 'kill', 'partition'];
-const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
 export function registerDrill(program: Program): void {
-  program
-    .command('drill')
+  inventoryOption(program.command('drill'))
     .description('Rehearse failover and failback: inject a fault on the primary, measure downtime (RTO) and lost writes (RPO), restore the topology, write a report')
-    .requiredOption('-i, --inventory <path>', 'inventory file or directory (repeatable)', collect, [])
     .option('--fault <kind>', `fault on the primary: ${FAULTS.join(' | ')}`, 'stop')
     .option('--report-dir <dir>', 'where drill.md, drill.json, drill.junit.xml and drill-timeline.svg go', 'drill-report')
     .option('--compare <previous.json>', 'flag regressions against an earlier drill.json')
@@ -24,6 +22,7 @@ export function registerDrill(program: Program): void {
       inventory: string[]; fault: string; reportDir: string; compare?: string; group: string;
       extraVars: string[]; secret: string[]; knownHosts?: string; yes: boolean; dryRun: boolean;
     }) => {
+      if (opts.inventory.length === 0) throw new BadInputError('drill: give the cluster\'s inventory with -i PATH');
       if (!FAULTS.includes(opts.fault as FaultKind)) throw new BadInputError(`--fault must be one of ${FAULTS.join(', ')}, not "${opts.fault}"`);
       const { runDrill } = await import('../../drill/run-drill.js');
       const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY);

@@ -11,6 +11,7 @@ import { raw } from '../../shell/command.js';
 import { maskSecrets } from '../../shell/secret.js';
 import { SshTransport } from '../../transport/ssh.js';
 import { CommandFailedError, type ExecResult, type Transport } from '../../transport/types.js';
+import { inventoryOption } from '../options.js';
 
 interface ExecCliOptions {
   inventory: string[];
@@ -28,7 +29,6 @@ type HostOutcome =
   | { host: string; status: 'failed'; result?: ExecResult; note: string }
   | { host: string; status: 'unreachable'; note: string };
 
-const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
 function positiveInt(name: string) {
   return (value: string): number => {
@@ -39,12 +39,10 @@ function positiveInt(name: string) {
 }
 
 export function registerExec(program: Program): void {
-  program
-    .command('exec')
+  inventoryOption(program.command('exec'))
     .description("Run one shell line on the selected hosts in parallel (like Ansible's ad-hoc shell)")
     .usage("-i INVENTORY [options] -- 'SHELL LINE'")
     .argument('<line...>', 'the shell line, after --; words are joined with spaces as ssh does')
-    .option('-i, --inventory <path>', 'inventory file or directory (repeatable)', collect, [])
     .option('-l, --limit <pattern>', 'only hosts matching an Ansible pattern (web:&prod, pg*, all:!db1)')
     .option('-b, --become', 'run through sudo (sudo -n, or sudo -S with ansible_become_password)')
     .option('--become-user <user>', 'sudo to this user (default: ansible_become_user, or root)')

@@ -5,6 +5,7 @@
 import type { Command as Program } from 'commander';
 import { BadInputError } from '../../errors.js';
 import { hostVarsJson, loadInventory, selectHosts, toAnsibleListJson } from '../../inventory/index.js';
+import { inventoryOption } from '../options.js';
 
 interface InventoryOptions {
   inventory: string[];
@@ -13,13 +14,9 @@ interface InventoryOptions {
   limit?: string;
 }
 
-const collect = (value: string, previous: string[]): string[] => [...previous, value];
-
 export function registerInventory(program: Program): void {
-  program
-    .command('inventory')
+  inventoryOption(program.command('inventory'))
     .description('Show an Ansible inventory as runbook reads it (the JSON of ansible-inventory; secrets masked)')
-    .option('-i, --inventory <path>', 'inventory file or directory (repeatable)', collect, [])
     .option('--list', 'print every group and host with merged variables')
     .option('--host <name>', "print one host's merged variables")
     .option('-l, --limit <pattern>', 'only hosts matching an Ansible pattern (web:&prod, pg*, all:!db1)')

@@ -2,8 +2,7 @@
 import type { Command as Program } from 'commander';
 import { ExitCode } from '../../errors.js';
 import { maskSecrets } from '../../shell/secret.js';
-
-const collect = (v: string, prev: string[]) => [...prev, v];
+import { collect, inventoryOption } from '../options.js';
 
 interface RunFlags {
   inventory: string[];
@@ -26,8 +25,7 @@ interface RunFlags {
 const list = (s?: string) => (s ? s.split(',').map((x) => x.trim()).filter(Boolean) : []);
 
 function common(cmd: Program): Program {
-  return cmd
-    .requiredOption('-i, --inventory <file>', 'inventory file (repeatable)', collect, [])
+  return inventoryOption(cmd)
     .option('-l, --limit <pattern>', 'only hosts matching this pattern')
     .option('-e, --extra-vars <key=value|@file>', 'a param value, or a YAML file of them (repeatable)', collect, [])
     .option('--secret <NAME=env:VAR|NAME=file:PATH>', 'a secret param (repeatable)', collect, [])
