@@ -84,12 +84,21 @@ function appendValue(out: CommandPart[], value: unknown, index: number): void {
 
 /** Build a shell command; every `${value}` is quoted as one word (arrays: one word each). */
 export function sh(strings: TemplateStringsArray, ...values: ShellValue[]): Command {
+  return new Command(templateParts(strings, values, appendValue));
+}
+
+/** Walk a tagged template: literal text as is, each value through `append` (which quotes it). */
+export function templateParts<V>(
+  strings: TemplateStringsArray,
+  values: readonly V[],
+  append: (out: CommandPart[], value: V, index: number) => void,
+): CommandPart[] {
   const parts: CommandPart[] = [];
   strings.forEach((literal, i) => {
     if (literal) parts.push({ text: literal });
-    if (i < values.length) appendValue(parts, values[i], i);
+    if (i < values.length) append(parts, values[i]!, i);
   });
-  return new Command(mergeText(parts));
+  return mergeText(parts);
 }
 
 /** The one escape hatch: shell text taken as is. Grep for `raw(` when auditing. */
@@ -110,15 +119,7 @@ export function joinCommands(commands: readonly Command[], separator: string): C
 
 /** Stdin text that may hold secrets, for Command.withStdin. */
 export function stdinText(strings: TemplateStringsArray, ...values: Array<string | number | Secret>): StdinText {
-  const parts: CommandPart[] = [];
-  strings.forEach((literal, i) => {
-    if (literal) parts.push({ text: literal });
-    if (i < values.length) {
-      const v = values[i];
-      parts.push(v instanceof Secret ? { secret: v } : { text: String(v) });
-    }
-  });
-  return { parts: mergeText(parts) };
+  return { parts: templateParts(strings, values, (out, v) => out.push(v instanceof Secret ? { secret: v } : { text: String(v) })) };
 }
 
 export function mergeText(parts: readonly CommandPart[]): CommandPart[] {

@@ -3,7 +3,7 @@
  * secrets stay secrets. The result goes to psql on stdin, never on its command line.
  */
 import type { CommandPart, StdinText } from './command.js';
-import { mergeText } from './command.js';
+import { templateParts } from './command.js';
 import { MASK, Secret } from './secret.js';
 
 export type SqlValue = string | number | bigint | boolean | null | Secret | SqlFragment | readonly SqlValue[];
@@ -53,12 +53,7 @@ function appendSql(out: CommandPart[], value: unknown, index: number): void {
 
 /** Build SQL; every `${value}` becomes a literal (use sql.ident for names). */
 export function sql(strings: TemplateStringsArray, ...values: SqlValue[]): SqlFragment {
-  const parts: CommandPart[] = [];
-  strings.forEach((literal, i) => {
-    if (literal) parts.push({ text: literal });
-    if (i < values.length) appendSql(parts, values[i], i);
-  });
-  return new SqlFragment(mergeText(parts));
+  return new SqlFragment(templateParts(strings, values, appendSql));
 }
 
 sql.ident = (name: string): SqlFragment => new SqlFragment([{ text: quoteIdent(name) }]);
