@@ -7,7 +7,7 @@
 import { fact } from '../engine/define.js';
 import type { Fact } from '../engine/types.js';
 import type { ExecResult } from '../transport/types.js';
-import { type Command, raw, Secret, sh, sql, type SqlFragment } from '../shell/index.js';
+import { type Command, raw, sh, sql, type SqlFragment } from '../shell/index.js';
 import { asPostgres } from '../pg/control.js';
 
 export const FIELD_SEP = '\x1f';
@@ -337,8 +337,8 @@ export interface PgRoleState {
   exists: boolean;
   canLogin: boolean;
   replication: boolean;
-  /** The stored verifier (SCRAM or md5): secret-typed, so it is masked wherever it could show. */
-  verifier: Secret | null;
+  /** The stored verifier (SCRAM or md5), hidden from logs and reports. */
+  verifier: Hidden | null;
   /** pg_rewind's functions granted (pg_ls_dir, pg_stat_file, pg_read_binary_file). */
   rewindGrants: boolean;
 }
@@ -350,6 +350,29 @@ export const REWIND_FUNCTIONS = [
   'pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)',
 ];
 
+/**
+ * A value that prints as *** but, unlike a Secret, is not added to the masking list: the same
+ * verifier read on two nodes must stay readable in the second read.
+ */
+export class Hidden {
+  readonly #value: string;
+  constructor(value: string) {
+    this.#value = value;
+  }
+  reveal(): string {
+    return this.#value;
+  }
+  toString(): string {
+    return '***';
+  }
+  toJSON(): string {
+    return '***';
+  }
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return 'Hidden(***)';
+  }
+}
+
 export function roleFact(conn: PgConn, role: string): Fact<PgRoleState> {
   return queryFact(
     'pg.role',
@@ -360,7 +383,7 @@ export function roleFact(conn: PgConn, role: string): Fact<PgRoleState> {
     (rows) => {
       const r = rows[0];
       if (!r) return { exists: false, canLogin: false, replication: false, verifier: null, rewindGrants: false };
-      return { exists: true, canLogin: bool(r[0]), replication: bool(r[1]), verifier: r[2] ? new Secret(r[2], 'rolpassword') : null, rewindGrants: bool(r[3]) };
+      return { exists: true, canLogin: bool(r[0]), replication: bool(r[1]), verifier: r[2] ? new Hidden(r[2]) : null, rewindGrants: bool(r[3]) };
     },
   );
 }

@@ -6,9 +6,9 @@
 import { type Command, joinCommands, raw, sh } from '../shell/index.js';
 import type { PgLayout } from './layout.js';
 
-/** Run `cmd` as the postgres OS user (from /, which postgres can always read). */
+/** Run `cmd` as the postgres OS user (from /, which postgres can always read); a group, so it can sit in a pipe. */
 export function asPostgres(cmd: Command): Command {
-  return sh`cd / && runuser -u postgres -- ${cmd}`;
+  return sh`{ cd / && runuser -u postgres -- ${cmd}; }`;
 }
 
 /** C locale for tools whose output we parse (pg_controldata, pg_rewind). */

@@ -108,7 +108,8 @@ function insertMarkerFact(conn: ReturnType<typeof connOfNode>, note: string): Fa
 
 /** Polls the standby for the marker row for up to `seconds`; true once seen. */
 function markerSeenFact(conn: ReturnType<typeof connOfLayout>, note: string, seconds: number): Fact<boolean> {
-  const query = sql`SELECT count(*) FROM ${sql.ident(MARKER_TABLE)} WHERE note = ${note}`;
+  // A writable node answers 1 at once: it wrote the row itself, nothing to wait for.
+  const query = sql`SELECT CASE WHEN pg_is_in_recovery() THEN (SELECT count(*) FROM ${sql.ident(MARKER_TABLE)} WHERE note = ${note}) ELSE 1 END`;
   // The query arrives once on stdin and is replayed into psql on every poll.
   const psql = new Command(psqlCommand(conn, query).parts);
   return fact({
