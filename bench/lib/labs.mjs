@@ -1,0 +1,71 @@
+// The labs of a bench run. Its own lab ("bench", 10.231.7.0/24 — the only addresses it talks to
+// besides a reused lab's) comes up once with every host the run needs and goes down at the end,
+// also on failure or Ctrl-C. A lab that is already up is never taken down by the bench: it is
+// used only with RUNBOOK_LAB_REUSE=1 (and must have the hosts), otherwise it is an error.
+import { labDown, labPaths, labStatus, labUp } from '../../dist/src/lab/index.js';
+
+export const BENCH_LAB = { name: 'bench', subnet: '10.231.7.0/24' };
+export const DEFAULT_LAB = process.env.RUNBOOK_LAB_NAME ?? 'lab';
+const say = (line) => process.stderr.write(`[bench] ${line}\n`);
+
+export const plainHost = (i, width = 2) => `h${String(i).padStart(width, '0')}`;
+
+/**
+ * Brings the bench lab up with `dbHosts` (pg1=db,…) and `plain` sshd-only hosts h01…; returns its
+ * paths and a `down()` that is a no-op for a lab this run did not bring up.
+ */
+export async function benchLab({ dbHosts, plain }) {
+  const reuse = process.env.RUNBOOK_LAB_REUSE === '1';
+  const want = [...dbHosts.map((h) => `${h}=db`), ...Array.from({ length: plain }, (_, i) => plainHost(i + 1))];
+  const status = await labStatus({ name: BENCH_LAB.name });
+  if (status.up) {
+    const have = new Set(status.hosts.map((h) => `${h.name}=${h.role}`).concat(status.hosts.map((h) => h.name)));
+    const missing = want.filter((h) => !have.has(h));
+    if (!reuse || missing.length)
+      throw new Error(
+        `lab ${BENCH_LAB.name} is already up${missing.length ? ` without ${missing.slice(0, 5).join(', ')}` : ''}: it may be someone's. ` +
+          `Take it down (runbook lab down --name ${BENCH_LAB.name})${missing.length ? '' : ' or set RUNBOOK_LAB_REUSE=1 to use it'}.`,
+      );
+    say(`reusing lab ${BENCH_LAB.name} (RUNBOOK_LAB_REUSE=1): it stays up`);
+    return { ...labPaths(BENCH_LAB.name), down: async () => {} };
+  }
+  say(`lab ${BENCH_LAB.name} up: ${want.length} hosts on ${BENCH_LAB.subnet}`);
+  let owned = true;
+  const down = async () => {
+    if (!owned) return;
+    owned = false;
+    await labDown({ name: BENCH_LAB.name }, say);
+  };
+  onExit(down);
+  try {
+    const { ms } = await labUp({ ...BENCH_LAB, hosts: want.join(',') }, say);
+    say(`lab ${BENCH_LAB.name} up in ${(ms / 1000).toFixed(1)} s`);
+  } catch (e) {
+    await down();
+    throw e;
+  }
+  return { ...labPaths(BENCH_LAB.name), down };
+}
+
+/** The default lab (pg1, pg2 on 10.231.0.0/24), used as it is: only with RUNBOOK_LAB_REUSE=1. */
+export async function reusedDefaultLab() {
+  const status = await labStatus({ name: DEFAULT_LAB });
+  if (!status.up) throw new Error(`RUNBOOK_LAB_REUSE=1: lab ${DEFAULT_LAB} is not up (runbook lab up)`);
+  say(`reusing lab ${DEFAULT_LAB} for the no-op re-run (RUNBOOK_LAB_REUSE=1): it stays up`);
+  return { ...labPaths(DEFAULT_LAB), down: async () => {} };
+}
+
+// Ctrl-C / kill while a lab is up: take it down, then exit with the signal's code.
+const cleanups = new Set();
+let hooked = false;
+function onExit(fn) {
+  cleanups.add(fn);
+  if (hooked) return;
+  hooked = true;
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'])
+    process.once(sig, async () => {
+      say(`${sig}: taking down what this run brought up`);
+      await Promise.allSettled([...cleanups].map((f) => f()));
+      process.exit(128 + (sig === 'SIGINT' ? 2 : sig === 'SIGTERM' ? 15 : 1));
+    });
+}
