@@ -13,7 +13,10 @@ import {
   missingKernelExports,
   parseExportfs,
   parseOptions,
+  planKernelExportActive,
   planMount,
+  shareSpec,
+  validateNfs,
   planUnmount,
   renderFstabLine,
   renderGaneshaExport,
@@ -214,5 +217,35 @@ describe('bad input is refused before anything changes', () => {
     expect(shareProblems(spec)).toEqual([]);
     expect(shareProblems({ ...spec, clients: [] })).toEqual(['no clients: give a client group with hosts, or client addresses']);
     expect(shareProblems({ ...spec, exportPath: '/srv/../etc' })).toEqual(['export path "/srv/../etc" contains ..']);
+  });
+});
+
+describe('kernel nfsd plan from exportfs -v, and runbook validation', () => {
+  const entries = parseExportfs(fixture('exportfs-v.txt'));
+
+  it('exportfs -ra only when a client is missing or exported with other options', () => {
+    expect(planKernelExportActive(entries, spec, true)).toEqual({ kind: 'noop', reason: 'exportfs -v shows /srv/share for 10.231.0.11, 10.231.0.12' });
+    const ro = planKernelExportActive(entries, { ...spec, exportOptions: ['ro'] }, true);
+    expect(ro).toMatchObject({ kind: 'change', summary: 'exportfs -ra: 10.231.0.11, 10.231.0.12 not exported as wanted' });
+    expect(ro.kind === 'change' && ro.commands.map(String)).toEqual(['exportfs -ra']);
+    expect(planKernelExportActive(entries, spec, false)).toMatchObject({ kind: 'change', summary: 'exportfs -ra: /srv/share is still exported' });
+    expect(planKernelExportActive([], spec, false).kind).toBe('noop');
+  });
+
+  it('validate: one server, a sane owner and user, plus every share problem', () => {
+    const host = (name: string, address: string) => ({ name, address, vars: {}, groups: [] });
+    const groups: Record<string, ReturnType<typeof host>[]> = {
+      nfs_servers: [host('nfs1', '10.231.0.13')],
+      postgres: [host('pg1', '10.231.0.11'), host('pg2', '10.231.0.12')],
+    };
+    const ctx = { params: {} as never, hosts: [], checkMode: false, select: (p: string) => groups[p] ?? [] };
+    const params = { name: 'share', exportPath: '/srv/share', mountPoint: '/mnt/share', options: 'rw,sync', mountOptions: '', owner: 'postgres', user: 'postgres', servers: 'nfs_servers', clients: 'postgres', clientAddresses: [], backend: 'auto' };
+    expect(validateNfs(params, ctx)).toEqual([]);
+    expect(shareSpec(params, ctx)).toMatchObject({ clients: ['10.231.0.11', '10.231.0.12'], serverAddress: '10.231.0.13' });
+    expect(validateNfs({ ...params, servers: 'postgres', owner: 'post gres', user: '-x' }, ctx)).toEqual([
+      'servers "postgres" must match exactly one host, matches 2 (pg1, pg2)',
+      'owner "post gres" is not a user[:group] name or uid[:gid]',
+      'user "-x" is not a user name',
+    ]);
   });
 });
