@@ -3,8 +3,20 @@
  * (pure renderers), the analysis of who holds the VIP, and reusable steps that failover and
  * failback include to prove the VIP followed the role (or that it is held twice).
  *
- * Including the steps (failover / failback):
+ * Including the steps (failover / failback), after the promotion step:
  *   import { vipSteps } from '../src/ops/vip.js';
+ *   steps: [ …, phase('vip', vipSteps<P>({ nodes: 'postgres', vip: (p) => p.vip })) ]
+ * - `vip` returning undefined skips both steps ("no VIP configured"): runbooks work without one.
+ *   A `vip` param is filled from the inventory var of the same name.
+ * - Both steps run once and read every node: a node that cannot be reached fails them, since
+ *   "the VIP is nowhere else" cannot be proven. To leave out a fenced, unreachable node, pass
+ *   `nodes: (ctx) => [...names]` instead of a pattern.
+ * - `vip-no-duplicate` blocks at once on two holders; `vip-follows-primary` waits up to
+ *   `timeoutMs` (5 s) for keepalived to move it, then fails naming where the VIP is.
+ * - Both carry the tag `vip-verify` (`--tags vip-verify` runs only them); `idPrefix` keeps ids
+ *   unique when a runbook includes them twice (before and after a switchover).
+ */
+import { vipSteps } from '../src/ops/vip.js';
  *   steps: [ …promote…, ...vipSteps<P>({ nodes: 'db', vip: (p) => p.vip }) ]
  * `vip` returning undefined skips them ("no VIP configured"), so the runbooks work without one.
  */
