@@ -203,12 +203,14 @@ async function main() {
   const wantNoop = sections.has('noop');
   const wantFanout = sections.has('fanout');
   // one bench lab for everything: db hosts unless the default lab is reused, plain hosts for fan-out
-  const need = { dbHosts: wantNoop && !reuse ? ['pg1', 'pg2'] : [], plain: wantFanout ? Math.max(...fanoutHosts) : 0 };
+  // RUNBOOK_LAB_REUSE=1 runs the no-op re-run on the default lab when it is up (converging it)
+  const defaultLab = wantNoop && reuse ? await reusedDefaultLab() : undefined;
+  const need = { dbHosts: wantNoop && !defaultLab ? ['pg1', 'pg2'] : [], plain: wantFanout ? Math.max(...fanoutHosts) : 0 };
   const lab = need.dbHosts.length + need.plain ? await benchLab(need) : { down: async () => {} };
   const result = { generated_at: new Date().toISOString(), quick: args.quick, reps };
   try {
     result.startup = await startup();
-    if (wantNoop) result.noop_rerun = await noopSection(reuse ? await reusedDefaultLab() : lab);
+    if (wantNoop) result.noop_rerun = await noopSection(defaultLab ?? lab);
     if (wantFanout) result.fanout = await fanoutSection(lab);
   } finally {
     await lab.down();
