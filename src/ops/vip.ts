@@ -16,10 +16,6 @@
  * - Both carry the tag `vip-verify` (`--tags vip-verify` runs only them); `idPrefix` keeps ids
  *   unique when a runbook includes them twice (before and after a switchover).
  */
-import { vipSteps } from '../src/ops/vip.js';
- *   steps: [ …promote…, ...vipSteps<P>({ nodes: 'db', vip: (p) => p.vip }) ]
- * `vip` returning undefined skips them ("no VIP configured"), so the runbooks work without one.
- */
 import { change, noop, onHost, stepsFor } from '../engine/define.js';
 import type { Assertion, FactMap, Plan, RunContext, StepContext, StepDef } from '../engine/types.js';
 import { KEEPALIVED_PID_FILE, addressesFact, pgAnswersFact, pgRoleFact, type InterfaceAddress, type KeepalivedFacts, type PgRole } from '../facts/keepalived.js';
