@@ -33,3 +33,22 @@ export function intendedPrimaryWritableStep<P extends PgParams>(id: string, advi
     },
   });
 }
+
+/** failback acts only with exactly one writable node: never with two (split brain) or none (run failover). */
+export function failbackGuardStep<P extends PgParams>(id: string): StepDef<P, Record<string, unknown>> {
+  const { step } = stepsFor<P>();
+  return step({
+    id,
+    title: 'Guard: exactly one writable node (read from the servers)',
+    on: intendedPrimaryHost,
+    become: true,
+    gather: (ctx) => clusterStatusFacts(clusterOf(ctx)) as never,
+    plan: (f, ctx) => {
+      const c = clusterOf(ctx);
+      const t = topology(c, statusesOf(f));
+      if (t.writable.length > 1) return blocked(`${names(t.writable)} are all writable: split brain. Stop the node whose writes you give up (its writes after the divergence are lost to pg_rewind), then run failback again`);
+      if (!t.primary) return blocked(`no writable node (down: ${names(t.down) || 'none'}; in recovery: ${names(t.inRecovery) || 'none'}): run failover first`);
+      return noop(`${t.primary.name} is the writable node${t.primary.intendedPrimary ? ' (the intended primary)' : `; ${c.intendedPrimary.name} comes back`}`);
+    },
+  });
+}

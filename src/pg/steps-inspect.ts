@@ -26,12 +26,12 @@ export function validateCluster<P extends PgParams>(params: P, ctx: RunContext<P
   return Array.isArray(c) ? c : [];
 }
 
-export function layoutStep<P extends PgParams>(): StepDef<P, { layout: PgLayout | string }> {
+export function layoutStep<P extends PgParams>(on: (ctx: RunContext<P>) => string[] = clusterHosts): StepDef<P, { layout: PgLayout | string }> {
   const { step } = stepsFor<P>();
   return step({
     id: 'pg-layout',
     title: 'Detect the PostgreSQL layout (version, directories, start/stop)',
-    on: clusterHosts,
+    on,
     become: true,
     gather: (ctx) => ({ layout: layoutFact(ctx.host.vars) }),
     plan: (f) => (typeof f.layout === 'string' ? blocked(f.layout) : noop(describeLayout(f.layout))),

@@ -149,19 +149,27 @@ export function primaryConfigSteps<P extends ReplicationSettingsParams>(): Array
               ),
             ])),
     }),
-    step({
-      id: 'pg-slots',
-      title: 'A physical replication slot for every other node, on the writable node',
-      on: clusterHosts,
-      become: true,
-      gather: (ctx) => ({ self: statusFact(connOfLayout(layoutOf(ctx))), ...slotsOp(connOfLayout(layoutOf(ctx)), [], []).facts }),
-      plan: (f, ctx) => {
-        const c = clusterOf(ctx);
-        const want = peersOf(c, ctx.host.name).map((n) => n.slotName);
-        return writableOnly(f.self, 'the slots') ?? slotsOp(connOfLayout(layoutOf(ctx)), want, []).plan(f);
-      },
-    }),
+    slotsStep<P>('pg-slots'),
   ];
+}
+
+/** On the writable node: a physical slot for every other node (elsewhere a no-op saying why). */
+export function slotsStep<P extends PgParams>(id: string): StepDef<P, any> {
+  const { step } = stepsFor<P>();
+  return step({
+    id,
+    title: 'A physical replication slot for every other node, on the writable node',
+    on: clusterHosts,
+    become: true,
+    gather: (ctx) => ({ self: statusFact(connOfLayout(layoutOf(ctx))), ...slotsOp(connOfLayout(layoutOf(ctx)), [], []).facts }),
+    plan: (f, ctx) => {
+      const c = clusterOf(ctx);
+      const want = peersOf(c, ctx.host.name).map((n) => n.slotName);
+      if (!f.self.up) return noop('not running: the slots are kept on the writable node');
+      if (f.self.inRecovery) return noop('in recovery: the slots are kept on the writable node');
+      return slotsOp(connOfLayout(layoutOf(ctx)), want, []).plan(f);
+    },
+  });
 }
 
 function dirFact(dir: string) {

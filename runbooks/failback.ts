@@ -1,0 +1,54 @@
+/**
+ * failback: bring the intended primary back. Rejoin it as a standby of the current primary
+ * (pg_rewind, or a re-clone when rewind cannot), then a planned switchover with zero-loss gates
+ * and a marker row, then rejoin the other node the same way. The end state is the original
+ * topology, verified. On a healthy cluster every step is ok and nothing changes.
+ */
+import { defineRunbook, param } from '../src/index.js';
+import { pgParams, type PgParams } from '../src/pg/cluster.js';
+import { inventoryContract } from '../src/pg/docs.js';
+import { cloneStep } from '../src/pg/steps-clone.js';
+import { clusterHosts, layoutStep, validateCluster } from '../src/pg/steps-inspect.js';
+import { slotsStep } from '../src/pg/steps-primary.js';
+import { rewindStep } from '../src/pg/steps-rejoin.js';
+import { standbySteps } from '../src/pg/steps-standby.js';
+import { markersEverywhereStep, switchoverStep } from '../src/pg/steps-switchover.js';
+import { failbackGuardStep } from '../src/pg/steps-guard.js';
+
+export const params = {
+  ...pgParams,
+  keep_old_copies: param.number({ description: 'moved-aside data directories kept per node (re-clone fallback)', default: 2 }),
+};
+
+type P = PgParams & { keep_old_copies: number };
+
+export const docs = inventoryContract();
+
+/** Rejoin every node that is not the primary nor a standby of it: rewind, else re-clone, then standby checks. */
+function rejoin(prefix: string) {
+  return [
+    slotsStep<P>(`${prefix}-slots`),
+    rewindStep<P>(`${prefix}-rewind`, clusterHosts),
+    cloneStep<P>(`${prefix}-clone`, clusterHosts, () => ({ explicitTarget: false, allowPristine: false, reclone: false })),
+    ...standbySteps<P>(`${prefix}-standby`, clusterHosts),
+  ];
+}
+
+export default defineRunbook<typeof params>({
+  id: 'failback',
+  description: 'Rejoin the old primary (pg_rewind or re-clone), planned switchover back with zero-loss gates, original topology verified',
+  params,
+  docs,
+  hosts: 'postgres',
+  anyErrorsFatal: true,
+  validate: (p, ctx) => validateCluster(p as P, ctx as never),
+  steps: [
+    layoutStep<P>(),
+    failbackGuardStep<P>('failback-guard'),
+    ...rejoin('rejoin'),
+    // VIP: the keepalived steps (src/ops/vip.ts) go around the switchover — the address follows the new primary.
+    switchoverStep<P>('switchover'),
+    ...rejoin('rejoin-old'),
+    markersEverywhereStep<P>('zero-loss'),
+  ] as never,
+});

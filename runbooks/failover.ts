@@ -1,0 +1,45 @@
+/**
+ * failover: promote a standby when the primary is lost or must be abandoned. Fence first (stop
+ * the old primary and keep it from starting as a primary), refuse while it is reachable and
+ * writable unless -e force=true, promote once replay caught up, CHECKPOINT, reset the upstream,
+ * keep a slot for the old primary's return, verify.
+ */
+import { defineRunbook, param } from '../src/index.js';
+import { pgParams } from '../src/pg/cluster.js';
+import { inventoryContract } from '../src/pg/docs.js';
+import { layoutStep, validateCluster } from '../src/pg/steps-inspect.js';
+import { slotsStep } from '../src/pg/steps-primary.js';
+import { type FailoverParams, candidateHost, failoverGuardStep, fenceStep, promoteStep, verifyPrimaryStep } from '../src/pg/steps-promote.js';
+import { upstreamStep } from '../src/pg/steps-standby.js';
+
+export const params = {
+  ...pgParams,
+  candidate: param.string({ description: 'node to promote; default: the first node that is not the intended primary' }),
+  force: param.boolean({ description: 'promote even though the old primary is reachable and writable (it is fenced first, with its own confirmation)', default: false }),
+};
+
+type P = FailoverParams;
+
+export const docs = inventoryContract();
+
+export default defineRunbook<typeof params>({
+  id: 'failover',
+  description: 'Promote a standby: fence the old primary, candidate checks, promote, CHECKPOINT, verify',
+  params,
+  docs,
+  hosts: 'postgres',
+  anyErrorsFatal: true,
+  validate: (p, ctx) => validateCluster(p as P, ctx as never),
+  // Every step runs on the candidate only: the old primary's host may be gone; it is judged over
+  // the network and fenced through SSH when its host answers.
+  steps: [
+    layoutStep<P>(candidateHost),
+    failoverGuardStep<P>(),
+    fenceStep<P>(),
+    // VIP: the keepalived steps (src/ops/vip.ts) go here — move the address once the old primary is fenced.
+    promoteStep<P>(),
+    upstreamStep<P>('new-primary-upstream', candidateHost),
+    { ...slotsStep<P>('slot-for-old-primary'), on: candidateHost },
+    verifyPrimaryStep<P>(),
+  ] as never,
+});
