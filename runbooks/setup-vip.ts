@@ -135,7 +135,7 @@ export default defineRunbook({
         operation: () => service(keepalivedService()),
       }),
     ]),
-    phase('verify', vipSteps<P>({ nodes: onNodes, vip: (p) => p.vip, port: 5432 })),
+    phase('verify', vipSteps<P>({ nodes: onNodes, vip: (p) => p.vip, port: (p) => p.port })),
   ],
   handlers: [
     step<{ k: KeepalivedFacts }>({

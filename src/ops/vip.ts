@@ -157,7 +157,8 @@ export interface VipStepOptions<P> {
   vip: (params: P) => string | undefined;
   /** How long the VIP may take to follow the primary (default 5 s). */
   timeoutMs?: number;
-  port?: number;
+  /** PostgreSQL port for the "answers on the VIP" check (default 5432). */
+  port?: (params: P) => number;
   /** Prefix for step ids when a runbook includes the steps twice. */
   idPrefix?: string;
 }
@@ -172,7 +173,7 @@ function nodeNames<P>(o: VipStepOptions<P>, ctx: RunContext<P>): string[] {
 
 /** Facts for the VIP picture: addresses and role of every node, pg_isready on the VIP from here. */
 function vipFactMap<P>(o: VipStepOptions<P>, ctx: StepContext<P>, vip: string): FactMap<VipFacts> {
-  const map: FactMap<VipFacts> = { answers: pgAnswersFact(vip, o.port) } as FactMap<VipFacts>;
+  const map: FactMap<VipFacts> = { answers: pgAnswersFact(vip, o.port?.(ctx.params)) } as FactMap<VipFacts>;
   for (const n of nodeNames(o, ctx)) {
     map[`addr:${n}`] = onHost(n, addressesFact);
     map[`role:${n}`] = onHost(n, pgRoleFact);
