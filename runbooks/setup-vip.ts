@@ -5,7 +5,7 @@
  * without its notify_master promotion). Ends by proving: one holder, the primary, PostgreSQL
  * answering on the VIP.
  */
-import { blocked, defineRunbook, noop, param, stepsFor } from '../src/engine/define.js';
+import { blocked, change, defineRunbook, noop, param, stepsFor } from '../src/engine/define.js';
 import type { ParamsOf } from '../src/engine/types.js';
 import { addressesFact, keepalivedFact, pgRoleFact, type InterfaceAddress, type KeepalivedFacts, type PgRole } from '../src/facts/keepalived.js';
 import { directory, file } from '../src/ops/files.js';
@@ -25,7 +25,6 @@ import {
   vipSteps,
 } from '../src/ops/vip.js';
 import { sh } from '../src/shell/index.js';
-import { change } from '../src/engine/define.js';
 
 const params = {
   vip: param.string({ description: 'the service VIP (inventory var vip)', required: true }),

@@ -17,7 +17,7 @@ import {
   type NfsHostFacts,
   type PathFacts,
 } from '../facts/nfs.js';
-import { raw, sh, type Command } from '../shell/index.js';
+import { sh, type Command } from '../shell/index.js';
 import type { ServiceArgs } from './service.js';
 import { portListening } from './wait.js';
 
