@@ -395,10 +395,10 @@ export function roleFact(conn: PgConn, role: string): Fact<PgRoleState> {
  * is down. psql's \if keeps one round trip without failing on a missing table.
  */
 export function markersFact(conn: PgConn): Fact<string[] | null> {
-  const query = sql`SELECT to_regclass(${`public.${MARKER_TABLE}`}) IS NOT NULL AS has_markers \gset
-\if :has_markers
+  const query = sql`SELECT to_regclass(${`public.${MARKER_TABLE}`}) IS NOT NULL AS has_markers \\gset
+\\if :has_markers
 SELECT note FROM ${sql.ident(MARKER_TABLE)} ORDER BY id;
-\endif
+\\endif
 `;
   return optionalQueryFact('pg.markers', conn, query, (rows) => rows.map((r) => r[0] ?? ''));
 }
