@@ -162,7 +162,8 @@ export function resolveLayout(raw: RawLayout, vars: LayoutVars = {}): PgLayout |
     hbaFile: `${configDir}/pg_hba.conf`,
     managedConf,
     includeLine: family === 'debian' ? `include_dir = 'conf.d'` : `include_if_exists = '${MANAGED_CONF_NAME}'`,
-    startLog: `${dataDir}/runbook-pg_ctl.log`,
+    // Outside the data dir, so a clone or a move-aside does not carry it along.
+    startLog: `${dataDir.replace(/\/+$/, "").replace(/\/[^/]*$/, "")}/runbook-pg_ctl.log`,
     overridden,
   };
 }
