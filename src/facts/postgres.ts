@@ -27,11 +27,14 @@ export interface PgConn {
 
 const FIND_PSQL = raw(`"$(command -v psql 2>/dev/null || ls -d /usr/pgsql-*/bin/psql 2>/dev/null | sort -V | tail -n 1)"`);
 
+/** application_name of runbook's own sessions: not counted as clients of a node. */
+export const RUNBOOK_APP = 'runbook';
+
 /** psql with the query on stdin: no psqlrc, unaligned, tuples only, stop at the first error. */
 export function psqlCommand(conn: PgConn, query: SqlFragment): Command {
   const bin = conn.bin ? sh`${`${conn.bin}/psql`}` : FIND_PSQL;
   const remote = conn.host ? sh` -h ${conn.host} -U ${conn.user ?? 'postgres'}` : raw('');
-  const base = sh`${bin} -X -A -t -q -v ON_ERROR_STOP=1 -F ${FIELD_SEP} -R ${RECORD_SEP} -P ${`null=${NULL_MARK}`} -p ${conn.port} -d ${conn.db ?? 'postgres'}${remote}`;
+  const base = sh`${bin} -X -A -t -q -v ON_ERROR_STOP=1 -F ${FIELD_SEP} -R ${RECORD_SEP} -P ${`null=${NULL_MARK}`} -p ${conn.port} -d ${`dbname=${conn.db ?? 'postgres'} application_name=${RUNBOOK_APP}`}${remote}`;
   return asPostgres(conn.host ? sh`env PGCONNECT_TIMEOUT=3 ${base}` : base).withStdin(query);
 }
 
@@ -146,7 +149,7 @@ const STATUS_SQL = sql`SELECT pg_is_in_recovery(),
   (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
        AND c.relname <> ${MARKER_TABLE}),
-  (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid())`;
+  (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND application_name <> ${RUNBOOK_APP})`;
 
 export function parseStatusRow(row: Row): PgStatus {
   return {

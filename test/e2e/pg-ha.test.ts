@@ -16,8 +16,8 @@ const PASSWORD = 'e2e-Repl:pw\\1';
 const READ_ONLY = 'cannot execute CREATE TABLE in a read-only transaction';
 
 const labs = [
-  { layout: 'debian', name: process.env.RUNBOOK_PG_LAB ?? 'pgha-deb', subnet: '10.231.7.0/24', stopImmediate: 'pg_ctlcluster 15 main stop -m immediate' },
-  { layout: 'rhel', name: process.env.RUNBOOK_PG_LAB_RHEL ?? 'pgha-rhel', subnet: '10.231.8.0/24', stopImmediate: `su -s /bin/sh postgres -c '/usr/pgsql-15/bin/pg_ctl -D /var/lib/pgsql/15/data stop -m immediate'` },
+  { layout: 'debian', name: process.env.RUNBOOK_PG_LAB ?? 'pgha-deb', stopImmediate: 'pg_ctlcluster 15 main stop -m immediate' },
+  { layout: 'rhel', name: process.env.RUNBOOK_PG_LAB_RHEL ?? 'pgha-rhel', stopImmediate: `su -s /bin/sh postgres -c '/usr/pgsql-15/bin/pg_ctl -D /var/lib/pgsql/15/data stop -m immediate'` },
 ].filter((l) => (process.env.RUNBOOK_LAB_LAYOUTS ?? 'debian,rhel').includes(l.layout));
 
 interface Run {
@@ -47,7 +47,7 @@ describe.each(labs)('PostgreSQL HA runbooks, $layout layout', (lab) => {
   const host: Record<string, LabHostInfo> = {};
 
   /** psql as postgres inside the host; `code` and stderr kept for the read-only test. */
-  const psql = (h: string, query: string) => inHost(host[h]!, `su -s /bin/sh postgres -c 'cd / && psql -XAt -v ON_ERROR_STOP=1 -c "$0"' ${quoteWord(query)}`);
+  const psql = (h: string, query: string) => inHost(host[h]!, `su -s /bin/sh postgres -c 'cd / && psql -XAtq -v ON_ERROR_STOP=1 -c "$0"' ${quoteWord(query)}`);
   const value = async (h: string, query: string): Promise<string> => {
     const r = await psql(h, query);
     if (r.code !== 0) throw new Error(`${h}: ${query}: ${r.stderr}`);
@@ -65,7 +65,8 @@ describe.each(labs)('PostgreSQL HA runbooks, $layout layout', (lab) => {
     const reuse = process.env.RUNBOOK_LAB_REUSE === '1' && readState(lab.name);
     if (!reuse) {
       await labDown({ name: lab.name });
-      await labUp({ name: lab.name, subnet: lab.subnet, layout: lab.layout });
+      // The lab picks a free 10.231.N.0/24 for a new name.
+      await labUp({ name: lab.name, layout: lab.layout });
       broughtUp = true;
     }
     const state = readState(lab.name)!;
