@@ -270,15 +270,18 @@ export function vipSteps<P>(o: VipStepOptions<P>): Array<StepDef<P, VipFacts>> {
 
 /** keepalived as a plain process (no init system: the lab) or its systemd unit. */
 export function keepalivedService(): ServiceArgs {
+  const status = sh`p=$(cat ${KEEPALIVED_PID_FILE} 2>/dev/null) && [ "$(cat /proc/$p/comm 2>/dev/null)" = keepalived ]`;
+  const log = '/var/log/keepalived.log';
   return {
     name: 'keepalived',
     state: 'running',
     enabled: true,
     commands: {
       // -n: stay in the foreground under setsid; -P: VRRP only; -l: log to the console (our log file).
-      start: sh`setsid keepalived -n -l -P -f ${KEEPALIVED_CONF} -p ${KEEPALIVED_PID_FILE} -r /run/keepalived-vrrp.pid >>/var/log/keepalived.log 2>&1 </dev/null &`,
+      // Backgrounded, so wait (≤ 5 s) for its pid file: the step's verify re-reads the status at once.
+      start: sh`setsid keepalived -n -l -P -f ${KEEPALIVED_CONF} -p ${KEEPALIVED_PID_FILE} -r /run/keepalived-vrrp.pid >>${log} 2>&1 </dev/null & for i in $(seq 50); do { ${status}; } && break; sleep 0.1; done; { ${status}; } || { tail -n 5 ${log} >&2; false; }`,
       stop: sh`kill $(cat ${KEEPALIVED_PID_FILE})`,
-      status: sh`p=$(cat ${KEEPALIVED_PID_FILE} 2>/dev/null) && [ "$(cat /proc/$p/comm 2>/dev/null)" = keepalived ]`,
+      status,
     },
   };
 }

@@ -3,6 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { parseIpAddr, parseKeepalived } from '../../../src/facts/keepalived.js';
 import {
   interfaceFor,
+  keepalivedReload,
+  keepalivedService,
   nodeViews,
   priorityFor,
   renderCheckScript,
@@ -42,6 +44,15 @@ describe('keepalived.conf', () => {
 
   it('the check script succeeds only on a writable server', () => {
     expect(renderCheckScript(5433)).toContain(`[ "$(PGCONNECT_TIMEOUT=2 runuser -u postgres -- psql -XAtq -p 5433 -d postgres -c 'SELECT NOT pg_is_in_recovery()' 2>/dev/null)" = t ]`);
+  });
+
+  it('keepalived starts as a plain process and the start waits for its pid file', () => {
+    const svc = keepalivedService();
+    const start = svc.commands!.start.toString();
+    expect(start).toMatch(/^setsid keepalived -n -l -P -f \/etc\/keepalived\/keepalived.conf -p \/run\/keepalived.pid /);
+    expect(start).toContain(`for i in $(seq 50); do { ${svc.commands!.status.toString()}; } && break`);
+    expect(keepalivedReload({ init: 'none', pid: 7 })?.toString()).toBe('kill -HUP 7');
+    expect(keepalivedReload({ init: 'none' })).toBeUndefined();
   });
 
   it('priorities are distinct in inventory order', () => {
