@@ -9,7 +9,7 @@ import { inventoryContract } from '../src/pg/docs.js';
 import { cloneStep } from '../src/pg/steps-clone.js';
 import { intendedPrimaryWritableStep } from '../src/pg/steps-guard.js';
 import { clusterHosts, layoutStep, validateCluster } from '../src/pg/steps-inspect.js';
-import { primaryConfigSteps } from '../src/pg/steps-primary.js';
+import { archiveVerifyStep, primaryConfigSteps } from '../src/pg/steps-primary.js';
 import { standbySteps } from '../src/pg/steps-standby.js';
 
 export const params = {
@@ -38,5 +38,6 @@ export default defineRunbook<typeof params>({
     ...primaryConfigSteps<P>(),
     cloneStep<P>('clone-standby', clusterHosts, () => ({ explicitTarget: false, allowPristine: true, reclone: false })),
     ...standbySteps<P>('standby', clusterHosts),
+    archiveVerifyStep<P>('wal-archive-verify'),
   ] as never,
 });

@@ -5,10 +5,10 @@
  * and the marker table. Files are identical on all nodes, so a clone or a rewind that copies them
  * from the peer leaves them right.
  */
-import { change, fact, noop, stepsFor } from '../engine/define.js';
+import { blocked, change, fact, noop, stepsFor } from '../engine/define.js';
 import type { Plan, StepContext, StepDef } from '../engine/types.js';
 import { MARKER_TABLE, optionalQueryFact, type PgStatus, psqlCommand, statusFact } from '../facts/postgres.js';
-import { sh, sql } from '../shell/index.js';
+import { Command, sh, sql, stdinText } from '../shell/index.js';
 import {
   type HbaEntry,
   hbaAddress,
@@ -151,6 +151,49 @@ export function primaryConfigSteps<P extends ReplicationSettingsParams>(): Array
     }),
     slotsStep<P>('pg-slots'),
   ];
+}
+
+/**
+ * Seed 000's check that the archive fills: on the writable node, write a row, switch WAL, and
+ * wait for that segment to appear in the archive directory (30 s); pg_stat_archiver must show no
+ * failure. Writes, so not in --check.
+ */
+export function archiveVerifyStep<P extends ReplicationSettingsParams>(id: string): StepDef<P, { archive: string }> {
+  const { step } = stepsFor<P>();
+  return step({
+    id,
+    title: 'WAL archiving works: a switched segment appears in the archive directory',
+    on: clusterHosts,
+    become: true,
+    when: (ctx) => (!ctx.params.wal_archive_dir ? 'no wal_archive_dir given' : ctx.checkMode ? 'switches WAL: not in --check' : true),
+    gather: (ctx) => ({ archive: archiveProbe(connOfLayout(layoutOf(ctx)), ctx.params.wal_archive_dir!) }),
+    plan: (f) => {
+      const [kind, detail] = [f.archive.split(' ')[0], f.archive.slice(f.archive.indexOf(' ') + 1)];
+      if (kind === 'standby') return noop('in recovery: the primary archives');
+      if (kind === 'archived') return noop(`WAL segment ${detail} archived`);
+      return blocked(`WAL archiving does not work: ${detail}`);
+    },
+  });
+}
+
+function archiveProbe(conn: ReturnType<typeof connOfLayout>, dir: string) {
+  const query = sql`SELECT CASE WHEN pg_is_in_recovery() THEN 'standby' ELSE (SELECT pg_walfile_name(pg_switch_wal()) FROM (SELECT 1) s) END;`;
+  const write = sql`DO $rb$ BEGIN IF NOT pg_is_in_recovery() THEN INSERT INTO ${sql.ident(MARKER_TABLE)} (note) VALUES ('archive check'); END IF; END $rb$;`;
+  const failed = sql`SELECT failed_count || ' failed, last error on ' || coalesce(last_failed_wal, 'none') FROM pg_stat_archiver`;
+  const q = (x: typeof query) => new Command(psqlCommand(conn, x).parts);
+  return fact({
+    name: 'pg.archive_probe',
+    become: true,
+    command: sh`{ read -r w; read -r s; read -r fq; } ; printf '%s\n' "$w" | ${q(write)} >/dev/null 2>&1
+seg=$(printf '%s\n' "$s" | ${q(query)}) || { echo "error cannot switch WAL"; exit 0; }
+[ "$seg" = standby ] && { echo standby; exit 0; }
+i=0; while [ $i -lt 150 ]; do [ -f ${dir}/"$seg" ] && { echo "archived $seg"; exit 0; }; sleep 0.2; i=$((i+1)); done
+echo "missing $seg not in ${dir} after 30 s ($(printf '%s\n' "$fq" | ${q(failed)}))"`.withStdin(stdinText`${String(write)}
+${String(query)}
+${String(failed)}
+`),
+    parse: (r) => r.stdout.trim() || `error ${r.stderr.trim()}`,
+  });
 }
 
 /** On the writable node: a physical slot for every other node (elsewhere a no-op saying why). */
