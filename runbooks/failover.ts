@@ -10,7 +10,7 @@ import { inventoryContract } from '../src/pg/docs.js';
 import { layoutStep, validateCluster } from '../src/pg/steps-inspect.js';
 import { slotsStep } from '../src/pg/steps-primary.js';
 import { type FailoverParams, candidateHost, failoverGuardStep, fenceStep, promoteStep, verifyPrimaryStep } from '../src/pg/steps-promote.js';
-import { upstreamStep } from '../src/pg/steps-standby.js';
+import { resetUpstreamStep } from '../src/pg/steps-standby.js';
 
 export const params = {
   ...pgParams,
@@ -38,7 +38,7 @@ export default defineRunbook<typeof params>({
     fenceStep<P>(),
     // VIP: the keepalived steps (src/ops/vip.ts) go here — move the address once the old primary is fenced.
     promoteStep<P>(),
-    upstreamStep<P>('new-primary-upstream', candidateHost),
+    resetUpstreamStep<P>('new-primary-upstream', candidateHost),
     { ...slotsStep<P>('slot-for-old-primary'), on: candidateHost },
     verifyPrimaryStep<P>(),
   ] as never,

@@ -53,6 +53,22 @@ export function upstreamStep<P extends PgParams>(id: string, on: On<P>): StepDef
   });
 }
 
+/**
+ * After a promotion: empty primary_conninfo / primary_slot_name, reading only this node (the old
+ * primary's host may be gone). A node still in recovery is left alone.
+ */
+export function resetUpstreamStep<P extends PgParams>(id: string, on: On<P>): StepDef<P, { self: PgStatus }> {
+  const { step } = stepsFor<P>();
+  return step({
+    id,
+    title: 'Upstream settings of the new primary: primary_conninfo and primary_slot_name empty',
+    on,
+    become: true,
+    gather: (ctx) => ({ self: statusFact(connOfLayout(layoutOf(ctx))) }),
+    plan: (f, ctx) => (f.self.up && f.self.inRecovery ? noop('still a standby: nothing to reset') : planUpstream(connOfLayout(layoutOf(ctx)), f.self, null)),
+  });
+}
+
 /** Slots named after cluster nodes on a standby are leftovers of its life as primary. */
 export function staleSlotsStep<P extends PgParams>(id: string, on: On<P>): StepDef<P, { self: PgStatus; slots: PgSlot[] | null }> {
   const { step } = stepsFor<P>();
