@@ -79,6 +79,12 @@ describe.each(labs)('PostgreSQL HA runbooks, $layout layout', (lab) => {
   });
 
   it('setup-warm-standby leaves a streaming standby; the second run --check exits 0', async () => {
+    // --check on the fresh lab: says what would change (exit 7) and touches nothing.
+    const dry = await runbook(inventory, 'setup-warm-standby', '--check');
+    expect(dry.code, dry.out).toBe(7);
+    expect(dry.out).toMatch(/pg2: would change: replace pristine stand-alone pg2/);
+    expect(await value('pg2', 'SELECT pg_is_in_recovery()')).toBe('f');
+
     const r = await runbook(inventory, 'setup-warm-standby', '--yes');
     expect(r.code, r.out).toBe(0);
     expect(await value('pg2', 'SELECT pg_is_in_recovery()')).toBe('t');
