@@ -11,7 +11,7 @@ import { XMLValidator } from 'fast-xml-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { labDown, labPaths, labUp, readState } from '../../src/lab/index.js';
 import type { DrillReport } from '../../src/drill/types.js';
-import { psqlInHost, type LabHostInfo } from '../support/lab.js';
+import { inHost, psqlInHost, type LabHostInfo } from '../support/lab.js';
 
 const LAB = 'drill';
 const SUBNET = '10.231.9.0/24';
@@ -129,12 +129,21 @@ describe('runbook drill', () => {
   });
 
   it('a sabotaged failback fails clearly and leaves exactly one writable node', async () => {
-    const { run, report } = await drill('stop', [], { PGREPL_PW: 'not-the-password' });
-    expect(run.code).toBe(10);
-    expect(report.ok).toBe(false);
-    expect(report.failure).toMatch(/failback/);
-    expect(run.stdout).toContain('drill FAILED');
-    expect(await writableNodes()).toHaveLength(1);
+    // Sabotage: the old primary gets a wrong replication password, so it cannot rejoin after the
+    // failover (neither pg_rewind nor the fallback clone can connect to the new primary).
+    const pg1 = drillLabHost('pg1');
+    const pgpass = '~postgres/.pgpass';
+    await inHost(pg1, `cp -p ${pgpass} /root/pgpass.saved && sed -i 's/:[^:]*$/:not-the-password/' ${pgpass}`);
+    try {
+      const { run, report } = await drill('stop');
+      expect(run.code, run.stdout).toBe(10);
+      expect(report.ok).toBe(false);
+      expect(report.failure).toMatch(/failback/);
+      expect(run.stdout).toContain('drill FAILED');
+      expect(await writableNodes()).toEqual(['pg2']);
+    } finally {
+      await inHost(pg1, `cp -p /root/pgpass.saved ${pgpass}`);
+    }
 
     // Put the lab back for whoever comes next: a real failback with the right password.
     const back = await cli(['run', 'failback', '-i', inventory, '--yes', ...secretArgs]);
