@@ -125,7 +125,7 @@ export type PgStatus =
       primarySlotName: string;
       /** Databases other than postgres and the templates. */
       userDatabases: string[];
-      /** Tables outside the system schemas in the postgres database (runbook's own marker table excluded). */
+      /** Tables outside the system schemas in the postgres database (runbook's marker table counts: a node that had it served). */
       userTables: number;
       /** Client sessions other than ours. */
       clients: number;
@@ -147,8 +147,7 @@ const STATUS_SQL = sql`SELECT pg_is_in_recovery(),
   current_setting('primary_slot_name'),
   (SELECT coalesce(string_agg(datname, ',' ORDER BY datname), '') FROM pg_database WHERE datname NOT IN ('postgres', 'template0', 'template1')),
   (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
-       AND c.relname <> ${MARKER_TABLE}),
+     WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'),
   (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND application_name <> ${RUNBOOK_APP})`;
 
 export function parseStatusRow(row: Row): PgStatus {

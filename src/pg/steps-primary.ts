@@ -19,7 +19,8 @@ import {
   settingsOp,
   slotsOp,
 } from '../ops/postgres.js';
-import { type PgCluster, type PgParams, clusterOf, connOfLayout, layoutOf, peersOf } from './cluster.js';
+import { type PgCluster, type PgParams, clusterOf, connOfLayout, layoutOf, nodeOf, peersOf } from './cluster.js';
+import { isPristine } from './topology.js';
 import { clusterHosts } from './steps-inspect.js';
 
 export interface ReplicationSettingsParams extends PgParams {
@@ -67,8 +68,7 @@ export function hbaEntries(c: PgCluster): HbaEntry[] {
 
 export function primaryConfigSteps<P extends ReplicationSettingsParams>(): Array<StepDef<P, any>> {
   const { step } = stepsFor<P>();
-  const writableOnly = (s: PgStatus, what: string): Plan | undefined =>
-    !s.up ? noop(`not running: ${what} is done on the writable node`) : s.inRecovery ? noop(`in recovery: ${what} replicates from the primary`) : undefined;
+  const writableOnly = (s: PgStatus, what: string, ctx: StepContext<P>): Plan | undefined => pristineOrNotWritable(s, what, ctx);
 
   return [
     step({
@@ -129,7 +129,7 @@ export function primaryConfigSteps<P extends ReplicationSettingsParams>(): Array
       },
       plan: (f, ctx) => {
         const c = clusterOf(ctx);
-        return writableOnly(f.self, 'the role') ?? roleOp(connOfLayout(layoutOf(ctx)), c.replicationUser, c.password!).plan(f);
+        return writableOnly(f.self, 'the role', ctx) ?? roleOp(connOfLayout(layoutOf(ctx)), c.replicationUser, c.password!).plan(f);
       },
     }),
     step({
@@ -139,7 +139,7 @@ export function primaryConfigSteps<P extends ReplicationSettingsParams>(): Array
       become: true,
       gather: (ctx) => ({ self: statusFact(connOfLayout(layoutOf(ctx))), exists: markerTableFact(ctx) }),
       plan: (f, ctx) =>
-        writableOnly(f.self, 'the marker table') ??
+        writableOnly(f.self, 'the marker table', ctx) ??
         (f.exists
           ? noop(`${MARKER_TABLE} exists`)
           : change(`create table ${MARKER_TABLE}`, [
@@ -196,6 +196,18 @@ ${String(failed)}
   });
 }
 
+/**
+ * The primary-only objects (role, marker table, slots) go to the writable node — but not to a
+ * pristine stand-alone node that is not the intended primary: setup's clone replaces it, and
+ * objects made there would make it look used.
+ */
+function pristineOrNotWritable<P extends PgParams>(s: PgStatus, what: string, ctx: StepContext<P>): Plan | undefined {
+  if (!s.up) return noop(`not running: ${what} is kept on the writable node`);
+  if (s.inRecovery) return noop(`in recovery: ${what} replicates from the primary`);
+  if (!nodeOf(clusterOf(ctx), ctx.host.name).intendedPrimary && isPristine(s)) return noop(`pristine stand-alone server: the clone replaces it, ${what} comes with it`);
+  return undefined;
+}
+
 /** On the writable node: a physical slot for every other node (elsewhere a no-op saying why). */
 export function slotsStep<P extends PgParams>(id: string): StepDef<P, any> {
   const { step } = stepsFor<P>();
@@ -208,9 +220,7 @@ export function slotsStep<P extends PgParams>(id: string): StepDef<P, any> {
     plan: (f, ctx) => {
       const c = clusterOf(ctx);
       const want = peersOf(c, ctx.host.name).map((n) => n.slotName);
-      if (!f.self.up) return noop('not running: the slots are kept on the writable node');
-      if (f.self.inRecovery) return noop('in recovery: the slots are kept on the writable node');
-      return slotsOp(connOfLayout(layoutOf(ctx)), want, []).plan(f);
+      return pristineOrNotWritable(f.self, 'the slots', ctx) ?? slotsOp(connOfLayout(layoutOf(ctx)), want, []).plan(f);
     },
   });
 }
