@@ -5,7 +5,7 @@
 // in parallel. Host keys are checked against the lab's known_hosts, as runbook does.
 //
 // Usage: node bench/floor.mjs RECORDING.json --key FILE --known-hosts FILE
-// Prints JSON: { hosts, commands, handshake_ms (median), command_ms (median) }. Exit 1 when a
+// Prints JSON: { hosts, commands, handshake_ms (median), command_ms (median), slowest }. Exit 1 when a
 // command's exit code differs from the recording (then the floor did not do the same work).
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -21,6 +21,18 @@ if (!recordingFile || !values.key || !values['known-hosts']) {
   process.exit(2);
 }
 const recording = JSON.parse(readFileSync(recordingFile, 'utf8'));
+
+// setup-warm-standby's re-run writes a marker row with a run-unique note ("verify pg2 <time>
+// <random>") on the primary and polls the standby until exactly one such row arrives. Replaying the
+// recorded note would insert it a second time and poll for 30 s: give each note a fresh value.
+const MARKER_NOTE = /verify [a-z0-9-]+ \d{4}-\d\d-\d\dT[\d:.]+Z [a-z0-9]+/g;
+const fresh = new Map();
+const refresh = (text) =>
+  text.replace(MARKER_NOTE, (note) => {
+    if (!fresh.has(note)) fresh.set(note, `${note.split(' ').slice(0, 2).join(' ')} ${new Date().toISOString()} f${fresh.size}${process.pid}`);
+    return fresh.get(note);
+  });
+for (const commands of Object.values(recording)) for (const c of commands) Object.assign(c, { line: refresh(c.line), stdin: refresh(c.stdin) });
 const privateKey = readFileSync(values.key);
 
 /** address → base64 key blobs, from plain (unhashed) known_hosts lines "name,addr type key". */
@@ -68,6 +80,7 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] 
 const handshakes = [];
 const perCommand = [];
 const mismatches = [];
+let slowest = { ms: 0 };
 
 await Promise.all(
   Object.entries(recording).map(async ([target, commands]) => {
@@ -75,10 +88,12 @@ await Promise.all(
     const t0 = performance.now();
     const client = await connect(m[1], m[2], Number(m[3]));
     handshakes.push(performance.now() - t0);
-    for (const c of commands) {
+    for (const [i, c] of commands.entries()) {
       const t = performance.now();
       const code = await run(client, c);
-      perCommand.push(performance.now() - t);
+      const ms = performance.now() - t;
+      perCommand.push(ms);
+      if (ms > slowest.ms) slowest = { ms: Number(ms.toFixed(1)), target, index: i };
       if (code !== c.exitCode) mismatches.push(`${target}: exit ${code}, recorded ${c.exitCode}: ${c.line.slice(0, 80)}`);
     }
     client.end();
@@ -91,6 +106,7 @@ console.log(
     commands: perCommand.length,
     handshake_ms: Number(median(handshakes).toFixed(1)),
     command_ms: Number(median(perCommand).toFixed(1)),
+    slowest,
   }),
 );
 if (mismatches.length) {

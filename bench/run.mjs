@@ -214,7 +214,8 @@ async function main() {
     if (wantFanout) result.fanout = await fanoutSection(lab);
   } finally {
     await lab.down();
-    for (const f of ['noop', ...fanoutHosts.map((n) => `fanout-${n}`)]) rmSync(join(outDir, `${f}.wire.json`), { force: true }); // may hold the secret
+    // recordings may hold the (throwaway) replication password; BENCH_KEEP_WIRE=1 keeps them to look into
+    if (process.env.BENCH_KEEP_WIRE !== '1') for (const f of ['noop', ...fanoutHosts.map((n) => `fanout-${n}`)]) rmSync(join(outDir, `${f}.wire.json`), { force: true });
   }
   const after = machine();
   result.machine = { nproc: before.nproc, node: before.node, loadavg_before: before.loadavg, loadavg_after: after.loadavg };
