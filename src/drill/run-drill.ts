@@ -19,7 +19,7 @@ import { computeMeasures } from './measures.js';
 import { WriteProbe } from './probe.js';
 import { PROBE_ROLE, PROBE_TABLE, prepareProbe, probeIdsOn } from './probe-setup.js';
 import { writeDrillReport, type ReportPaths } from './report-files.js';
-import { runRunbook, stepTimings, type RunbookArgs } from './runbook-runner.js';
+import { failureSummary, runRunbook, stepTimings, type RunbookArgs } from './runbook-runner.js';
 import type { DrillReport, ExitCheck, FaultKind, PhaseRecord } from './types.js';
 
 export interface DrillOptions extends RunbookArgs {
@@ -166,7 +166,7 @@ export async function runDrill(o: DrillOptions): Promise<DrillOutcome> {
       const snaps = await reader.snapshot(standbys);
       const promoted = writable(snaps);
       if (promoted.length !== 1) {
-        throw new PhaseFailure(`failover (exit ${run.exitCode}) left ${promoted.length} writable standbys: ${run.tail.slice(-3).join(' | ')}`);
+        throw new PhaseFailure(`failover left ${promoted.length} writable standbys; ${failureSummary('failover', run)}`);
       }
       primaryAfterFailover = promoted[0]!.host;
       if (o.fault === 'partition') {
@@ -189,9 +189,11 @@ export async function runDrill(o: DrillOptions): Promise<DrillOutcome> {
 
     await phase('failback', async () => {
       const run = await runRunbook('failback', o, o.log);
-      failbackWindow = { startedAt: run.startedAt, endedAt: run.endedAt };
       Object.assign(timings, stepTimings('failback', run));
-      if (run.exitCode !== 0) throw new PhaseFailure(`failback failed (exit ${run.exitCode}): ${run.tail.slice(-4).join(' | ')}`);
+      if (run.exitCode !== 0) throw new PhaseFailure(failureSummary('failback', run));
+      // The rejoin does not interrupt writes (the new primary serves them): the longest gap in the
+      // failback's window is the planned switchover's outage.
+      failbackWindow = { startedAt: run.startedAt, endedAt: run.endedAt };
     });
 
     await phase('exit-checks', async () => {
@@ -206,6 +208,10 @@ export async function runDrill(o: DrillOptions): Promise<DrillOutcome> {
     failure = maskSecrets(error instanceof Error ? error.message : String(error));
     exitCode = error instanceof PhaseFailure ? error.exitCode : error instanceof ConfirmationError ? ExitCode.confirmation : ExitCode.topologyNotRestored;
     if (o.fault === 'partition') await lab!.setLink(plan.primary, true).catch(() => undefined);
+    if (phases.some((p) => p.name === 'fault')) {
+      // Say what state the failure left, as far as it can be read.
+      exitChecks.push(...(await finalChecks(reader, nodes, plan.primary, standbys, plan.vip).catch(() => [])));
+    }
   }
 
   const samples = probe ? await probe.stop() : [];

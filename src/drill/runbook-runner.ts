@@ -69,6 +69,25 @@ export async function runRunbook(id: string, a: RunbookArgs, log: (line: string)
   return report ? { exitCode, report, tail, startedAt, endedAt } : { exitCode, tail, startedAt, endedAt };
 }
 
+/** Why a run failed, in the words of its failed steps (the recap alone says nothing). */
+export function failureSummary(id: string, run: RunbookRun): string {
+  const failed = (run.report?.results ?? []).filter((r) => ['failed', 'blocked', 'unreachable'].includes(r.status));
+  const detail = failed.length
+    ? failed.map((r) => `${r.stepId}@${r.host} ${r.status}: ${firstLine(r.failure?.message ?? r.message)}${stderrHint(r.failure?.stderrTail)}`).join('; ')
+    : run.tail.slice(-3).join(' | ');
+  return `${id} failed (exit ${run.exitCode}): ${detail}`;
+}
+
+function firstLine(text: string): string {
+  return text.split('\n')[0] ?? '';
+}
+
+/** The last meaningful stderr line: usually the cause ("password authentication failed …"). */
+function stderrHint(tail?: string): string {
+  const line = tail?.trim().split('\n').filter((l) => l.trim() && !/^\d+\/\d+ kB/.test(l)).pop();
+  return line ? ` — ${line.trim()}` : '';
+}
+
 /** "runbook/step@host" → ms, for the drill report. */
 export function stepTimings(id: string, run: RunbookRun): Record<string, number> {
   const out: Record<string, number> = {};
