@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ansiblePlaybook, playbookStepIds } from './lib/ansible.mjs';
 import { benchLab, plainHost, reusedDefaultLab } from './lib/labs.mjs';
-import { machine, median, mustRun, repeat } from './lib/measure.mjs';
+import { machine, median, mustRun, repeat, spread } from './lib/measure.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const here = (p) => join(root, p);
@@ -100,7 +100,7 @@ async function compare({ lab, runbookArgv, env, playbook, limit, forks, recordin
 }
 
 const r3 = (x) => Number(x.toFixed(3));
-const spreadOf = (samples) => (samples.length > 1 ? r3((Math.max(...samples) - Math.min(...samples)) / median(samples)) : 0);
+const spreadOf = (samples) => r3(spread(samples));
 
 async function noopSection(lab) {
   const argv = runbookCli(lab, NOOP.runbook, NOOP.limit, 10, NOOP.args);

@@ -39,7 +39,7 @@ function tree(root) {
  * high-water mark, VmHWM: exact for a single-process tool like runbook) and `treeMb` (the largest
  * sum of VmRSS over the whole process tree seen at one sample: what ansible's forks cost together).
  */
-export function timed(argv, { env, cwd, timeoutMs = 600_000 } = {}) {
+export function timed(argv, { env, cwd, timeoutMs = 300_000 } = {}) {
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
     const child = spawn(argv[0], argv.slice(1), { env: { ...process.env, ...env }, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
