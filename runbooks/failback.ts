@@ -14,6 +14,7 @@ import { rewindStep } from '../src/pg/steps-rejoin.js';
 import { standbySteps } from '../src/pg/steps-standby.js';
 import { markersEverywhereStep, switchoverStep } from '../src/pg/steps-switchover.js';
 import { failbackGuardStep } from '../src/pg/steps-guard.js';
+import { vipSteps } from '../src/ops/vip.js';
 
 export const params = {
   ...pgParams,
@@ -46,9 +47,10 @@ export default defineRunbook<typeof params>({
     layoutStep<P>(),
     failbackGuardStep<P>('failback-guard'),
     ...rejoin('rejoin'),
-    // VIP: the keepalived steps (src/ops/vip.ts) go around the switchover — the address follows the new primary.
     switchoverStep<P>('switchover'),
     ...rejoin('rejoin-old'),
     markersEverywhereStep<P>('zero-loss'),
+    // keepalived moves the VIP with the role (only the writable node passes its check): verify it followed.
+    ...vipSteps<P>({ nodes: clusterHosts, vip: (p) => p.vip }),
   ] as never,
 });

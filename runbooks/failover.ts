@@ -7,10 +7,11 @@
 import { defineRunbook, param } from '../src/index.js';
 import { pgParams } from '../src/pg/cluster.js';
 import { inventoryContract } from '../src/pg/docs.js';
-import { layoutStep, validateCluster } from '../src/pg/steps-inspect.js';
+import { clusterHosts, layoutStep, validateCluster } from '../src/pg/steps-inspect.js';
 import { slotsStep } from '../src/pg/steps-primary.js';
 import { type FailoverParams, candidateHost, failoverGuardStep, fenceStep, promoteStep, verifyPrimaryStep } from '../src/pg/steps-promote.js';
 import { resetUpstreamStep } from '../src/pg/steps-standby.js';
+import { vipSteps } from '../src/ops/vip.js';
 
 export const params = {
   ...pgParams,
@@ -36,10 +37,11 @@ export default defineRunbook<typeof params>({
     layoutStep<P>(candidateHost),
     failoverGuardStep<P>(),
     fenceStep<P>(),
-    // VIP: the keepalived steps (src/ops/vip.ts) go here — move the address once the old primary is fenced.
     promoteStep<P>(),
     resetUpstreamStep<P>('new-primary-upstream', candidateHost),
     { ...slotsStep<P>('slot-for-old-primary'), on: candidateHost },
     verifyPrimaryStep<P>(),
+    // keepalived moves the VIP by itself (only the writable node passes its check): verify it followed.
+    ...vipSteps<P>({ nodes: clusterHosts, vip: (p) => p.vip }),
   ] as never,
 });
