@@ -2,11 +2,11 @@
  * base-backup: clone or re-clone standbys from the CURRENT primary (read from the servers).
  * Never on a writable node, whatever the flags; the old data dir is moved aside, not deleted.
  */
-import { defineRunbook, param, type RunContext } from '../src/index.js';
+import { param, type RunContext } from '../src/index.js';
 import { pgParams, type PgParams, resolveCluster } from '../src/pg/cluster.js';
-import { inventoryContract } from '../src/pg/docs.js';
+import { definePgRunbook, docs } from '../src/pg/runbook.js';
 import { cloneStep } from '../src/pg/steps-clone.js';
-import { clusterHosts, layoutStep, validateCluster } from '../src/pg/steps-inspect.js';
+import { clusterHosts, layoutStep } from '../src/pg/steps-inspect.js';
 import { slotsStep } from '../src/pg/steps-primary.js';
 import { standbySteps } from '../src/pg/steps-standby.js';
 
@@ -19,30 +19,25 @@ export const params = {
 
 type P = PgParams & { target: string[] | undefined; reclone: boolean; keep_old_copies: number };
 
-export const docs = inventoryContract();
+export { docs };
 
 /** The targets, or every node (the current primary then plans a no-op as the source). */
 function targets(ctx: RunContext<P>): string[] {
   return ctx.params.target?.length ? ctx.params.target : clusterHosts(ctx);
 }
 
-export default defineRunbook<typeof params>({
+export default definePgRunbook({
   id: 'base-backup',
   description: 'Clone or re-clone standbys from the current primary with pg_basebackup (never a writable node)',
   params,
-  docs,
-  hosts: 'postgres',
-  anyErrorsFatal: true,
-  validate: (p, ctx) => {
-    const errors = validateCluster(p as P, ctx as never);
-    const c = resolveCluster(ctx as never, p as P);
-    if (!Array.isArray(c)) for (const t of (p as P).target ?? []) if (!c.nodes.some((n) => n.name === t)) errors.push(`target ${t} is not a node of ${c.group}`);
-    return errors;
+  validate: (p: P, ctx) => {
+    const c = resolveCluster(ctx, p);
+    return Array.isArray(c) ? [] : (p.target ?? []).filter((t) => !c.nodes.some((n) => n.name === t)).map((t) => `target ${t} is not a node of ${c.group}`);
   },
   steps: [
     layoutStep<P>(),
     slotsStep<P>('pg-slots'),
     cloneStep<P>('clone-standby', targets, (p) => ({ explicitTarget: Boolean(p.target?.length), allowPristine: false, reclone: p.reclone })),
     ...standbySteps<P>('standby', targets),
-  ] as never,
+  ],
 });

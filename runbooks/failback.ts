@@ -4,11 +4,11 @@
  * and a marker row, then rejoin the other node the same way. The end state is the original
  * topology, verified. On a healthy cluster every step is ok and nothing changes.
  */
-import { defineRunbook, param } from '../src/index.js';
+import { param } from '../src/index.js';
 import { pgParams, type PgParams } from '../src/pg/cluster.js';
-import { inventoryContract } from '../src/pg/docs.js';
+import { definePgRunbook, docs } from '../src/pg/runbook.js';
 import { cloneStep } from '../src/pg/steps-clone.js';
-import { clusterHosts, layoutStep, validateCluster } from '../src/pg/steps-inspect.js';
+import { clusterHosts, layoutStep } from '../src/pg/steps-inspect.js';
 import { slotsStep } from '../src/pg/steps-primary.js';
 import { rewindStep } from '../src/pg/steps-rejoin.js';
 import { standbySteps } from '../src/pg/steps-standby.js';
@@ -23,7 +23,7 @@ export const params = {
 
 type P = PgParams & { keep_old_copies: number };
 
-export const docs = inventoryContract();
+export { docs };
 
 /** Rejoin every node that is not the primary nor a standby of it: rewind, else re-clone, then standby checks. */
 function rejoin(prefix: string) {
@@ -35,14 +35,10 @@ function rejoin(prefix: string) {
   ];
 }
 
-export default defineRunbook<typeof params>({
+export default definePgRunbook({
   id: 'failback',
   description: 'Rejoin the old primary (pg_rewind or re-clone), planned switchover back with zero-loss gates, original topology verified',
   params,
-  docs,
-  hosts: 'postgres',
-  anyErrorsFatal: true,
-  validate: (p, ctx) => validateCluster(p as P, ctx as never),
   steps: [
     layoutStep<P>(),
     failbackGuardStep<P>('failback-guard'),
@@ -52,5 +48,5 @@ export default defineRunbook<typeof params>({
     markersEverywhereStep<P>('zero-loss'),
     // keepalived moves the VIP with the role (only the writable node passes its check): verify it followed.
     ...vipSteps<P>({ nodes: clusterHosts, vip: (p) => p.vip }),
-  ] as never,
+  ],
 });

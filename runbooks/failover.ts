@@ -4,10 +4,10 @@
  * writable unless -e force=true, promote once replay caught up, CHECKPOINT, reset the upstream,
  * keep a slot for the old primary's return, verify.
  */
-import { defineRunbook, param } from '../src/index.js';
+import { param } from '../src/index.js';
 import { pgParams } from '../src/pg/cluster.js';
-import { inventoryContract } from '../src/pg/docs.js';
-import { clusterHosts, layoutStep, validateCluster } from '../src/pg/steps-inspect.js';
+import { definePgRunbook, docs } from '../src/pg/runbook.js';
+import { clusterHosts, layoutStep } from '../src/pg/steps-inspect.js';
 import { slotsStep } from '../src/pg/steps-primary.js';
 import { type FailoverParams, candidateHost, failoverGuardStep, fenceStep, promoteStep, verifyPrimaryStep } from '../src/pg/steps-promote.js';
 import { resetUpstreamStep } from '../src/pg/steps-standby.js';
@@ -21,16 +21,12 @@ export const params = {
 
 type P = FailoverParams;
 
-export const docs = inventoryContract();
+export { docs };
 
-export default defineRunbook<typeof params>({
+export default definePgRunbook({
   id: 'failover',
   description: 'Promote a standby: fence the old primary, candidate checks, promote, CHECKPOINT, verify',
   params,
-  docs,
-  hosts: 'postgres',
-  anyErrorsFatal: true,
-  validate: (p, ctx) => validateCluster(p as P, ctx as never),
   // Every step runs on the candidate only: the old primary's host may be gone; it is judged over
   // the network and fenced through SSH when its host answers.
   steps: [
@@ -43,5 +39,5 @@ export default defineRunbook<typeof params>({
     verifyPrimaryStep<P>(),
     // keepalived moves the VIP by itself (only the writable node passes its check): verify it followed.
     ...vipSteps<P>({ nodes: clusterHosts, vip: (p) => p.vip }),
-  ] as never,
+  ],
 });

@@ -3,12 +3,12 @@
  * clone each standby from the intended primary and verify it streams. Idempotent: a second run
  * changes nothing.
  */
-import { defineRunbook, param } from '../src/index.js';
+import { param } from '../src/index.js';
 import { pgParams, type PgParams } from '../src/pg/cluster.js';
-import { inventoryContract } from '../src/pg/docs.js';
+import { definePgRunbook, docs } from '../src/pg/runbook.js';
 import { cloneStep } from '../src/pg/steps-clone.js';
 import { intendedPrimaryWritableStep } from '../src/pg/steps-guard.js';
-import { clusterHosts, layoutStep, validateCluster } from '../src/pg/steps-inspect.js';
+import { clusterHosts, layoutStep } from '../src/pg/steps-inspect.js';
 import { archiveVerifyStep, primaryConfigSteps } from '../src/pg/steps-primary.js';
 import { standbySteps } from '../src/pg/steps-standby.js';
 
@@ -22,16 +22,12 @@ export const params = {
 
 type P = PgParams & { wal_keep_size: string; max_slot_wal_keep_size: string; wal_archive_dir: string | undefined; keep_old_copies: number };
 
-export const docs = inventoryContract();
+export { docs };
 
-export default defineRunbook<typeof params>({
+export default definePgRunbook({
   id: 'setup-warm-standby',
   description: 'Streaming replication: primary-side config on every node, standbys cloned from the intended primary, verified',
   params,
-  docs,
-  hosts: 'postgres',
-  anyErrorsFatal: true,
-  validate: (p, ctx) => validateCluster(p as P, ctx as never),
   steps: [
     layoutStep<P>(),
     intendedPrimaryWritableStep<P>('guard-intended-primary', 'Run failback to restore the intended topology, or fix pg_primary in the inventory.'),
@@ -39,5 +35,5 @@ export default defineRunbook<typeof params>({
     cloneStep<P>('clone-standby', clusterHosts, () => ({ explicitTarget: false, allowPristine: true, reclone: false })),
     ...standbySteps<P>('standby', clusterHosts),
     archiveVerifyStep<P>('wal-archive-verify'),
-  ] as never,
+  ],
 });
