@@ -5,7 +5,8 @@
 // in parallel. Host keys are checked against the lab's known_hosts, as runbook does.
 //
 // Usage: node bench/floor.mjs RECORDING.json --key FILE --known-hosts FILE
-// Prints JSON: { hosts, commands, handshake_ms (median), command_ms (median), slowest }. Exit 1 when a
+// Prints JSON: { hosts, commands, handshake_ms (median), command_ms (median), slowest,
+// first_connect_ms (from process start) }. Exit 1 when a
 // command's exit code differs from the recording (then the floor did not do the same work).
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -20,7 +21,7 @@ if (!recordingFile || !values.key || !values['known-hosts']) {
   console.error('usage: node bench/floor.mjs RECORDING.json --key FILE --known-hosts FILE');
   process.exit(2);
 }
-const recording = JSON.parse(readFileSync(recordingFile, 'utf8'));
+const recording = JSON.parse(readFileSync(recordingFile, 'utf8')).hosts;
 
 // setup-warm-standby's re-run writes a marker row with a run-unique note ("verify pg2 <time>
 // <random>") on the primary and polls the standby until exactly one such row arrives. Replaying the
@@ -81,11 +82,13 @@ const handshakes = [];
 const perCommand = [];
 const mismatches = [];
 let slowest = { ms: 0 };
+let firstConnectMs;
 
 await Promise.all(
   Object.entries(recording).map(async ([target, commands]) => {
     const m = /^(.+)@(.+):(\d+)$/.exec(target);
     const t0 = performance.now();
+    firstConnectMs ??= t0;
     const client = await connect(m[1], m[2], Number(m[3]));
     handshakes.push(performance.now() - t0);
     for (const [i, c] of commands.entries()) {
@@ -107,6 +110,7 @@ console.log(
     handshake_ms: Number(median(handshakes).toFixed(1)),
     command_ms: Number(median(perCommand).toFixed(1)),
     slowest,
+    first_connect_ms: Number(firstConnectMs.toFixed(1)),
   }),
 );
 if (mismatches.length) {

@@ -1,6 +1,7 @@
 // Preload (`node --import bench/lib/record-wire.mjs bin/runbook.js run …` with BENCH_RECORD=FILE):
 // records every command runbook sends over ssh2 — the exact wire line (sudo and sh -c wrapping
-// included), its stdin and exit code — per target address, in order. bench/floor.mjs replays the
+// included), its stdin and exit code — per target address, in order — and when the first
+// connection started. bench/floor.mjs replays the
 // recording, so the floor does byte-for-byte the remote work runbook did, minus the engine.
 // stdin may hold a secret param: the file is written 0600 and only ever under bench/out/.
 import { writeFileSync } from 'node:fs';
@@ -9,7 +10,13 @@ import ssh2 from 'ssh2';
 const file = process.env.BENCH_RECORD;
 if (file) {
   const hosts = {};
-  const { exec } = ssh2.Client.prototype;
+  // when the first connection starts, from process start: runbook's start-up, to split it from per-step cost
+  let firstConnectMs;
+  const { connect, exec } = ssh2.Client.prototype;
+  ssh2.Client.prototype.connect = function recordedConnect(...args) {
+    firstConnectMs ??= performance.now();
+    return connect.apply(this, args);
+  };
   ssh2.Client.prototype.exec = function recordedExec(line, opts, cb) {
     const done = typeof opts === 'function' ? opts : cb;
     const { host, port, username } = this.config ?? {};
@@ -29,5 +36,5 @@ if (file) {
     };
     return typeof opts === 'function' ? exec.call(this, line, wrapped) : exec.call(this, line, opts, wrapped);
   };
-  process.on('exit', () => writeFileSync(file, JSON.stringify(hosts, null, 1), { mode: 0o600 }));
+  process.on('exit', () => writeFileSync(file, JSON.stringify({ first_connect_ms: firstConnectMs, hosts }, null, 1), { mode: 0o600 }));
 }
