@@ -18,7 +18,7 @@
  */
 import { change, noop, onHost, stepsFor } from '../engine/define.js';
 import type { Assertion, FactMap, Plan, RunContext, StepContext, StepDef } from '../engine/types.js';
-import { KEEPALIVED_PID_FILE, addressesFact, pgAnswersFact, pgRoleFact, type InterfaceAddress, type KeepalivedFacts, type PgRole } from '../facts/keepalived.js';
+import { KEEPALIVED_PID_FILE, addressesFact, keepalivedFact, pgAnswersFact, pgRoleFact, type InterfaceAddress, type KeepalivedFacts, type PgRole } from '../facts/keepalived.js';
 import { sh, type Command } from '../shell/index.js';
 import type { ServiceArgs } from './service.js';
 
@@ -164,7 +164,7 @@ export interface VipStepOptions<P> {
 }
 
 interface VipFacts {
-  [key: string]: InterfaceAddress[] | PgRole | true | string;
+  [key: string]: InterfaceAddress[] | PgRole | KeepalivedFacts | true | string;
 }
 
 function nodeNames<P>(o: VipStepOptions<P>, ctx: RunContext<P>): string[] {
@@ -177,6 +177,7 @@ function vipFactMap<P>(o: VipStepOptions<P>, ctx: StepContext<P>, vip: string): 
   for (const n of nodeNames(o, ctx)) {
     map[`addr:${n}`] = onHost(n, addressesFact);
     map[`role:${n}`] = onHost(n, pgRoleFact);
+    map[`keepalived:${n}`] = onHost(n, keepalivedFact);
   }
   return map;
 }
@@ -190,6 +191,16 @@ export function nodeViews(vip: string, facts: VipFacts): NodeView[] {
       const host = k.slice(5);
       return { host, holdsVip: (facts[k] as InterfaceAddress[]).some((a) => a.address === vip), role: facts[`role:${host}`] as PgRole };
     });
+}
+
+/**
+ * Why the VIP is not ours to check, if it is not: an inventory may name a service address that
+ * keepalived does not manage on these nodes (setup-vip never ran). Then there is nothing to follow.
+ */
+export function unmanagedVip(vip: string, facts: VipFacts): string | undefined {
+  const running = Object.keys(facts).some((k) => k.startsWith('keepalived:') && (facts[k] as KeepalivedFacts).pid !== undefined);
+  if (running || nodeViews(vip, facts).some((v) => v.holdsVip)) return undefined;
+  return `VIP ${vip} is not managed on these nodes: keepalived runs on none of them and none holds it (run setup-vip)`;
 }
 
 /** The full check: one holder, the only primary, and PostgreSQL answering on the VIP. */
@@ -224,6 +235,8 @@ export function vipSteps<P>(o: VipStepOptions<P>): Array<StepDef<P, VipFacts>> {
     gather: (ctx) => vipFactMap(o, ctx, o.vip(ctx.params)!),
     plan: (facts, ctx): Plan => {
       const vip = o.vip(ctx.params)!;
+      const unmanaged = unmanagedVip(vip, facts);
+      if (unmanaged) return noop(unmanaged);
       const h = vipHolders(nodeViews(vip, facts));
       if (h.kind === 'duplicate') return { kind: 'blocked', reason: vipProblem(vip, nodeViews(vip, facts))! };
       return noop(h.kind === 'one' ? `VIP ${vip} is held by ${h.holder.host} only` : `no node holds VIP ${vip}`);
@@ -240,6 +253,8 @@ export function vipSteps<P>(o: VipStepOptions<P>): Array<StepDef<P, VipFacts>> {
     gather: (ctx) => vipFactMap(o, ctx, o.vip(ctx.params)!),
     plan: (facts, ctx): Plan => {
       const vip = o.vip(ctx.params)!;
+      const unmanaged = unmanagedVip(vip, facts);
+      if (unmanaged) return noop(unmanaged);
       const r = vipCheck(vip, facts);
       if (r.ok) return noop(r.message);
       // Nothing to run: keepalived moves the VIP; applying means waiting for it (verify polls).

@@ -131,4 +131,13 @@ describe('reusable steps', () => {
     const settled = { ...moving, 'addr:pg1': [], 'addr:pg2': addrs };
     expect(steps[1]!.plan!(settled, ctx(VIP)).kind).toBe('noop');
   });
+
+  it('a VIP that keepalived does not manage on these nodes is nothing to follow', () => {
+    const none = { init: 'none' as const };
+    const unmanaged = { answers: 'no response', 'addr:pg1': [], 'role:pg1': 'standby' as const, 'keepalived:pg1': none, 'addr:pg2': [], 'role:pg2': 'primary' as const, 'keepalived:pg2': none };
+    for (const step of steps) expect(step.plan!(unmanaged, ctx(VIP))).toMatchObject({ kind: 'noop', reason: expect.stringContaining('not managed on these nodes') });
+    // keepalived running somewhere: the VIP is managed, and not being on the primary is a wait.
+    const managed = { ...unmanaged, 'keepalived:pg2': { init: 'none' as const, pid: 42 } };
+    expect(steps[1]!.plan!(managed, ctx(VIP)).kind).toBe('change');
+  });
 });
