@@ -16,19 +16,23 @@ function run(...args: string[]): { code: number; out: string } {
   return { code: r.status ?? -1, out: `${r.stdout}\n${r.stderr}` };
 }
 
-/** Kernel, sshd and PostgreSQL defaults: what a fresh Debian host has. */
-async function resetDefaults(): Promise<void> {
+const KEEPALIVE_SETTINGS = ['tcp_keepalives_idle', 'tcp_keepalives_interval', 'tcp_keepalives_count'];
+
+/**
+ * Kernel, sshd and PostgreSQL defaults: what a fresh Debian host has. PostgreSQL's are pinned to 0
+ * with ALTER SYSTEM (it wins over config files), since an earlier runbook on this shared lab
+ * (setup-warm-standby) may have set keepalives in its own file.
+ */
+async function defaults(pin: 'pin' | 'unpin'): Promise<void> {
   await inHost('pg1', 'rm -f /etc/sysctl.d/90-runbook-keepalive.conf; sysctl -qw net.ipv4.tcp_keepalive_time=7200 net.ipv4.tcp_keepalive_intvl=75 net.ipv4.tcp_keepalive_probes=9');
   await inHost('pg1', "sed -i -e 's/^ClientAliveInterval .*/#ClientAliveInterval 0/' -e 's/^ClientAliveCountMax .*/#ClientAliveCountMax 3/' /etc/ssh/sshd_config && kill -HUP $(cat /run/sshd.pid)");
-  await psqlInHost('pg1', 'ALTER SYSTEM RESET tcp_keepalives_idle');
-  await psqlInHost('pg1', 'ALTER SYSTEM RESET tcp_keepalives_interval');
-  await psqlInHost('pg1', 'ALTER SYSTEM RESET tcp_keepalives_count');
+  for (const name of KEEPALIVE_SETTINGS) await psqlInHost('pg1', pin === 'pin' ? `ALTER SYSTEM SET ${name} = 0` : `ALTER SYSTEM RESET ${name}`);
   await psqlInHost('pg1', 'SELECT pg_reload_conf()');
 }
 
 describe.skipIf(!inventory)('check-keepalives', () => {
-  beforeAll(resetDefaults);
-  afterAll(resetDefaults);
+  beforeAll(() => defaults('pin'));
+  afterAll(() => defaults('unpin'));
 
   it('flags the defaults: --check reports (exit 7), a run without fix=true refuses (exit 8)', () => {
     const check = run('--check');
