@@ -1,8 +1,8 @@
 /**
  * Gathering: every fact a step needs on one host, run as ONE remote script per (host, become user)
- * instead of one round trip per fact. Each fact runs in its own subshell with stdin closed; its
- * stdout, stderr and exit code are kept in a temp dir and printed back between delimiters that
- * carry a random nonce, so fact output cannot forge them.
+ * instead of one round trip per fact. Each fact runs in its own subshell with stdin closed (or fed
+ * its own stdin); markers carrying a random nonce (so fact output cannot forge them) are printed
+ * around it on stdout and stderr, the end marker on stdout with its exit code.
  */
 import { randomBytes } from 'node:crypto';
 import { Command, joinCommands, raw, sh } from '../shell/command.js';
@@ -29,47 +29,59 @@ function factScript(f: Fact<unknown>): Command {
 }`;
 }
 
-/** The batch script for some facts; exported for tests. */
+/**
+ * The batch script for some facts; exported for tests. Each fact runs as `( CMD ) </dev/null`
+ * between markers printed (by the `printf` builtin: no extra exec) on both stdout and stderr; the
+ * end marker carries the exit code. The newline printed before each end marker is stripped back by
+ * parseBatch, so output without a trailing newline stays exact.
+ */
 export function batchScript(facts: Array<Fact<unknown>>, nonce: string): Command {
-  const pieces: Command[] = [raw(`__rb_d=$(mktemp -d) || exit 97\ntrap 'rm -rf "$__rb_d"' EXIT\n`)];
-  facts.forEach((f, i) => {
-    pieces.push(sh`( ${factScript(f)}
-) >"$__rb_d/${raw(String(i))}.o" 2>"$__rb_d/${raw(String(i))}.e" </dev/null; echo $? >"$__rb_d/${raw(String(i))}.c"
-`);
-  });
   const mark = `@@RB-${nonce}@@`;
-  pieces.push(
-    raw(`for __rb_i in ${facts.map((_, i) => i).join(' ')}; do
-printf '${mark} %s %s\\n' "$__rb_i" "$(cat "$__rb_d/$__rb_i.c")"; cat "$__rb_d/$__rb_i.o"
-printf '\\n${mark} err\\n'; cat "$__rb_d/$__rb_i.e"; printf '\\n${mark} end\\n'
-done
-`),
-  );
+  const pieces: Command[] = [];
+  facts.forEach((f, i) => {
+    pieces.push(raw(`printf '${mark} ${i}\\n'; printf '${mark} ${i}\\n' >&2\n`));
+    pieces.push(sh`( ${factScript(f)}
+) </dev/null
+`);
+    pieces.push(raw(`__rb_c=$?; printf '\\n${mark} end ${i} %s\\n' "$__rb_c"; printf '\\n${mark} end ${i}\\n' >&2\n`));
+  });
   return joinCommands(pieces, '');
 }
 
-/** Split the batch output back into one ExecResult per fact. */
-export function parseBatch(host: string, facts: Array<Fact<unknown>>, stdout: string, nonce: string, durationMs: number): ExecResult[] {
+/** Fact i's text in one stream: between its start marker line and "\n<end marker>". */
+function section(host: string, f: Fact<unknown>, text: string, mark: string, i: number, pos: number): { body: string; tail: number; next: number } {
+  const startLine = `${mark} ${i}\n`;
+  const head = text.indexOf(startLine, pos);
+  const endMark = head < 0 ? -1 : text.indexOf(`\n${mark} end ${i}`, head + startLine.length);
+  const lineEnd = endMark < 0 ? -1 : text.indexOf('\n', endMark + 1);
+  if (lineEnd < 0) throw new RunbookError(`${host}: facts script output is incomplete at fact ${f.name}`, ExitCode.stepFailed);
+  const tail = endMark + 1 + `${mark} end ${i}`.length;
+  return { body: text.slice(head + startLine.length, endMark), tail, next: lineEnd + 1 };
+}
+
+/** Split the batch output (both streams) back into one ExecResult per fact. */
+export function parseBatch(host: string, facts: Array<Fact<unknown>>, stdout: string, stderr: string, nonce: string, durationMs: number): ExecResult[] {
   const mark = `@@RB-${nonce}@@`;
   const out: ExecResult[] = [];
-  let pos = 0;
+  let po = 0;
+  let pe = 0;
   for (let i = 0; i < facts.length; i++) {
-    const head = stdout.indexOf(`${mark} ${i} `, pos);
-    const headEnd = head < 0 ? -1 : stdout.indexOf('\n', head);
-    const errMark = headEnd < 0 ? -1 : stdout.indexOf(`\n${mark} err\n`, headEnd);
-    const endMark = errMark < 0 ? -1 : stdout.indexOf(`\n${mark} end\n`, errMark);
-    if (endMark < 0) throw new RunbookError(`${host}: facts script output is incomplete at fact ${facts[i]!.name}`, ExitCode.stepFailed);
-    const code = Number(stdout.slice(head + mark.length + String(i).length + 2, headEnd));
+    const f = facts[i]!;
+    const o = section(host, f, stdout, mark, i, po);
+    const e = section(host, f, stderr, mark, i, pe);
+    const codeText = stdout.slice(o.tail, o.next - 1);
+    const code = /^ \d+$/.test(codeText) ? Number(codeText.slice(1)) : null;
     out.push({
       host,
-      command: facts[i]!.command.toString(),
-      exitCode: Number.isFinite(code) ? code : null,
-      stdout: maskSecrets(stdout.slice(headEnd + 1, errMark)),
-      stderr: maskSecrets(stdout.slice(errMark + mark.length + 6, endMark)),
+      command: f.command.toString(),
+      exitCode: code,
+      stdout: maskSecrets(o.body),
+      stderr: maskSecrets(e.body),
       durationMs,
       timedOut: false,
     });
-    pos = endMark + mark.length + 6;
+    po = o.next;
+    pe = e.next;
   }
   return out;
 }
@@ -85,7 +97,7 @@ export async function runFactBatch(exec: Executor, host: string, become: boolean
     const why = res.timedOut ? `timed out after ${timeoutSec}s` : `exit code ${res.exitCode}`;
     throw new RunbookError(`${host}: reading facts ${facts.map((f) => f.name).join(', ')} failed (${why})${res.stderr.trim() ? `: ${res.stderr.trim().split('\n').slice(-3).join(' | ')}` : ''}`, ExitCode.stepFailed);
   }
-  return parseBatch(host, facts, res.stdout, nonce, res.durationMs);
+  return parseBatch(host, facts, res.stdout, res.stderr, nonce, res.durationMs);
 }
 
 /**

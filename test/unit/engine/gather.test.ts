@@ -35,6 +35,33 @@ describe('batched facts', () => {
   });
 
   it('refuses truncated output', () => {
-    expect(() => parseBatch('h', [fact({ name: 'a', command: sh`true`, parse: () => 1 })], '@@RB-n@@ 0 0\nabc', 'n', 1)).toThrow(/incomplete/);
+    const facts = [fact({ name: 'a', command: sh`true`, parse: () => 1 })];
+    expect(() => parseBatch('h', facts, '@@RB-n@@ 0\nabc', '@@RB-n@@ 0\n\n@@RB-n@@ end 0\n', 'n', 1)).toThrow(/incomplete/);
+    expect(() => parseBatch('h', facts, '@@RB-n@@ 0\nabc\n@@RB-n@@ end 0 0\n', '@@RB-n@@ 0\nerr', 'n', 1)).toThrow(/incomplete/);
+  });
+
+  it('splits stdout and stderr by markers: no trailing newline, stderr, non-zero exits, stdin, empty output', async () => {
+    const log: string[] = [];
+    const conn = localConnection('h1', log);
+    const facts = await gatherFacts({ exec: (_h, c, o) => conn.exec(c, o) }, 'h1', undefined, {
+      nonl: fact({ name: 'nonl', command: sh`printf 'a\nb'; printf 'e1\ne2' >&2`, parse: (r) => r }),
+      err: fact({ name: 'err', command: sh`echo to-err >&2`, parse: (r) => r }),
+      fail: fact({ name: 'fail', command: sh`echo partial; exit 42`, parse: (r) => r }),
+      empty: fact({ name: 'empty', command: sh`true`, parse: (r) => r }),
+      blank: fact({ name: 'blank', command: sh`printf '\n\n'; printf '\n' >&2`, parse: (r) => r }),
+      stdin: fact({ name: 'stdin', command: sh`tr a-z A-Z; echo "rc-ok"`.withStdin('select 1;\nno newline'), parse: (r) => r }),
+      noStdin: fact({ name: 'noStdin', command: sh`cat; echo done`, parse: (r) => r }),
+      secretIn: fact({ name: 'secretIn', command: sh`wc -c`.withStdin(secret('s3cr3t-stdin-value', 'pw')), parse: (r) => r }),
+    });
+    expect(log).toHaveLength(1);
+    expect(log[0]).not.toContain('s3cr3t');
+    expect([facts.nonl.stdout, facts.nonl.stderr, facts.nonl.exitCode]).toEqual(['a\nb', 'e1\ne2', 0]);
+    expect([facts.err.stdout, facts.err.stderr, facts.err.exitCode]).toEqual(['', 'to-err\n', 0]);
+    expect([facts.fail.stdout, facts.fail.stderr, facts.fail.exitCode]).toEqual(['partial\n', '', 42]);
+    expect([facts.empty.stdout, facts.empty.stderr, facts.empty.exitCode]).toEqual(['', '', 0]);
+    expect([facts.blank.stdout, facts.blank.stderr]).toEqual(['\n\n', '\n']);
+    expect([facts.stdin.stdout, facts.stdin.exitCode]).toEqual(['SELECT 1;\nNO NEWLINErc-ok\n', 0]);
+    expect(facts.noStdin.stdout).toBe('done\n');
+    expect(facts.secretIn.stdout.trim()).toBe('18');
   });
 });
