@@ -29,7 +29,9 @@ export interface SshTransportOptions {
 const DEFAULTS = {
   keepaliveIntervalMs: 5_000,
   keepaliveCountMax: 3,
-  connectTimeoutMs: 15_000,
+  // Ansible's default timeout. A host that does not answer in 10 s is unreachable; a failover
+  // waiting on a dead primary's SSH should not wait longer.
+  connectTimeoutMs: 10_000,
   maxChannels: 8,
 } as const;
 
