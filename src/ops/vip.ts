@@ -225,41 +225,37 @@ export function vipSteps<P>(o: VipStepOptions<P>): Array<StepDef<P, VipFacts>> {
   const skip = (ctx: StepContext<P>): true | string => (o.vip(ctx.params) ? true : 'no VIP configured');
   const on = typeof o.nodes === 'string' ? o.nodes : (ctx: RunContext<P>) => (o.nodes as (c: RunContext<P>) => string[])(ctx);
 
-  const noDuplicate = step<VipFacts>({
-    id: id('vip-no-duplicate'),
-    title: 'The VIP is not held by two nodes',
+  /** A VIP step: every node's view gathered, and nothing to check when keepalived manages no VIP here. */
+  const vipStep = (suffix: string, title: string, plan: (vip: string, facts: VipFacts) => Plan) => ({
+    id: id(suffix),
+    title,
     on,
     runOnce: true,
     tags: ['vip', 'vip-verify'],
     when: skip,
-    gather: (ctx) => vipFactMap(o, ctx, o.vip(ctx.params)!),
-    plan: (facts, ctx): Plan => {
+    gather: (ctx: StepContext<P>) => vipFactMap(o, ctx, o.vip(ctx.params)!),
+    plan: (facts: VipFacts, ctx: StepContext<P>): Plan => {
       const vip = o.vip(ctx.params)!;
       const unmanaged = unmanagedVip(vip, facts);
-      if (unmanaged) return noop(unmanaged);
-      const h = vipHolders(nodeViews(vip, facts));
-      if (h.kind === 'duplicate') return { kind: 'blocked', reason: vipProblem(vip, nodeViews(vip, facts))! };
-      return noop(h.kind === 'one' ? `VIP ${vip} is held by ${h.holder.host} only` : `no node holds VIP ${vip}`);
+      return unmanaged ? noop(unmanaged) : plan(vip, facts);
     },
   });
 
+  const noDuplicate = step<VipFacts>(
+    vipStep('vip-no-duplicate', 'The VIP is not held by two nodes', (vip, facts) => {
+      const h = vipHolders(nodeViews(vip, facts));
+      if (h.kind === 'duplicate') return { kind: 'blocked', reason: vipProblem(vip, nodeViews(vip, facts))! };
+      return noop(h.kind === 'one' ? `VIP ${vip} is held by ${h.holder.host} only` : `no node holds VIP ${vip}`);
+    }),
+  );
+
   const follows = step<VipFacts>({
-    id: id('vip-follows-primary'),
-    title: `The VIP follows the primary (within ${timeoutMs / 1000} s)`,
-    on,
-    runOnce: true,
-    tags: ['vip', 'vip-verify'],
-    when: skip,
-    gather: (ctx) => vipFactMap(o, ctx, o.vip(ctx.params)!),
-    plan: (facts, ctx): Plan => {
-      const vip = o.vip(ctx.params)!;
-      const unmanaged = unmanagedVip(vip, facts);
-      if (unmanaged) return noop(unmanaged);
+    ...vipStep('vip-follows-primary', `The VIP follows the primary (within ${timeoutMs / 1000} s)`, (vip, facts) => {
       const r = vipCheck(vip, facts);
       if (r.ok) return noop(r.message);
       // Nothing to run: keepalived moves the VIP; applying means waiting for it (verify polls).
       return change(`wait up to ${timeoutMs / 1000} s for the VIP to follow the primary (now: ${r.message})`, []);
-    },
+    }),
     verify: {
       converge: false,
       assertions: (ctx): Assertion<P>[] => [
