@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { register } from 'node:module';
-import { basename, dirname, join, resolve as resolvePath } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve as resolvePath, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { BadInputError } from '../errors.js';
 import { allSteps } from './scheduler.js';
@@ -63,9 +63,20 @@ function isRunbookDef(v: unknown): v is RunbookDef<any, any> {
   return typeof v === 'object' && v !== null && typeof (v as RunbookDef<any>).id === 'string' && Array.isArray((v as RunbookDef<any>).steps);
 }
 
+/**
+ * Built-in runbooks (dist/runbooks/*.js) are compiled and import ../src/*.js relatively: they need
+ * neither tsx nor the `runbook` resolve hook, whose install (a hooks worker, tsx's load and
+ * register) costs ~150-250 ms of start-up. User runbooks (.ts, or .js importing 'runbook') get them.
+ */
+export function needsHooks(file: string): boolean {
+  const rel = relative(builtinDir, file);
+  const builtin = rel !== '' && !rel.startsWith('..') && !isAbsolute(rel) && !rel.includes(sep) && rel.endsWith('.js');
+  return !builtin;
+}
+
 export async function loadRunbook(ref: string, cwd = process.cwd()): Promise<LoadedRunbook> {
   const file = resolveRunbookFile(ref, cwd);
-  await installHooks();
+  if (needsHooks(file)) await installHooks();
   let mod: Record<string, unknown>;
   try {
     mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
