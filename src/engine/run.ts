@@ -28,7 +28,8 @@ export interface RunCliOptions {
   yes: boolean;
   approve: string[];
   step: boolean;
-  forks: number;
+  /** Hosts in parallel; undefined: all selected hosts. */
+  forks?: number;
   reports: string[];
   resume?: string;
   knownHosts?: string;
@@ -124,7 +125,7 @@ export function unapprovedDestructiveSteps(def: RunbookDef<any, any>, run: RunCo
 export async function runRunbook(ref: string, o: RunCliOptions, makeUi: (interactive: boolean) => Promise<Ui>): Promise<number> {
   const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY);
   if (o.step && !interactive) throw new BadInputError('--step needs a terminal (it asks before every changing step)');
-  if (!Number.isInteger(o.forks) || o.forks < 1) throw new BadInputError('--forks must be a positive integer');
+  if (o.forks !== undefined && (!Number.isInteger(o.forks) || o.forks < 1)) throw new BadInputError('--forks must be a positive integer');
   const reports = o.reports.map(parseReportArg);
 
   let resume: ResumeState | undefined;
@@ -166,7 +167,7 @@ export async function runRunbook(ref: string, o: RunCliOptions, makeUi: (interac
   const options: EngineOptions = {
     checkMode: o.check,
     diff: o.diff,
-    forks: o.forks,
+    forks: o.forks ?? Math.max(1, prep.run.hosts.length),
     stepMode: o.step,
     approvals: { all: o.yes, steps: new Set(o.approve) },
     tags: o.tags,

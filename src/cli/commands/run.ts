@@ -14,7 +14,7 @@ interface RunFlags {
   yes?: boolean;
   approve: string[];
   step?: boolean;
-  forks: string;
+  forks?: string;
   report: string[];
   resume?: string;
   knownHosts?: string;
@@ -32,7 +32,7 @@ function common(cmd: Program): Program {
     .option('--known-hosts <file>', 'known_hosts file to verify host keys against')
     .option('--tags <tags>', 'only steps with one of these tags (comma-separated)')
     .option('--skip-tags <tags>', 'skip steps with one of these tags')
-    .option('--forks <n>', 'hosts in parallel', '10')
+    .option('--forks <n>', 'hosts in parallel (default: all selected hosts)')
     .option('--diff', 'show file diffs');
 }
 
@@ -63,7 +63,7 @@ export function registerRunbookCommands(program: Program): void {
           yes: Boolean(f.yes),
           approve: f.approve,
           step: Boolean(f.step),
-          forks: Number(f.forks),
+          ...(f.forks !== undefined ? { forks: Number(f.forks) } : {}),
           reports: f.report,
           ...(f.resume ? { resume: f.resume } : {}),
           ...(f.knownHosts ? { knownHosts: f.knownHosts } : {}),
@@ -100,7 +100,7 @@ export function registerRunbookCommands(program: Program): void {
           interrupt,
           state: new Map(),
           hostByName: prep.hostByName,
-          options: { checkMode: true, diff: Boolean(f.diff), forks: Number(f.forks) || 10, stepMode: false, approvals: { all: false, steps: new Set() }, tags: list(f.tags), skipTags: list(f.skipTags) },
+          options: { checkMode: true, diff: Boolean(f.diff), forks: Number(f.forks) || Math.max(1, prep.run.hosts.length), stepMode: false, approvals: { all: false, steps: new Set() }, tags: list(f.tags), skipTags: list(f.skipTags) },
         },
         prep.loaded.def,
       );
