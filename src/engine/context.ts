@@ -61,9 +61,67 @@ export class HostPool implements Executor {
   }
 }
 
+/**
+ * Per-run cache of raw fact results for the check stage: key = host, become user, command text.
+ * Conservative by design (a stale plan is far worse than a repeated read):
+ * - anything applied anywhere clears the whole cache, at the start and at the end of the apply,
+ *   and nothing is served or stored while any apply is in flight (a change on one host can change
+ *   what another host reports: replication, NFS mounts);
+ * - a read that started before a clear is not stored;
+ * - commands holding secrets, and facts with `cache: false`, are never cached;
+ * - verification re-gathers, retries' re-gathers, ApplyContext.read and polling bypass it.
+ */
+export class FactCache {
+  readonly #entries = new Map<string, ExecResult>();
+  #generation = 0;
+  #applying = 0;
+  hits = 0;
+
+  static key(host: string, become: boolean | string | undefined, command: Command): string | undefined {
+    if (command.hasSecrets) return undefined;
+    return `${host}\0${become === undefined || become === false ? '' : String(become)}\0${command.toString()}`;
+  }
+
+  /** A token for store(): the cache's generation when a read starts. */
+  get generation(): number {
+    return this.#generation;
+  }
+
+  get(key: string): ExecResult | undefined {
+    if (this.#applying > 0) return undefined;
+    const r = this.#entries.get(key);
+    if (r) this.hits++;
+    return r ? { ...r } : undefined;
+  }
+
+  store(key: string, result: ExecResult, generation: number): void {
+    if (this.#applying > 0 || generation !== this.#generation) return;
+    this.#entries.set(key, { ...result });
+  }
+
+  clear(): void {
+    this.#generation++;
+    this.#entries.clear();
+  }
+
+  /** Around every apply (and everything it runs): clears before and after, blocks caching meanwhile. */
+  async applying<T>(fn: () => Promise<T>): Promise<T> {
+    this.#applying++;
+    this.clear();
+    try {
+      return await fn();
+    } finally {
+      this.#applying--;
+      this.clear();
+    }
+  }
+}
+
 export interface Engine<P = any> {
   run: RunContext<P>;
   pool: Executor;
+  /** Facts read by earlier checks of this run (absent: no caching). */
+  factCache?: FactCache;
   options: EngineOptions;
   interrupt: Interrupt;
   /** Per-host memory of StepDef.remember. */

@@ -10,6 +10,7 @@ import { maskSecrets } from '../shell/secret.js';
 import type { ExecOptions, ExecResult } from '../transport/types.js';
 import type { Fact, FactMap, FactSource } from './types.js';
 import { RunbookError, ExitCode } from '../errors.js';
+import { FactCache } from './context.js';
 
 export interface Executor {
   exec(host: string, command: Command, options?: ExecOptions): Promise<ExecResult>;
@@ -100,11 +101,31 @@ export async function runFactBatch(exec: Executor, host: string, become: boolean
   return parseBatch(host, facts, res.stdout, res.stderr, nonce, res.durationMs);
 }
 
+/** runFactBatch through the run's fact cache: only facts not cached are read (one batch). */
+async function readBatch(exec: Executor, host: string, become: boolean | string | undefined, facts: Array<Fact<unknown>>, timeoutSec: number, cache?: FactCache): Promise<ExecResult[]> {
+  if (!cache) return runFactBatch(exec, host, become, facts, timeoutSec);
+  const generation = cache.generation;
+  const keys = facts.map((f) => (f.cache === false ? undefined : FactCache.key(host, become, f.command)));
+  const results: Array<ExecResult | undefined> = keys.map((k) => (k === undefined ? undefined : cache.get(k)));
+  const missing = facts.map((_, i) => i).filter((i) => results[i] === undefined);
+  if (missing.length > 0) {
+    const read = await runFactBatch(exec, host, become, missing.map((i) => facts[i]!), timeoutSec);
+    read.forEach((r, j) => {
+      const i = missing[j]!;
+      results[i] = r;
+      const k = keys[i];
+      if (k !== undefined) cache.store(k, r, generation);
+    });
+  }
+  return results as ExecResult[];
+}
+
 /**
  * Read a whole fact map for `host`: facts grouped by (target host, become), one batch each, the
- * batches in parallel. A fact's own become wins over the step's.
+ * batches in parallel. A fact's own become wins over the step's. With `cache` (check stage only),
+ * facts an earlier check read with nothing applied since are reused.
  */
-export async function gatherFacts<F>(exec: Executor, host: string, stepBecome: boolean | string | undefined, map: FactMap<F>, timeoutSec = 120): Promise<F> {
+export async function gatherFacts<F>(exec: Executor, host: string, stepBecome: boolean | string | undefined, map: FactMap<F>, timeoutSec = 120, cache?: FactCache): Promise<F> {
   const groups = new Map<string, { host: string; become: boolean | string | undefined; keys: string[]; facts: Array<Fact<unknown>> }>();
   for (const [key, src] of Object.entries(map) as Array<[string, FactSource<unknown>]>) {
     const target = isRemote(src) ? src.onHost : host;
@@ -119,7 +140,7 @@ export async function gatherFacts<F>(exec: Executor, host: string, stepBecome: b
   const values: Record<string, unknown> = {};
   await Promise.all(
     [...groups.values()].map(async (g) => {
-      const results = await runFactBatch(exec, g.host, g.become, g.facts, timeoutSec);
+      const results = await readBatch(exec, g.host, g.become, g.facts, timeoutSec, cache);
       results.forEach((r, i) => {
         const f = g.facts[i]!;
         try {

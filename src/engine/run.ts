@@ -9,7 +9,7 @@ import type { Inventory, InventoryHost } from '../inventory/types.js';
 import type { HostConnection, Transport } from '../transport/types.js';
 import type { Ui } from '../ui/types.js';
 import { renderJson, type RunReport, writeReportFile } from '../report/json.js';
-import { type EngineOptions, HostPool, Interrupt, type Engine } from './context.js';
+import { type EngineOptions, FactCache, HostPool, Interrupt, type Engine } from './context.js';
 import * as inv from '../inventory/index.js';
 import { Journal, completedPairs, lastRunId, newRunId, readJournal } from './journal.js';
 import { loadRunbook, type LoadedRunbook } from './loader.js';
@@ -173,7 +173,7 @@ export async function runRunbook(ref: string, o: RunCliOptions, makeUi: (interac
     tags: o.tags,
     skipTags: o.skipTags,
   };
-  const engine: Engine = { run: prep.run, pool, options, interrupt, state: new Map(), hostByName: prep.hostByName };
+  const engine: Engine = { run: prep.run, pool, factCache: new FactCache(), options, interrupt, state: new Map(), hostByName: prep.hostByName };
   const scheduler = new Scheduler(engine, def, ui, { onResult: (r) => journal.write({ type: 'result', ...r }) }, resume);
 
   const t0 = performance.now();

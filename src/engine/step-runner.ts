@@ -49,15 +49,17 @@ export function failureResult(step: AnyStep, host: string, started: number, erro
   return result(step, host, started, { status: 'failed', message, failure: { kind, message } });
 }
 
-async function gatherAndPlan(engine: Engine, step: AnyStep, host: string, ctx: StepContext<any>): Promise<{ facts: unknown; plan: Plan }> {
+/** `cached`: the check stage may reuse facts from the run's cache; verification and retries never do. */
+async function gatherAndPlan(engine: Engine, step: AnyStep, host: string, ctx: StepContext<any>, cached = false): Promise<{ facts: unknown; plan: Plan }> {
   engine.interrupt.check();
+  const cache = cached ? engine.factCache : undefined;
   if (step.operation) {
     const op = step.operation(ctx);
-    const facts = await gatherFacts(engine.pool, host, step.become, op.facts as FactMap<unknown>);
+    const facts = await gatherFacts(engine.pool, host, step.become, op.facts as FactMap<unknown>, undefined, cache);
     return { facts, plan: op.plan(facts) };
   }
   const map = step.gather ? (step.gather(ctx) as FactMap<unknown>) : undefined;
-  const facts = map ? await gatherFacts(engine.pool, host, step.become, map) : {};
+  const facts = map ? await gatherFacts(engine.pool, host, step.become, map, undefined, cache) : {};
   // A step with neither plan nor operation always applies (its own apply decides what to do).
   const plan = step.plan ? step.plan(facts, ctx) : change(step.title, []);
   return { facts, plan };
@@ -72,7 +74,7 @@ export async function checkStep(engine: Engine, step: AnyStep, host: string): Pr
       const w = step.when(ctx);
       if (w !== true) return { done: result(step, host, started, { status: 'skipped', message: w }) };
     }
-    const { facts, plan } = await gatherAndPlan(engine, step, host, ctx);
+    const { facts, plan } = await gatherAndPlan(engine, step, host, ctx, true);
     if (plan.kind === 'noop') {
       remember(step, facts, ctx);
       return { done: result(step, host, started, { status: 'ok', message: plan.reason }) };
@@ -105,7 +107,8 @@ function applyContext(engine: Engine, step: AnyStep, ctx: StepContext<any>, io: 
   const run = async (target: string, command: Command, options?: ExecOptions) => {
     io.log(`${target === host ? '' : `${target}: `}$ ${command.toString()}`);
     const o = withDefaults(options);
-    const res = await engine.pool.exec(target, command, { ...o, check: false });
+    engine.factCache?.clear();
+    const res = await engine.pool.exec(target, command, { ...o, check: false }).finally(() => engine.factCache?.clear());
     if (o.check && res.exitCode !== 0) throw new CommandFailedError(res);
     return res;
   };
@@ -123,8 +126,13 @@ function applyContext(engine: Engine, step: AnyStep, ctx: StepContext<any>, io: 
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Second half: apply the pending change (with retries), then verify it. */
+/** Second half: apply the pending change (with retries), then verify it. The fact cache is cleared around it. */
 export async function applyStep(engine: Engine, step: AnyStep, host: string, pending: { plan: ChangePlan; facts: unknown; ctx: StepContext<any>; started: number }, io: TaskIO): Promise<StepResult> {
+  const cache = engine.factCache;
+  return cache ? cache.applying(() => applyAndVerify(engine, step, host, pending, io)) : applyAndVerify(engine, step, host, pending, io);
+}
+
+async function applyAndVerify(engine: Engine, step: AnyStep, host: string, pending: { plan: ChangePlan; facts: unknown; ctx: StepContext<any>; started: number }, io: TaskIO): Promise<StepResult> {
   const { ctx, started } = pending;
   let { plan, facts } = pending;
   const actx = applyContext(engine, step, ctx, io);

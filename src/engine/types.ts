@@ -18,6 +18,12 @@ export interface Fact<T> {
   become?: boolean | string;
   /** Turn the result into a value. Non-zero exits arrive here too; throw to fail the step. */
   parse(result: ExecResult): T;
+  /**
+   * false: never served from the run's fact cache (a value that changes by itself, e.g. a
+   * timestamp or a counter). Default: a repeat read in a later step's check, with nothing applied
+   * anywhere in between, reuses the earlier result.
+   */
+  cache?: boolean;
 }
 
 /** A fact read on another host, e.g. the primary's state from the standby's step. */

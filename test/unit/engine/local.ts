@@ -9,7 +9,7 @@ import { maskSecrets } from '../../../src/shell/secret.js';
 import { toWire } from '../../../src/shell/wire.js';
 import type { ExecOptions, ExecResult, HostConnection } from '../../../src/transport/types.js';
 import { CommandFailedError } from '../../../src/transport/types.js';
-import { type Engine, type EngineOptions, HostPool, Interrupt } from '../../../src/engine/context.js';
+import { type Engine, type EngineOptions, FactCache, HostPool, Interrupt } from '../../../src/engine/context.js';
 import type { HostView, RunContext } from '../../../src/engine/types.js';
 
 export function localConnection(host: string, log: string[] = []): HostConnection {
@@ -54,6 +54,7 @@ export function localEngine(hosts: HostView[], params: Record<string, unknown>, 
   return {
     run,
     pool: new HostPool(async (h) => localConnection(h, log), interrupt),
+    factCache: new FactCache(),
     interrupt,
     state: new Map(),
     hostByName: (n) => hosts.find((h) => h.name === n)!,

@@ -103,3 +103,47 @@ describe('pure scheduling helpers', () => {
     expect(exitCodeOf([r('unreachable')], { checkMode: false, interrupted: true })).toBe(130);
   });
 });
+
+describe('fact cache', () => {
+  it('reuses a fact read by an earlier check only while nothing was applied; never for cache: false, secrets, verify or read', async () => {
+    const { fact } = await import('../../../src/engine/define.js');
+    const { secret } = await import('../../../src/shell/secret.js');
+    const root = mkdtempSync(join(tmpdir(), 'rb-cache-'));
+    const f = join(root, 'v');
+    writeFileSync(f, 'a\n');
+    const value = fact({ name: 'v', command: sh`cat ${f}`, parse: (r) => r.stdout.trim() });
+    const fresh = fact({ name: 'fresh', command: sh`cat ${f}`, cache: false, parse: (r) => r.stdout.trim() });
+    const s = secret('cache-secret', 's');
+    const withSecret = fact({ name: 'sec', command: sh`cat ${f}; : ${s}`, parse: (r) => r.stdout.trim() });
+    const seen: Record<string, string[]> = {};
+    const saw = (id: string, v: string) => (seen[id] ??= []).push(v);
+    const rb = defineRunbook({
+      id: 'cache',
+      description: 'cache',
+      params: {},
+      steps: [
+        step({ id: 's1', title: 's1', gather: () => ({ v: value, sec: withSecret }), plan: (x) => (saw('s1', x.v), noop(x.v)) }),
+        step({ id: 's2', title: 's2', gather: () => ({ v: value }), plan: (x) => (saw('s2', x.v), noop(x.v)) }),
+        // Changed behind the engine's back (as time would): only cache: false and secret commands see it.
+        step({ id: 'sneak', title: 'sneak', plan: () => (writeFileSync(f, 'b\n'), noop('sneaked')) }),
+        step({ id: 's3', title: 's3', gather: () => ({ v: value, fresh, sec: withSecret }), plan: (x) => (saw('s3', `${x.v}/${x.fresh}/${x.sec}`), noop(x.v)) }),
+        step({ id: 'apply', title: 'apply', gather: () => ({ v: value }), plan: (x) => (x.v === 'c' ? noop('c') : change('to c', [sh`printf 'c\n' > ${f}`])) }),
+        step({ id: 's4', title: 's4', gather: () => ({ v: value }), plan: (x) => (saw('s4', x.v), noop(x.v)) }),
+        step({ id: 'sneak2', title: 'sneak2', plan: () => (writeFileSync(f, 'd\n'), noop('sneaked')) }),
+        step({ id: 'reader', title: 'reader', plan: () => change('read', []), apply: async (c) => saw('read', await c.read(value)), verify: { converge: false } }),
+        step({ id: 's5', title: 's5', gather: () => ({ v: value }), plan: (x) => (saw('s5', x.v), noop(x.v)) }),
+      ],
+    });
+    const log: string[] = [];
+    const engine = localEngine([view('h1')], {}, {}, log);
+    const results = await new Scheduler(engine, rb as never, new PlainLog(() => {}), { onResult: () => {} }).run();
+    expect(results.filter((r) => r.status === 'failed')).toEqual([]);
+    expect(seen.s1).toEqual(['a']);
+    expect(seen.s2).toEqual(['a']);
+    expect(seen.s3).toEqual(['a/b/b']); // cached v; fresh and the secret command re-read
+    expect(seen.s4).toEqual(['c']); // an apply cleared the cache
+    expect(seen.read).toEqual(['d']); // read bypasses the cache
+    expect(seen.s5).toEqual(['d']); // the reader step applied (cleared), so s5 reads again
+    expect(engine.factCache!.hits).toBeGreaterThanOrEqual(2);
+  });
+});
