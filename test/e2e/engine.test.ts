@@ -3,13 +3,14 @@
  * (and through tmux for the interactive paths). Each test works in its own directory on the hosts
  * and runs the CLI from a temp dir outside the repo (journals, user runbooks).
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync, appendFileSync } from 'node:fs';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readFileSync, readdirSync, writeFileSync, appendFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { XMLParser } from 'fast-xml-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inHost, labInventoryPath } from '../support/lab.js';
+import { ttySession, type KeyStep } from '../support/tty.js';
 
 const repo = resolve(import.meta.dirname, '../..');
 const bin = join(repo, 'bin/runbook.js');
@@ -197,20 +198,8 @@ describe('exit codes', () => {
 });
 
 describe('interactive (tmux pseudo-terminal)', () => {
-  const tmux = (...a: string[]) => execFileSync('tmux', a, { encoding: 'utf8' });
-  async function session(name: string, args: string[], keys: Array<{ when: RegExp; send: string[] }>): Promise<string> {
-    const cmd = `cd ${work} && RB_TOKEN=${TOKEN} ${process.execPath} ${bin} ${args.join(' ')}; echo EXIT=$?; sleep 60`;
-    tmux('new-session', '-d', '-s', name, '-x', '200', '-y', '50', cmd);
-    try {
-      for (const k of keys) {
-        await waitFor(() => k.when.test(tmux('capture-pane', '-p', '-t', name)), 30_000);
-        tmux('send-keys', '-t', name, ...k.send);
-      }
-      await waitFor(() => /EXIT=\d+/.test(tmux('capture-pane', '-p', '-t', name)), 30_000);
-      return tmux('capture-pane', '-p', '-t', name, '-S', '-200');
-    } finally {
-      tmux('kill-session', '-t', name);
-    }
+  function session(name: string, args: string[], keys: KeyStep[]): Promise<string> {
+    return ttySession(name, `cd ${work} && RB_TOKEN=${TOKEN} ${process.execPath} ${bin} ${args.join(' ')}`, keys);
   }
 
   it('asks before a destructive step: yes proceeds, no declines with exit 6', async () => {
