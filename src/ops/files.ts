@@ -270,11 +270,23 @@ skip { next }
 { print }
 END { if (!done) emit() }`;
   const src = exists ? sh`${a.path}` : raw('/dev/null');
-  const body = typeof a.block === 'string' ? a.block.replace(/\n$/, '') + '\n' : { parts: [...a.block.parts, { text: '\n' }] };
+  const body = endsWithOneNewline(a.block);
   const modeCmd = a.mode ? sh`chmod ${normMode(a.mode)} "$tmp"` : exists ? sh`chmod --reference=${a.path} "$tmp"` : sh`chmod 0644 "$tmp"`;
   const chown = a.owner || a.group ? sh` && chown ${`${a.owner ?? ''}${a.group ? `:${a.group}` : ''}`} "$tmp"` : exists ? sh` && chown --reference=${a.path} "$tmp"` : raw('');
   const validate = a.validate ? sh` && { ${a.validate(raw('"$tmp"'))} ; }` : raw('');
   return sh`blk=$(mktemp) && tmp=$(mktemp ${`${a.path}.rb-XXXXXX`}) && trap 'rm -f "$tmp" "$blk"' EXIT && cat > "$blk" && RB_B=${begin} RB_E=${end} awk -v blk="$blk" -v want=${present ? '1' : '0'} ${awk} ${src} > "$tmp" && ${modeCmd}${chown}${validate} && mv -f "$tmp" ${a.path}`.withStdin(body);
+}
+
+/**
+ * The block's lines as written: exactly one final newline, whether or not the author ended the
+ * content with one (blockText, which the wanted sha comes from, drops it the same way).
+ */
+function endsWithOneNewline(block: Content): string | StdinText {
+  if (typeof block === 'string') return `${block.replace(/\n$/, '')}\n`;
+  const parts = [...block.parts];
+  const last = parts[parts.length - 1];
+  if (last && 'text' in last) parts[parts.length - 1] = { text: last.text.replace(/\n$/, '') };
+  return { parts: [...parts, { text: '\n' }] };
 }
 
 /** sha256 of the block between (and including) the markers, or "none". */

@@ -7,6 +7,7 @@ import { planCommand } from '../../../src/ops/command.js';
 import { parseFileInfo } from '../../../src/facts/files.js';
 import { sh, stdinText } from '../../../src/shell/command.js';
 import { secret } from '../../../src/shell/secret.js';
+import { toWire } from '../../../src/shell/wire.js';
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 const cmds = (p: any) => (p.kind === 'change' ? p.commands.map(String) : p);
@@ -67,6 +68,15 @@ describe('managed block', () => {
     const c = p.kind === 'change' ? String(p.commands[0]) : '';
     expect(c.indexOf('app --check "$tmp"')).toBeLessThan(c.indexOf('mv -f'));
     expect(p.kind === 'change' && p.diff).toContain('+# BEGIN runbook m\n+k = v\n+# END runbook m');
+  });
+  it('writes the same lines whether the content ends with a newline or not (string or stdinText)', () => {
+    // The block written must hash to what blockText() wants, or the step never converges.
+    const written = (block: string | ReturnType<typeof stdinText>) => {
+      const p = planBlock({ ...a, block }, { current: null, blockSha: null });
+      return p.kind === 'change' ? toWire(p.commands[0]!).stdin : '';
+    };
+    for (const block of ['k = v', 'k = v\n', stdinText`k = v`, stdinText`${'k = v'}\n`]) expect(written(block)).toBe('k = v\n');
+    expect(blockText({ ...a, block: stdinText`k = v\n` }, true)).toBe(blockText(a, true));
   });
   it('removes it when absent is wanted', () => {
     expect(planBlock({ ...a, state: 'absent' }, { current: blockText(a, true), blockSha: 'x' })).toMatchObject({ kind: 'change', summary: 'remove block m from /etc/app.conf' });
