@@ -8,8 +8,8 @@ import { file, lineInFile, managedBlock } from '../src/ops/files.js';
 import { mountFact, mountUsersFact } from '../src/facts/nfs.js';
 import { raw, sh } from '../src/shell/index.js';
 import {
+  kernelExportsActiveStep,
   GANESHA_CONF,
-  exportfsFact,
   exportsFilePath,
   fstabLineRegexp,
   ganeshaReloadHandler,
@@ -17,9 +17,7 @@ import {
   nfsParams,
   onClients,
   onServers,
-  planKernelExportActive,
   planUnmount,
-  shareSpec,
   validateNfs,
   whenBackend,
   whenKernelClient,
@@ -77,15 +75,7 @@ export default defineRunbook({
         when: whenBackend('kernel', 'disable'),
         operation: (ctx) => file({ path: exportsFilePath(ctx.params.name), state: 'absent' }),
       }),
-      step({
-        id: 'nfs-kernel-exports-inactive',
-        title: 'Kernel nfsd: exportfs -ra, checked with exportfs -v',
-        on: onServers,
-        become: true,
-        when: whenBackend('kernel', 'disable'),
-        gather: () => ({ entries: exportfsFact }),
-        plan: (f, ctx) => planKernelExportActive(f.entries, shareSpec(ctx.params, ctx), false),
-      }),
+      kernelExportsActiveStep('disable'),
       step({
         id: 'nfs-probe-files-absent',
         title: 'Remove the write/read probe files',

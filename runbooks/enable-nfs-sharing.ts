@@ -13,9 +13,9 @@ import { file, directory, lineInFile, managedBlock } from '../src/ops/files.js';
 import { service } from '../src/ops/service.js';
 import { mountFact } from '../src/facts/nfs.js';
 import {
+  kernelExportsActiveStep,
   GANESHA_CONF,
   GANESHA_CORE_BLOCK,
-  exportfsFact,
   exportsFilePath,
   fstabLineRegexp,
   ganeshaReloadHandler,
@@ -25,7 +25,6 @@ import {
   nfsState,
   onClients,
   onServers,
-  planKernelExportActive,
   planMount,
   renderFstabLine,
   renderGaneshaExport,
@@ -74,15 +73,7 @@ export default defineRunbook({
         when: whenBackend('kernel', 'enable'),
         operation: (ctx) => file({ path: exportsFilePath(ctx.params.name), content: renderKernelExports(shareSpec(ctx.params, ctx)), mode: '0644' }),
       }),
-      step({
-        id: 'nfs-kernel-exports-active',
-        title: 'Kernel nfsd: exportfs -ra, checked with exportfs -v',
-        on: onServers,
-        become: true,
-        when: whenBackend('kernel', 'enable'),
-        gather: () => ({ entries: exportfsFact }),
-        plan: (f, ctx) => planKernelExportActive(f.entries, shareSpec(ctx.params, ctx), true),
-      }),
+      kernelExportsActiveStep('enable'),
       step({
         id: 'nfs-ganesha-core',
         title: 'nfs-ganesha: no grace period on (re)start',

@@ -491,6 +491,20 @@ export const exportfsFact: Fact<ExportEntry[]> = fact({
   },
 });
 
+/** The step that makes the kernel's live export table follow the exports file (exportfs -ra). */
+export function kernelExportsActiveStep<P extends NfsParams>(mode: 'enable' | 'disable'): StepDef<P, { entries: ExportEntry[] }> {
+  const { step } = stepsFor<P>();
+  return step({
+    id: mode === 'enable' ? 'nfs-kernel-exports-active' : 'nfs-kernel-exports-inactive',
+    title: 'Kernel nfsd: exportfs -ra, checked with exportfs -v',
+    on: onServers,
+    become: true,
+    when: whenBackend('kernel', mode),
+    gather: () => ({ entries: exportfsFact }),
+    plan: (f, ctx) => planKernelExportActive(f.entries, shareSpec(ctx.params, ctx), mode === 'enable'),
+  });
+}
+
 /** The kernel's live export table matches the file (enable), or no longer has the path (disable). */
 export function planKernelExportActive(entries: ExportEntry[], spec: ShareSpec, present: boolean): Plan {
   const ours = entries.filter((e) => e.path === spec.exportPath);
