@@ -82,7 +82,7 @@ describe('proxyJumpFromSshArgs', () => {
     ["-o 'ProxyJump u@j1:2200'", 'u@j1:2200'],
     ['-oProxyJump=j1,j2', 'j1,j2'],
     ['-J u@j1', 'u@j1'],
-    ['-o StrictHostKeyChecking=no', undefined],
+    ['-o ServerAliveInterval=30', undefined],
     ['-o ProxyJump=none', undefined],
   ])('%s → %s', (args, jump) => {
     expect(proxyJumpFromSshArgs(args)).toBe(jump);
