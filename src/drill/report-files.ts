@@ -8,7 +8,7 @@ import { maskDeep, maskSecrets } from '../shell/secret.js';
 import type { Difference } from './compare.js';
 import { renderTimelineSvg } from './timeline-svg.js';
 import type { DrillReport } from './types.js';
-import { escapeXml } from './xml.js';
+import { xmlEscape } from '../report/xml.js';
 
 export interface ReportPaths {
   markdown: string;
@@ -83,16 +83,16 @@ export function renderJunit(report: DrillReport): string {
   const total = (report.phases.reduce((s, p) => s + p.endedAt - p.startedAt, 0) / 1000).toFixed(3);
   const body = cases
     .map((c) => {
-      const open = `    <testcase classname="drill.${escapeXml(report.fault)}" name="${escapeXml(c.name)}" time="${(c.ms / 1000).toFixed(3)}"`;
+      const open = `    <testcase classname="drill.${xmlEscape(report.fault)}" name="${xmlEscape(c.name)}" time="${(c.ms / 1000).toFixed(3)}"`;
       return c.failure === undefined
         ? `${open}/>`
-        : `${open}>\n      <failure message="${escapeXml(c.failure)}">${escapeXml(c.failure)}</failure>\n    </testcase>`;
+        : `${open}>\n      <failure message="${xmlEscape(c.failure)}">${xmlEscape(c.failure)}</failure>\n    </testcase>`;
     })
     .join('\n');
   return [
     '<?xml version="1.0" encoding="UTF-8"?>',
     `<testsuites name="runbook drill" tests="${cases.length}" failures="${failures}" time="${total}">`,
-    `  <testsuite name="drill-${escapeXml(report.fault)}" tests="${cases.length}" failures="${failures}" time="${total}">`,
+    `  <testsuite name="drill-${xmlEscape(report.fault)}" tests="${cases.length}" failures="${failures}" time="${total}">`,
     body,
     '  </testsuite>',
     '</testsuites>',

@@ -3,7 +3,7 @@
  * phase bands with their names, and a marker at the fault. People read a timeline faster than a
  * table. Self-contained SVG: no fonts or scripts loaded from anywhere.
  */
-import { escapeXml } from './xml.js';
+import { xmlEscape } from '../report/xml.js';
 import type { DrillReport } from './types.js';
 
 const WIDTH = 1000;
@@ -31,10 +31,10 @@ export function renderTimelineSvg(report: DrillReport): string {
     const w = Math.max(1, x(p.endedAt) - x0);
     const fill = p.ok ? PHASE_COLOURS[i % PHASE_COLOURS.length] : '#f4c7c3';
     return (
-      `<g class="phase" data-phase="${escapeXml(p.name)}">` +
+      `<g class="phase" data-phase="${xmlEscape(p.name)}">` +
       `<rect x="${x0.toFixed(1)}" y="${PHASE_TOP}" width="${w.toFixed(1)}" height="${PHASE_HEIGHT}" fill="${fill}" stroke="#888"/>` +
-      `<text x="${(x0 + 3).toFixed(1)}" y="${PHASE_TOP + 17}" font-size="11">${escapeXml(p.name)}</text>` +
-      `<title>${escapeXml(`${p.name}: ${p.endedAt - p.startedAt} ms${p.ok ? '' : ' (failed)'}`)}</title></g>`
+      `<text x="${(x0 + 3).toFixed(1)}" y="${PHASE_TOP + 17}" font-size="11">${xmlEscape(p.name)}</text>` +
+      `<title>${xmlEscape(`${p.name}: ${p.endedAt - p.startedAt} ms${p.ok ? '' : ' (failed)'}`)}</title></g>`
     );
   });
   const ticks = report.samples.map((s) => {
@@ -54,12 +54,12 @@ export function renderTimelineSvg(report: DrillReport): string {
   return [
     `<?xml version="1.0" encoding="UTF-8"?>`,
     `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" viewBox="0 0 ${WIDTH} ${HEIGHT}" font-family="sans-serif">`,
-    `<title>${escapeXml(title)}</title>`,
-    `<text x="${LEFT}" y="18" font-size="13">${escapeXml(title)}</text>`,
+    `<title>${xmlEscape(title)}</title>`,
+    `<text x="${LEFT}" y="18" font-size="13">${xmlEscape(title)}</text>`,
     `<g id="phases">${phases.join('')}</g>`,
     `<text x="4" y="${PROBE_TOP + 14}" font-size="10">acked</text><text x="4" y="${PROBE_TOP + 44}" font-size="10">failed</text>`,
     `<g id="probe">${ticks.join('')}</g>`,
-    `<g id="fault"><line x1="${fault.toFixed(1)}" x2="${fault.toFixed(1)}" y1="${PHASE_TOP}" y2="150" stroke="#000" stroke-dasharray="4 2"/><text x="${(fault + 3).toFixed(1)}" y="${PROBE_TOP - 4}" font-size="10">fault: ${escapeXml(report.fault)}</text></g>`,
+    `<g id="fault"><line x1="${fault.toFixed(1)}" x2="${fault.toFixed(1)}" y1="${PHASE_TOP}" y2="150" stroke="#000" stroke-dasharray="4 2"/><text x="${(fault + 3).toFixed(1)}" y="${PROBE_TOP - 4}" font-size="10">fault: ${xmlEscape(report.fault)}</text></g>`,
     `<line x1="${LEFT}" x2="${WIDTH - RIGHT}" y1="150" y2="150" stroke="#333"/>`,
     axis.join(''),
     `</svg>`,

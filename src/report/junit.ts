@@ -3,21 +3,8 @@
  * (with the command, exit code and stderr tail), unreachable → <error>, skipped → <skipped>.
  * Text is masked, and characters XML 1.0 cannot hold are dropped.
  */
-import { maskSecrets } from '../shell/secret.js';
 import type { RunReport } from './json.js';
-
-// Characters outside XML 1.0's Char production (control chars, lone surrogates, U+FFFE/FFFF).
-const INVALID_XML = /[^\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/gu;
-
-export function xmlEscape(text: string): string {
-  return maskSecrets(text)
-    .replace(INVALID_XML, '')
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/"/g, '&quot;')
-    .replace(/'/g, '&apos;');
-}
+import { xmlEscape } from './xml.js';
 
 const secs = (ms: number) => (ms / 1000).toFixed(3);
 
