@@ -5,7 +5,7 @@
  * replace a *pristine* stand-alone server, never one holding data or clients).
  */
 import { blocked, change, noop, stepsFor } from '../engine/define.js';
-import type { ApplyContext, RunContext, StepDef } from '../engine/types.js';
+import type { ApplyContext, RunContext, StepContext, StepDef } from '../engine/types.js';
 import { type DataDirState, dataDirFact } from '../facts/postgres-layout.js';
 import { lsnGte, type PgStatus, statusFact } from '../facts/postgres.js';
 import { waitFor } from '../ops/wait.js';
@@ -132,6 +132,14 @@ export async function cloneFrom<P extends CloneParams>(ctx: ApplyContext<P>, l: 
 /** Flat: `dataDir` plus `status:<node>` for every node. */
 export type CloneFacts = { dataDir: DataDirState } & Record<string, unknown>;
 
+/**
+ * Every node's status and this node's data directory: what the clone and the rewind (which hands
+ * over to the clone when it cannot work) both decide from.
+ */
+export function clusterAndDataDirFacts(ctx: StepContext<PgParams>) {
+  return { ...clusterStatusFacts(clusterOf(ctx)), dataDir: dataDirFact(layoutOf(ctx)) };
+}
+
 /** The clone step. `on`: every cluster node (setup, failback) or the chosen targets (base-backup). */
 export function cloneStep<P extends CloneParams>(id: string, on: (ctx: RunContext<P>) => string[], o: (p: P) => CloneOptions): StepDef<P, CloneFacts> {
   const { step } = stepsFor<P>();
@@ -141,7 +149,7 @@ export function cloneStep<P extends CloneParams>(id: string, on: (ctx: RunContex
     on,
     become: true,
     timeoutSec: 3600,
-    gather: (ctx) => ({ ...clusterStatusFacts(clusterOf(ctx)), dataDir: dataDirFact(layoutOf(ctx)) }) as never,
+    gather: (ctx) => clusterAndDataDirFacts(ctx) as never,
     plan: (f, ctx) => {
       const c = clusterOf(ctx);
       const l = layoutOf(ctx);

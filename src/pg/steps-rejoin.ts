@@ -8,7 +8,7 @@
  */
 import { change, noop, stepsFor } from '../engine/define.js';
 import type { ApplyContext, RunContext, StepDef } from '../engine/types.js';
-import { controlDataFact, type DataDirState, dataDirFact, isCleanShutdown } from '../facts/postgres-layout.js';
+import { controlDataFact, type DataDirState, isCleanShutdown } from '../facts/postgres-layout.js';
 import { statusFact } from '../facts/postgres.js';
 import { waitFor } from '../ops/wait.js';
 import { quoteConfValue } from '../ops/postgres.js';
@@ -16,7 +16,8 @@ import { type Command, sh } from '../shell/index.js';
 import { type PgCluster, type PgNode, type PgParams, clusterOf, conninfoFor, connOfLayout, layoutOf, nodeOf } from './cluster.js';
 import { asPostgres, cLocale, startCommand, stopCommand } from './control.js';
 import type { PgLayout } from './layout.js';
-import { clusterStatusFacts, followsPrimary, statusesOf, topology } from './topology.js';
+import { clusterAndDataDirFacts } from './steps-clone.js';
+import { followsPrimary, statusesOf, topology } from './topology.js';
 
 export type RewindOutcome =
   | { kind: 'not-needed'; detail: string }
@@ -107,7 +108,7 @@ export function rewindStep<P extends PgParams>(id: string, on: (ctx: RunContext<
     on,
     become: true,
     timeoutSec: 3600,
-    gather: (ctx) => ({ ...clusterStatusFacts(clusterOf(ctx)), dataDir: dataDirFact(layoutOf(ctx)) }) as never,
+    gather: (ctx) => clusterAndDataDirFacts(ctx) as never,
     plan: (f, ctx) => {
       const c = clusterOf(ctx);
       const statuses = statusesOf(f);
