@@ -12,9 +12,9 @@
  */
 import { blocked, change, defineRunbook, noop, param, stepsFor } from '../src/engine/define.js';
 import type { ParamsOf } from '../src/engine/types.js';
-import { fileContent } from '../src/facts/files.js';
-import { keepaliveFact, type KeepaliveFacts } from '../src/facts/keepalives.js';
-import { atomicWrite, fileDiff } from '../src/ops/files.js';
+import { fileContent } from '../src/core/file-facts.js';
+import { keepaliveFact, type KeepaliveFacts } from '../src/modules/keepalives/facts.js';
+import { atomicWrite, fileDiff } from '../src/core/file-ops.js';
 import {
   SSHD_CONFIG,
   SYSCTL_FILE,
@@ -28,7 +28,7 @@ import {
   sshdReload,
   targetProblems,
   type KeepaliveTargets,
-} from '../src/ops/keepalives.js';
+} from '../src/modules/keepalives/keepalives.js';
 import { sh } from '../src/shell/index.js';
 
 const params = {

@@ -4,8 +4,8 @@
  * ganesha EXPORT block + reload) and the write/read probe files.
  */
 import { defineRunbook, stepsFor, param, noop, change, fact } from '../src/engine/define.js';
-import { file, lineInFile, managedBlock } from '../src/ops/files.js';
-import { mountFact, mountUsersFact } from '../src/facts/nfs.js';
+import { file, lineInFile, managedBlock } from '../src/core/file-ops.js';
+import { mountFact, mountUsersFact } from '../src/modules/nfs/facts.js';
 import { raw, sh } from '../src/shell/index.js';
 import {
   kernelExportsActiveStep,
@@ -22,7 +22,7 @@ import {
   whenBackend,
   whenKernelClient,
   type NfsParams,
-} from '../src/ops/nfs.js';
+} from '../src/modules/nfs/nfs.js';
 
 const params = {
   ...nfsParams,

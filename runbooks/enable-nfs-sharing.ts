@@ -9,9 +9,9 @@
  */
 import { defineRunbook, stepsFor } from '../src/engine/define.js';
 import type { StepContext } from '../src/engine/types.js';
-import { file, directory, lineInFile, managedBlock } from '../src/ops/files.js';
-import { service } from '../src/ops/service.js';
-import { mountFact } from '../src/facts/nfs.js';
+import { file, directory, lineInFile, managedBlock } from '../src/core/file-ops.js';
+import { service } from '../src/core/service.js';
+import { mountFact } from '../src/modules/nfs/facts.js';
 import {
   kernelExportsActiveStep,
   GANESHA_CONF,
@@ -38,7 +38,7 @@ import {
   whenBackend,
   whenKernelClient,
   type NfsParams,
-} from '../src/ops/nfs.js';
+} from '../src/modules/nfs/nfs.js';
 
 const { step, phase } = stepsFor<NfsParams>();
 const via = (ctx: StepContext<NfsParams>) => (nfsState(ctx).nfsNoKernelClient ? 'libnfs' : 'mount');

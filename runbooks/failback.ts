@@ -5,16 +5,16 @@
  * topology, verified. On a healthy cluster every step is ok and nothing changes.
  */
 import { param } from '../src/index.js';
-import { pgParams, type PgParams } from '../src/pg/cluster.js';
-import { definePgRunbook, docs } from '../src/pg/runbook.js';
-import { cloneStep } from '../src/pg/steps-clone.js';
-import { clusterHosts, layoutStep } from '../src/pg/steps-inspect.js';
-import { slotsStep } from '../src/pg/steps-primary.js';
-import { rewindStep } from '../src/pg/steps-rejoin.js';
-import { standbySteps } from '../src/pg/steps-standby.js';
-import { markersEverywhereStep, switchoverStep } from '../src/pg/steps-switchover.js';
-import { failbackGuardStep } from '../src/pg/steps-guard.js';
-import { vipSteps } from '../src/ops/vip.js';
+import { pgParams, type PgParams } from '../src/modules/postgres/cluster.js';
+import { definePgRunbook, docs } from '../src/modules/postgres/runbook.js';
+import { cloneStep } from '../src/modules/postgres/steps/clone.js';
+import { clusterHosts, layoutStep } from '../src/modules/postgres/steps/inspect.js';
+import { slotsStep } from '../src/modules/postgres/steps/primary.js';
+import { rewindStep } from '../src/modules/postgres/steps/rejoin.js';
+import { standbySteps } from '../src/modules/postgres/steps/standby.js';
+import { markersEverywhereStep, switchoverStep } from '../src/modules/postgres/steps/switchover.js';
+import { failbackGuardStep } from '../src/modules/postgres/steps/guard.js';
+import { vipSteps } from '../src/modules/vip/vip.js';
 
 export const params = {
   ...pgParams,

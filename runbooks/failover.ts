@@ -5,13 +5,13 @@
  * keep a slot for the old primary's return, verify.
  */
 import { param } from '../src/index.js';
-import { pgParams } from '../src/pg/cluster.js';
-import { definePgRunbook, docs } from '../src/pg/runbook.js';
-import { clusterHosts, layoutStep } from '../src/pg/steps-inspect.js';
-import { slotsStep } from '../src/pg/steps-primary.js';
-import { type FailoverParams, candidateHost, failoverGuardStep, fenceStep, promoteStep, verifyPrimaryStep } from '../src/pg/steps-promote.js';
-import { resetUpstreamStep } from '../src/pg/steps-standby.js';
-import { vipSteps } from '../src/ops/vip.js';
+import { pgParams } from '../src/modules/postgres/cluster.js';
+import { definePgRunbook, docs } from '../src/modules/postgres/runbook.js';
+import { clusterHosts, layoutStep } from '../src/modules/postgres/steps/inspect.js';
+import { slotsStep } from '../src/modules/postgres/steps/primary.js';
+import { type FailoverParams, candidateHost, failoverGuardStep, fenceStep, promoteStep, verifyPrimaryStep } from '../src/modules/postgres/steps/promote.js';
+import { resetUpstreamStep } from '../src/modules/postgres/steps/standby.js';
+import { vipSteps } from '../src/modules/vip/vip.js';
 
 export const params = {
   ...pgParams,

@@ -7,10 +7,10 @@
  */
 import { blocked, change, defineRunbook, noop, param, stepsFor } from '../src/engine/define.js';
 import type { ParamsOf } from '../src/engine/types.js';
-import { addressesFact, keepalivedFact, pgRoleFact, type InterfaceAddress, type KeepalivedFacts, type PgRole } from '../src/facts/keepalived.js';
-import { directory, file } from '../src/ops/files.js';
-import { service } from '../src/ops/service.js';
-import { isValidClient } from '../src/ops/nfs.js';
+import { addressesFact, keepalivedFact, pgRoleFact, type InterfaceAddress, type KeepalivedFacts, type PgRole } from '../src/modules/vip/facts.js';
+import { directory, file } from '../src/core/file-ops.js';
+import { service } from '../src/core/service.js';
+import { isValidClient } from '../src/modules/nfs/nfs.js';
 import {
   CHECK_SCRIPT,
   KEEPALIVED_CONF,
@@ -23,7 +23,7 @@ import {
   renderCheckScript,
   renderKeepalivedConf,
   vipSteps,
-} from '../src/ops/vip.js';
+} from '../src/modules/vip/vip.js';
 import { sh } from '../src/shell/index.js';
 
 const params = {

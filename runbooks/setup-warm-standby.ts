@@ -4,13 +4,13 @@
  * changes nothing.
  */
 import { param } from '../src/index.js';
-import { pgParams, type PgParams } from '../src/pg/cluster.js';
-import { definePgRunbook, docs } from '../src/pg/runbook.js';
-import { cloneStep } from '../src/pg/steps-clone.js';
-import { intendedPrimaryWritableStep } from '../src/pg/steps-guard.js';
-import { clusterHosts, layoutStep } from '../src/pg/steps-inspect.js';
-import { archiveVerifyStep, primaryConfigSteps } from '../src/pg/steps-primary.js';
-import { standbySteps } from '../src/pg/steps-standby.js';
+import { pgParams, type PgParams } from '../src/modules/postgres/cluster.js';
+import { definePgRunbook, docs } from '../src/modules/postgres/runbook.js';
+import { cloneStep } from '../src/modules/postgres/steps/clone.js';
+import { intendedPrimaryWritableStep } from '../src/modules/postgres/steps/guard.js';
+import { clusterHosts, layoutStep } from '../src/modules/postgres/steps/inspect.js';
+import { archiveVerifyStep, primaryConfigSteps } from '../src/modules/postgres/steps/primary.js';
+import { standbySteps } from '../src/modules/postgres/steps/standby.js';
 
 export const params = {
   ...pgParams,

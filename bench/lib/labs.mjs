@@ -4,7 +4,9 @@
 // used only with RUNBOOK_LAB_REUSE=1 (and must have the hosts), otherwise it is an error.
 import { labDown, labPaths, labStatus, labUp } from '../../dist/src/lab/index.js';
 
-export const BENCH_LAB = { name: 'bench', subnet: '10.231.7.0/24' };
+// RUNBOOK_TEST_SLOT=N moves it like the test labs (test/support/lab.ts): bench-sN on 10.231.(20N+7).
+const slot = Number(process.env.RUNBOOK_TEST_SLOT ?? 0);
+export const BENCH_LAB = { name: slot ? `bench-s${slot}` : 'bench', subnet: `10.231.${20 * slot + 7}.0/24` };
 export const DEFAULT_LAB = process.env.RUNBOOK_LAB_NAME ?? 'lab';
 const say = (line) => process.stderr.write(`[bench] ${line}\n`);
 

@@ -3,11 +3,11 @@
  * status, replication, slots, and who holds the VIP. Reads only; never trusts a runbook's report.
  */
 import type { Fact } from '../engine/types.js';
-import { addressesFact } from '../facts/keepalived.js';
-import { layoutFact } from '../facts/postgres-layout.js';
-import { replicationFact, slotsFact, statusFact, walReceiverFact, type PgStatus, type PgSender, type PgSlot, type PgWalReceiver } from '../facts/postgres.js';
-import { connOfLayout } from '../pg/cluster.js';
-import type { PgLayout } from '../pg/layout.js';
+import { addressesFact } from '../modules/vip/facts.js';
+import { layoutFact } from '../modules/postgres/layout-facts.js';
+import { replicationFact, slotsFact, statusFact, walReceiverFact, type PgStatus, type PgSender, type PgSlot, type PgWalReceiver } from '../modules/postgres/facts.js';
+import { connOfLayout } from '../modules/postgres/cluster.js';
+import type { PgLayout } from '../modules/postgres/layout.js';
 import type { Command } from '../shell/command.js';
 import type { ExecOptions, ExecResult, HostConnection, Transport } from '../transport/types.js';
 import type { ConnectionSpec } from '../inventory/types.js';

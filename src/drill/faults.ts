@@ -6,8 +6,8 @@ import { EnvironmentError } from '../errors.js';
 import { readState } from '../lab/state.js';
 import { names } from '../lab/spec.js';
 import { inHost, run } from '../lab/local.js';
-import { fenceCommand, stopCommand } from '../pg/control.js';
-import type { PgLayout } from '../pg/layout.js';
+import { fenceCommand, stopCommand } from '../modules/postgres/control.js';
+import type { PgLayout } from '../modules/postgres/layout.js';
 import { sh, type Command } from '../shell/command.js';
 import type { FaultKind } from './types.js';
 

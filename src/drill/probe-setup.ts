@@ -4,9 +4,9 @@
  * drill connects from — the address each node sees in $SSH_CLIENT, so no guess is needed.
  */
 import { randomBytes } from 'node:crypto';
-import { psqlCommand } from '../facts/postgres.js';
-import { connOfLayout } from '../pg/cluster.js';
-import { replaceBlockCommand, wrapBlock } from '../pg/files.js';
+import { psqlCommand } from '../modules/postgres/facts.js';
+import { connOfLayout } from '../modules/postgres/cluster.js';
+import { replaceBlockCommand, wrapBlock } from '../modules/postgres/files.js';
 import { sql } from '../shell/sql.js';
 import { raw, stdinText } from '../shell/command.js';
 import { secret, type Secret } from '../shell/secret.js';

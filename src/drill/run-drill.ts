@@ -9,7 +9,7 @@ import { BadInputError, ConfirmationError, ExitCode } from '../errors.js';
 import { connectionSpec, loadInventory, selectHosts } from '../inventory/index.js';
 import type { InventoryHost } from '../inventory/types.js';
 import { SshTransport } from '../transport/index.js';
-import { stopCommand, fenceCommand } from '../pg/control.js';
+import { stopCommand, fenceCommand } from '../modules/postgres/control.js';
 import { joinCommands } from '../shell/command.js';
 import { maskSecrets } from '../shell/secret.js';
 import { ClusterReader, writable, type NodeSnapshot } from './cluster-reader.js';

@@ -11,10 +11,9 @@ import { XMLValidator } from 'fast-xml-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { labDown, labPaths, labUp, readState } from '../../src/lab/index.js';
 import type { DrillReport } from '../../src/drill/types.js';
-import { inHost, psqlInHost, type LabHostInfo } from '../support/lab.js';
+import { inHost, psqlInHost, testLab, type LabHostInfo } from '../support/lab.js';
 
-const LAB = 'drill';
-const SUBNET = '10.231.9.0/24';
+const { name: LAB, subnet: SUBNET } = testLab('drill', 9);
 const PASSWORD = 'drill-repl-pw-8812';
 let inventory: string;
 

@@ -10,6 +10,7 @@
  *   RUNBOOK_LAB_KEEP=1         leave the labs this run brought up (to look around after a failure).
  *   RUNBOOK_LAB_LAYOUTS=debian only the Debian lab (or `rhel`); default both.
  *   RUNBOOK_LAB_NAME / RUNBOOK_LAB_RHEL_NAME  lab names (default lab / rhel).
+ *   RUNBOOK_TEST_SLOT=N        labs of this run's own (names -sN, subnets 10.231.(20N+k)): see test/support/lab.ts.
  *
  * Without RUNBOOK_LAB_REUSE, a lab that is already up is an error: it may be someone's, and a
  * test run must not take it down, nor run against state it did not make.
@@ -19,7 +20,7 @@
  */
 import type { TestProject } from 'vitest/node';
 import { labDown, labStatus, labUp } from '../../src/lab/index.js';
-import { labInventoryPath, labNames, type LabLayout } from '../support/lab.js';
+import { labInventoryPath, labNames, labSpecs, type LabLayout } from '../support/lab.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -53,7 +54,7 @@ async function bringUp(layout: LabLayout): Promise<boolean> {
     say(`reusing lab ${name} (RUNBOOK_LAB_REUSE=1): not bringing it up or down`);
     return false;
   }
-  const { ms } = await labUp({ name, layout }, say);
+  const { ms } = await labUp({ name, layout, subnet: labSpecs[layout].subnet }, say);
   say(`lab ${name} up in ${(ms / 1000).toFixed(1)} s`);
   return true;
 }

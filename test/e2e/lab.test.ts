@@ -14,7 +14,7 @@ import { buildSpec, labTag } from '../../src/lab/spec.js';
 import { labPaths } from '../../src/lab/state.js';
 import { sh, type Command } from '../../src/shell/index.js';
 import { SshTransport } from '../../src/transport/index.js';
-import { inHost, labConnectionSpec, labHosts, labNames, type LabHostInfo, type LabLayout } from '../support/lab.js';
+import { inHost, labConnectionSpec, labHosts, labNames, testLab, type LabHostInfo, type LabLayout } from '../support/lab.js';
 
 // one transport per lab: connections are pooled by inventory name, and both labs have a pg1
 const transports = new Map<string, SshTransport>();
@@ -100,7 +100,7 @@ describe.each(layouts)('lab hosts (%s layout), over SSH with host-key checking',
 
 // ---------------------------------------------------------------------------------------------
 describe('a private lab: up twice, crash recovery, down leaves nothing', () => {
-  const name = 'rbtest';
+  const { name, subnet } = testLab('rbtest', 10);
   const tag = labTag(name);
   let etcBefore: string;
   let first: LabState;
@@ -108,7 +108,7 @@ describe('a private lab: up twice, crash recovery, down leaves nothing', () => {
   beforeAll(async () => {
     expect(readState(name), `lab ${name} is up already: take it down first`).toBeUndefined();
     etcBefore = etcChecksum();
-    first = (await labUp({ name, subnet: '10.231.250.0/24', hosts: 't1=db,t2=plain' })).state;
+    first = (await labUp({ name, subnet, hosts: 't1=db,t2=plain' })).state;
   });
   afterAll(async () => {
     await labDown({ name }); // also when a test failed half-way

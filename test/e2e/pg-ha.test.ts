@@ -9,15 +9,15 @@ import { execFile } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { labDown, labUp, readState } from '../../src/lab/index.js';
 import { quoteWord } from '../../src/shell/quote.js';
-import { inHost, type LabHostInfo } from '../support/lab.js';
+import { inHost, testLab, type LabHostInfo } from '../support/lab.js';
 
 const cli = new URL('../../bin/runbook.js', import.meta.url).pathname;
 const PASSWORD = 'e2e-Repl:pw\\1';
 const READ_ONLY = 'cannot execute CREATE TABLE in a read-only transaction';
 
 const labs = [
-  { layout: 'debian', name: process.env.RUNBOOK_PG_LAB ?? 'pgha-deb', stopImmediate: 'pg_ctlcluster 15 main stop -m immediate' },
-  { layout: 'rhel', name: process.env.RUNBOOK_PG_LAB_RHEL ?? 'pgha-rhel', stopImmediate: `su -s /bin/sh postgres -c '/usr/pgsql-15/bin/pg_ctl -D /var/lib/pgsql/15/data stop -m immediate'` },
+  { layout: 'debian', ...testLab('pgha-deb', 2), stopImmediate: 'pg_ctlcluster 15 main stop -m immediate' },
+  { layout: 'rhel', ...testLab('pgha-rhel', 3), stopImmediate: `su -s /bin/sh postgres -c '/usr/pgsql-15/bin/pg_ctl -D /var/lib/pgsql/15/data stop -m immediate'` },
 ].filter((l) => (process.env.RUNBOOK_LAB_LAYOUTS ?? 'debian,rhel').includes(l.layout));
 
 interface Run {
@@ -65,8 +65,7 @@ describe.each(labs)('PostgreSQL HA runbooks, $layout layout', (lab) => {
     const reuse = process.env.RUNBOOK_LAB_REUSE === '1' && readState(lab.name);
     if (!reuse) {
       await labDown({ name: lab.name });
-      // The lab picks a free 10.231.N.0/24 for a new name.
-      await labUp({ name: lab.name, layout: lab.layout });
+      await labUp({ name: lab.name, layout: lab.layout, subnet: lab.subnet });
       broughtUp = true;
     }
     const state = readState(lab.name)!;

@@ -1,10 +1,10 @@
 /** Pure plans from fixture facts ({args, facts} → commands or noop reason), pyinfra-style. */
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { blockText, planBlock, planDirectory, planFile, planLine } from '../../../src/ops/files.js';
-import { planService } from '../../../src/ops/service.js';
-import { planCommand } from '../../../src/ops/command.js';
-import { parseFileInfo } from '../../../src/facts/files.js';
+import { blockText, planBlock, planDirectory, planFile, planLine } from '../../../src/core/file-ops.js';
+import { planService } from '../../../src/core/service.js';
+import { planCommand } from '../../../src/core/command-op.js';
+import { parseFileInfo } from '../../../src/core/file-facts.js';
 import { sh, stdinText } from '../../../src/shell/command.js';
 import { secret } from '../../../src/shell/secret.js';
 import { toWire } from '../../../src/shell/wire.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseKeepalives } from '../../../src/facts/keepalives.js';
-import { keepaliveFindings, pgFixCommand, renderSysctl, setDirectives, sshdLines, sshdReload, targetProblems } from '../../../src/ops/keepalives.js';
+import { parseKeepalives } from '../../../src/modules/keepalives/facts.js';
+import { keepaliveFindings, pgFixCommand, renderSysctl, setDirectives, sshdLines, sshdReload, targetProblems } from '../../../src/modules/keepalives/keepalives.js';
 
 const targets = { maxIdle: 300, idle: 60, interval: 10, count: 6 };
 

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { raw } from '../../../src/shell/index.js';
-import { parseFuser, parseMount, parseNfsHost } from '../../../src/facts/nfs.js';
+import { parseFuser, parseMount, parseNfsHost } from '../../../src/modules/nfs/facts.js';
 import {
   chooseBackend,
   exportsFilePath,
@@ -29,7 +29,7 @@ import {
   shareProblems,
   startOrReloadGanesha,
   type ShareSpec,
-} from '../../../src/ops/nfs.js';
+} from '../../../src/modules/nfs/nfs.js';
 
 const fixture = (name: string) => readFileSync(new URL(`../../fixtures/nfs/${name}`, import.meta.url), 'utf8');
 

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import type { PgStatus } from '../../../src/facts/postgres.js';
-import { type PgCluster, resolveCluster } from '../../../src/pg/cluster.js';
-import { planClone } from '../../../src/pg/steps-clone.js';
-import { failoverVerdict } from '../../../src/pg/steps-promote.js';
+import type { PgStatus } from '../../../src/modules/postgres/facts.js';
+import { type PgCluster, resolveCluster } from '../../../src/modules/postgres/cluster.js';
+import { planClone } from '../../../src/modules/postgres/steps/clone.js';
+import { failoverVerdict } from '../../../src/modules/postgres/steps/promote.js';
 import { secret } from '../../../src/shell/index.js';
 
 const host = (name: string, address: string, vars: Record<string, unknown> = {}) => ({ name, address, vars, groups: ['all', 'postgres'] });

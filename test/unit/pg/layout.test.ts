@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { parseRawLayout } from '../../../src/facts/postgres-layout.js';
-import { resolveLayout, type PgLayout } from '../../../src/pg/layout.js';
-import { includePattern } from '../../../src/ops/postgres.js';
+import { parseRawLayout } from '../../../src/modules/postgres/layout-facts.js';
+import { resolveLayout, type PgLayout } from '../../../src/modules/postgres/layout.js';
+import { includePattern } from '../../../src/modules/postgres/ops.js';
 
 // What the layout probe prints on each kind of host (fixtures of the one-script fact).
 const DEBIAN = `os_id=debian

@@ -1,7 +1,7 @@
 import { createHash, createHmac, pbkdf2Sync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { Hidden, type PgRoleState, parseRows, type PgStatus, FIELD_SEP, RECORD_SEP, NULL_MARK } from '../../../src/facts/postgres.js';
-import { parseControlData } from '../../../src/facts/postgres-layout.js';
+import { Hidden, type PgRoleState, parseRows, type PgStatus, FIELD_SEP, RECORD_SEP, NULL_MARK } from '../../../src/modules/postgres/facts.js';
+import { parseControlData } from '../../../src/modules/postgres/layout-facts.js';
 import {
   conninfoMatches,
   hbaBlockText,
@@ -13,11 +13,11 @@ import {
   planUpstream,
   pgpassBlock,
   renderSettings,
-} from '../../../src/ops/postgres.js';
-import { parseConninfo } from '../../../src/pg/cluster.js';
-import { resolveLayout, type PgLayout } from '../../../src/pg/layout.js';
-import { parseRewindOutput } from '../../../src/pg/steps-rejoin.js';
-import { verifierMatches } from '../../../src/pg/scram.js';
+} from '../../../src/modules/postgres/ops.js';
+import { parseConninfo } from '../../../src/modules/postgres/cluster.js';
+import { resolveLayout, type PgLayout } from '../../../src/modules/postgres/layout.js';
+import { parseRewindOutput } from '../../../src/modules/postgres/steps/rejoin.js';
+import { verifierMatches } from '../../../src/modules/postgres/scram.js';
 import { secret, toWire } from '../../../src/shell/index.js';
 
 const l = resolveLayout({ osId: 'debian', osLike: [], systemd: false, debianClusters: [{ version: '15', cluster: 'main', port: 5432, status: 'online', dataDir: '/var/lib/postgresql/15/main' }], pgdgBins: [], pgdgData: [], debianBins: ['15'] }) as PgLayout;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { type PgCluster, resolveCluster } from '../../../src/pg/cluster.js';
-import { hbaEntries, replicationSettings } from '../../../src/pg/steps-primary.js';
+import { type PgCluster, resolveCluster } from '../../../src/modules/postgres/cluster.js';
+import { hbaEntries, replicationSettings } from '../../../src/modules/postgres/steps/primary.js';
 import { secret } from '../../../src/shell/index.js';
 
 const p = { cluster_group: 'postgres', replication_user: 'replicator', replication_password: secret('pw'), vip: undefined, wal_keep_size: '256MB', max_slot_wal_keep_size: '2GB', wal_archive_dir: undefined };

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { parseIpAddr, parseKeepalived } from '../../../src/facts/keepalived.js';
+import { parseIpAddr, parseKeepalived } from '../../../src/modules/vip/facts.js';
 import {
   interfaceFor,
   keepalivedReload,
@@ -14,7 +14,7 @@ import {
   vipProblem,
   vipSteps,
   type NodeView,
-} from '../../../src/ops/vip.js';
+} from '../../../src/modules/vip/vip.js';
 
 const ipAddr = readFileSync(new URL('../../fixtures/nfs/ip-addr.txt', import.meta.url), 'utf8');
 const VIP = '10.231.0.100';

@@ -1,0 +1,180 @@
+/**
+ * Clone (or re-clone) a standby from the current primary with pg_basebackup — the one
+ * implementation used by setup-warm-standby, base-backup and failback's fallback. The guard is
+ * part of the pure plan, so no flag can get past it: a writable node is never wiped (setup may
+ * replace a *pristine* stand-alone server, never one holding data or clients).
+ */
+import { blocked, change, noop, stepsFor } from '../../../engine/define.js';
+import type { ApplyContext, RunContext, StepContext, StepDef } from '../../../engine/types.js';
+import { type DataDirState, dataDirFact } from '../layout-facts.js';
+import { lsnGte, type PgStatus, statusFact } from '../facts.js';
+import { waitFor } from '../../../core/wait.js';
+import { sh } from '../../../shell/index.js';
+import { type PgCluster, type PgNode, type PgParams, clusterOf, conninfoFor, connOfLayout, layoutOf, nodeOf } from '../cluster.js';
+import { asPostgres, startCommand, stopCommand, unfenceCommand } from '../control.js';
+import type { PgLayout } from '../layout.js';
+import { type Statuses, clusterStatusFacts, statusesOf, followsPrimary, isPristine, names, splitBrain, topology } from '../topology.js';
+
+export interface CloneOptions {
+  /** base-backup's explicit target: aiming at the writable node is an error, not a no-op. */
+  explicitTarget: boolean;
+  /** setup-warm-standby: a pristine stand-alone writable server may be replaced. */
+  allowPristine: boolean;
+  /** Re-clone even a healthy standby (base-backup -e reclone=true). */
+  reclone: boolean;
+}
+
+export interface CloneInput {
+  cluster: PgCluster;
+  self: PgNode;
+  statuses: Statuses;
+  dataDir: DataDirState;
+  dataDirPath: string;
+}
+
+/** The pure decision: clone `self` from the current primary, or why not. */
+export function planClone(i: CloneInput, o: CloneOptions): { kind: 'noop' | 'blocked'; reason: string } | { kind: 'clone'; source: PgNode; summary: string } {
+  const t = topology(i.cluster, i.statuses);
+  const me = i.statuses[i.self.name];
+  const others = t.writable.filter((n) => n.name !== i.self.name);
+  const meWritable = Boolean(me?.up && !me.inRecovery);
+
+  if (meWritable) {
+    // The intended primary is the source of every clone: never a target while writable.
+    if (i.self.intendedPrimary && o.allowPristine) return { kind: 'noop', reason: `${i.self.name} is the intended primary and writable (the clone source)` };
+    if (others.length === 0)
+      return o.explicitTarget
+        ? { kind: 'blocked', reason: `${i.self.name} is writable (pg_is_in_recovery() = f) and the only writable node: refusing to wipe ${i.dataDirPath}` }
+        : { kind: 'noop', reason: `${i.self.name} is the primary (the clone source)` };
+    if (!o.allowPristine || !isPristine(me!)) {
+      const data = me?.up && !isPristine(me) ? ` and holds data or clients (databases: ${me.userDatabases.join(', ') || 'none'}, user tables: ${me.userTables}, clients: ${me.clients})` : '';
+      return { kind: 'blocked', reason: `${i.self.name} is writable (pg_is_in_recovery() = f)${data}: refusing to wipe ${i.dataDirPath}; a writable node is never re-cloned` };
+    }
+    if (others.length > 1) return { kind: 'blocked', reason: splitBrain(t)! };
+    if (!others[0]!.intendedPrimary) return { kind: 'blocked', reason: `${i.self.name} and ${others[0]!.name} are both writable and neither is the intended primary` };
+    return { kind: 'clone', source: others[0]!, summary: `replace pristine stand-alone ${i.self.name} (${i.dataDirPath}) by a clone of ${others[0]!.name}` };
+  }
+  const split = splitBrain(t);
+  if (split) return { kind: 'blocked', reason: split };
+  const source = t.primary;
+  if (!source) return { kind: 'blocked', reason: `no writable node to clone from (${t.down.length ? `down: ${names(t.down)}; ` : ''}in recovery: ${names(t.inRecovery) || 'none'})` };
+  if (followsPrimary(me, source) && !o.reclone) return { kind: 'noop', reason: `${i.self.name} is a standby of ${source.name}` };
+  const what = !me?.up
+    ? i.dataDir.pgVersion
+      ? `stopped, not known to follow ${source.name}`
+      : 'no cluster in the data dir'
+    : followsPrimary(me, source)
+      ? 'healthy standby, re-clone asked for'
+      : `standby of another upstream (${me.primaryConninfo || 'none'})`;
+  return { kind: 'clone', source, summary: `re-clone ${i.self.name} (${i.dataDirPath}; ${what}) from ${source.name} with pg_basebackup` };
+}
+
+/** Old copies beyond `keep` (oldest first) are removed; the newest `keep` stay. */
+export function prunable(oldCopies: string[], keep: number): string[] {
+  return oldCopies.slice(0, Math.max(0, oldCopies.length - keep));
+}
+
+export interface CloneParams extends PgParams {
+  keep_old_copies: number;
+}
+
+function timestamp(): string {
+  return new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '');
+}
+
+/** Stop, move the data dir aside, pg_basebackup -R with slot and application_name, verify, start. */
+export async function cloneFrom<P extends CloneParams>(ctx: ApplyContext<P>, l: PgLayout, cluster: PgCluster, self: PgNode, source: PgNode, dataDir: DataDirState): Promise<void> {
+  await ctx.exec(stopCommand(l));
+  const aside = `${l.dataDir}.old.${timestamp()}`;
+  if (dataDir.exists) {
+    await ctx.exec(sh`mv ${l.dataDir} ${aside}`);
+    ctx.log(`moved ${l.dataDir} aside to ${aside}`);
+  }
+  for (const old of prunable([...dataDir.oldCopies, ...(dataDir.exists ? [aside] : [])], ctx.params.keep_old_copies)) {
+    await ctx.exec(sh`rm -rf ${old}`);
+    ctx.log(`removed old copy ${old} (keeping ${ctx.params.keep_old_copies})`);
+  }
+  await ctx.exec(sh`install -d -o postgres -g postgres -m 0700 ${l.dataDir}`);
+  const conninfo = conninfoFor(cluster, source, self);
+  ctx.log(`pg_basebackup from ${source.name}: ${conninfo}, slot ${self.slotName}`);
+  let last = 0;
+  await ctx.exec(
+    asPostgres(sh`${`${l.binDir}/pg_basebackup`} -d ${conninfo} -D ${l.dataDir} -X stream -c fast -R -S ${self.slotName} -P`),
+    {
+      timeoutSec: 3600,
+      // -P rewrites one line with \r: pass on at most one progress line per second.
+      onStderr: (chunk) => {
+        const line = chunk.split(/[\r\n]/).filter((s) => s.trim()).pop();
+        if (line && Date.now() - last > 1000) {
+          last = Date.now();
+          ctx.log(line.trim());
+        }
+      },
+    },
+  );
+  const verify = await ctx.exec(asPostgres(sh`${`${l.binDir}/pg_verifybackup`} -q -n ${l.dataDir}`), { check: false });
+  if (verify.exitCode !== 0) throw new Error(`pg_verifybackup ${l.dataDir}: ${verify.stderr.trim() || verify.stdout.trim()}`);
+  ctx.log('pg_verifybackup: backup manifest and files verified');
+  const unfence = unfenceCommand(l);
+  if (unfence) await ctx.exec(unfence);
+  await ctx.exec(startCommand(l));
+  await waitFor(ctx, {
+    name: `${self.name} answers in recovery`,
+    timeoutMs: 60_000,
+    intervalMs: 500,
+    check: async (c) => {
+      const s = await c.read(statusFact(connOfLayout(l)));
+      return s.up ? (s.inRecovery ? true : 'up but NOT in recovery') : s.error;
+    },
+  });
+}
+
+/** Flat: `dataDir` plus `status:<node>` for every node. */
+export type CloneFacts = { dataDir: DataDirState } & Record<string, unknown>;
+
+/**
+ * Every node's status and this node's data directory: what the clone and the rewind (which hands
+ * over to the clone when it cannot work) both decide from.
+ */
+export function clusterAndDataDirFacts(ctx: StepContext<PgParams>) {
+  return { ...clusterStatusFacts(clusterOf(ctx)), dataDir: dataDirFact(layoutOf(ctx)) };
+}
+
+/** The clone step. `on`: every cluster node (setup, failback) or the chosen targets (base-backup). */
+export function cloneStep<P extends CloneParams>(id: string, on: (ctx: RunContext<P>) => string[], o: (p: P) => CloneOptions): StepDef<P, CloneFacts> {
+  const { step } = stepsFor<P>();
+  return step({
+    id,
+    title: 'Clone the standby from the current primary (pg_basebackup)',
+    on,
+    become: true,
+    timeoutSec: 3600,
+    gather: (ctx) => clusterAndDataDirFacts(ctx) as never,
+    plan: (f, ctx) => {
+      const c = clusterOf(ctx);
+      const l = layoutOf(ctx);
+      const d = planClone({ cluster: c, self: nodeOf(c, ctx.host.name), statuses: statusesOf(f), dataDir: f.dataDir, dataDirPath: l.dataDir }, o(ctx.params));
+      if (d.kind !== 'clone') return d.kind === 'noop' ? noop(d.reason) : blocked(d.reason);
+      return change(`${d.summary}; old data dir kept as ${l.dataDir}.old.<timestamp> (${ctx.params.keep_old_copies} copies kept)`, []);
+    },
+    confirm: {
+      destructive: true,
+      message: (ctx, plan) => `${ctx.host.name}: ${plan.summary}. Everything in ${layoutOf(ctx).dataDir} is replaced.`,
+    },
+    apply: async (ctx, _plan, f) => {
+      const c = clusterOf(ctx);
+      const self = nodeOf(c, ctx.host.name);
+      const d = planClone({ cluster: c, self, statuses: statusesOf(f), dataDir: f.dataDir, dataDirPath: layoutOf(ctx).dataDir }, o(ctx.params));
+      if (d.kind !== 'clone') throw new Error(`clone no longer planned: ${d.reason}`);
+      await cloneFrom(ctx, layoutOf(ctx), c, self, d.source, f.dataDir);
+    },
+    // The re-gathered plan is a no-op only once the standby follows the primary, which the
+    // streaming assertions of the verify steps check with polling; reclone would re-plan forever.
+    verify: { converge: false },
+  });
+}
+
+/** Replay caught up with receive (both known): used by promote and switchover gates. */
+export function replayCaughtUp(s: PgStatus): boolean {
+  return s.up && s.inRecovery && lsnGte(s.replayLsn, s.receiveLsn);
+}

@@ -1,0 +1,136 @@
+/**
+ * Planned switchover back to the intended primary, with repmgr's gates: the standby streams with
+ * replay caught up; a marker row is written and its LSN noted; CHECKPOINT and a clean stop of the
+ * current primary; pg_controldata must say "shut down" and give the shutdown checkpoint; the
+ * standby must replay past it within the timeout, else the old primary is started again (nothing
+ * lost) and the step fails. Then promote, CHECKPOINT, reset the upstream, fence the old primary
+ * for the rejoin steps that follow.
+ */
+import { blocked, change, noop, onHost, stepsFor } from '../../../engine/define.js';
+import type { StepDef } from '../../../engine/types.js';
+import { controlDataFact, layoutFact } from '../layout-facts.js';
+import { MARKER_TABLE, lsnToBigInt, markersFact, psqlCommand, statusFact } from '../facts.js';
+import { waitFor } from '../../../core/wait.js';
+import { sql } from '../../../shell/index.js';
+import { type PgParams, clusterOf, connOfLayout, connOfNode, layoutOf } from '../cluster.js';
+import { fenceCommand, startCommand, stopCommand } from '../control.js';
+import { promoteLocal } from './promote.js';
+import { intendedPrimaryHost } from './inspect.js';
+import { clusterStatusFacts, followsPrimary, statusesOf, topology } from '../topology.js';
+
+export const SWITCHOVER_MARKER = 'pg.switchover_marker';
+
+export function switchoverStep<P extends PgParams>(id: string): StepDef<P, Record<string, unknown>> {
+  const { step } = stepsFor<P>();
+  return step({
+    id,
+    title: 'Planned switchover back to the intended primary (zero-loss gates, marker row)',
+    on: intendedPrimaryHost,
+    become: true,
+    timeoutSec: 600,
+    gather: (ctx) => clusterStatusFacts(clusterOf(ctx)) as never,
+    plan: (f, ctx) => {
+      const c = clusterOf(ctx);
+      const statuses = statusesOf(f);
+      const t = topology(c, statuses);
+      const me = statuses[ctx.host.name]!;
+      if (me.up && !me.inRecovery) return noop(`${ctx.host.name} is the primary`);
+      if (!t.primary) return blocked(`no single writable node to switch over from (writable: ${t.writable.map((n) => n.name).join(', ') || 'none'})`);
+      if (!followsPrimary(me, t.primary)) return blocked(`${ctx.host.name} is not a running standby of ${t.primary.name}: the rejoin steps did not converge`);
+      if (me.up && me.replayPause && me.replayPause !== 'not paused') return blocked(`replay on ${ctx.host.name} is ${me.replayPause}`);
+      return change(`switch over: stop ${t.primary.name} cleanly, promote ${ctx.host.name} once it replayed ${t.primary.name}'s shutdown checkpoint`, []);
+    },
+    confirm: {
+      destructive: true,
+      message: (ctx, plan) => `${plan.summary}. Writes pause for about a second; ${ctx.host.name} becomes the primary.`,
+    },
+    apply: async (ctx, _plan, f) => {
+      const c = clusterOf(ctx);
+      const old = topology(c, statusesOf(f)).primary!;
+      const ol = await ctx.read(onHost(old.name, layoutFact(old.vars)));
+      if (typeof ol === 'string') throw new Error(`${old.name}: ${ol}`);
+      const oconn = connOfNode(old);
+      const mine = connOfLayout(layoutOf(ctx));
+
+      // Gate 1: streaming and caught up before anything stops.
+      await waitFor(ctx, {
+        name: `${ctx.host.name} replay caught up with ${old.name}`,
+        timeoutMs: 30_000,
+        intervalMs: 200,
+        check: async (a) => {
+          const [p, s] = [await a.read(onHost(old.name, statusFact(oconn))), await a.read(statusFact(mine))];
+          if (!p.up || !s.up) return 'a node does not answer';
+          return p.currentLsn && s.replayLsn && lsnToBigInt(s.replayLsn) >= lsnToBigInt(p.currentLsn) ? true : `replayed ${s.replayLsn}, primary at ${p.currentLsn}`;
+        },
+      });
+      const note = `switchover ${old.name}->${ctx.host.name} ${new Date().toISOString()}`;
+      const marker = await ctx.execOn(old.name, psqlCommand(oconn, sql`INSERT INTO ${sql.ident(MARKER_TABLE)} (note) VALUES (${note}); SELECT pg_current_wal_lsn(); CHECKPOINT;`), { become: true });
+      ctx.log(`marker row "${note}" written on ${old.name} at LSN ${marker.stdout.trim()}`);
+      ctx.state[SWITCHOVER_MARKER] = note;
+
+      await ctx.execOn(old.name, stopCommand(ol), { become: true });
+      const cd = await ctx.read(onHost(old.name, controlDataFact(ol)));
+      if (!cd || cd.state !== 'shut down' || !cd.checkpointLsn) {
+        await ctx.execOn(old.name, startCommand(ol), { become: true });
+        throw new Error(`${old.name} did not shut down cleanly (${cd?.state ?? 'no control data'}): restarted it as the primary; nothing lost, nothing switched`);
+      }
+      ctx.log(`${old.name} shut down; shutdown checkpoint at ${cd.checkpointLsn}`);
+      // Gate 2: the standby must replay past the shutdown checkpoint, or we undo.
+      try {
+        await waitFor(ctx, {
+          name: `${ctx.host.name} replayed past ${old.name}'s shutdown checkpoint ${cd.checkpointLsn}`,
+          timeoutMs: 30_000,
+          intervalMs: 200,
+          check: async (a) => {
+            const s = await a.read(statusFact(mine));
+            return s.up && s.replayLsn && lsnToBigInt(s.replayLsn) > lsnToBigInt(cd.checkpointLsn!) ? true : `replayed ${s.up ? s.replayLsn : 'down'}`;
+          },
+        });
+      } catch (e) {
+        await ctx.execOn(old.name, startCommand(ol), { become: true });
+        throw new Error(`${(e as Error).message}: ${old.name} restarted as the primary; nothing lost, nothing switched`);
+      }
+      await promoteLocal(ctx, layoutOf(ctx));
+      await ctx.exec(psqlCommand(mine, sql`ALTER SYSTEM RESET primary_conninfo;\nALTER SYSTEM RESET primary_slot_name;\nSELECT pg_reload_conf();`));
+      // Fenced until the rejoin steps make it a standby: a stray start comes up read-only.
+      await ctx.execOn(old.name, fenceCommand(ol), { become: true });
+      const seen = await ctx.read(markersFact(mine));
+      if (!seen?.includes(note)) throw new Error(`marker row "${note}" is missing on ${ctx.host.name} after the switchover`);
+      ctx.log(`marker row present on ${ctx.host.name}: zero loss`);
+    },
+    verify: { converge: true },
+  });
+}
+
+/** Every marker row of the primary is on every standby (read-only; after the row round trip). */
+export function markersEverywhereStep<P extends PgParams>(id: string): StepDef<P, Record<string, unknown>> {
+  const { step } = stepsFor<P>();
+  return step({
+    id,
+    title: 'Zero loss: every marker row on the primary is on every standby',
+    on: intendedPrimaryHost,
+    become: true,
+    when: (ctx) => (ctx.checkMode ? 'compares after changes: not in --check' : true),
+    gather: (ctx) => {
+      const c = clusterOf(ctx);
+      return { ...clusterStatusFacts(c), ...Object.fromEntries(c.nodes.map((n) => [`markers:${n.name}`, onHost(n.name, markersFact(connOfNode(n)))])) } as never;
+    },
+    plan: (f, ctx) => {
+      const c = clusterOf(ctx);
+      const t = topology(c, statusesOf(f));
+      if (!t.primary) return blocked('no single writable node');
+      const on = (n: string) => (f[`markers:${n}`] as string[] | null) ?? null;
+      const want = on(t.primary.name) ?? [];
+      const problems = c.nodes
+        .filter((n) => n.name !== t.primary!.name)
+        .map((n) => {
+          const have = on(n.name);
+          if (have === null) return `${n.name} does not answer`;
+          const missing = want.filter((m) => !have.includes(m));
+          return missing.length ? `${n.name} lacks ${missing.length} marker rows (${missing.slice(0, 3).join('; ')})` : '';
+        })
+        .filter(Boolean);
+      return problems.length ? blocked(problems.join('; ')) : noop(`${want.length} marker rows on ${t.primary.name} are on every node`);
+    },
+  });
+}

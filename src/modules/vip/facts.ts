@@ -1,0 +1,83 @@
+/**
+ * Read-only probes for the VIP: addresses on interfaces, keepalived's process, and whether the
+ * local PostgreSQL is writable (the role is read from the server, never taken from the inventory).
+ */
+import { fact } from '../../engine/define.js';
+import type { Fact } from '../../engine/types.js';
+import { raw, sh } from '../../shell/index.js';
+import { parseKeyValues } from '../nfs/facts.js';
+
+export interface InterfaceAddress {
+  ifname: string;
+  address: string;
+  prefix: number;
+}
+
+/** `ip -o -4 addr show`: "2: eth0    inet 10.231.0.11/24 brd … scope global eth0\ …". */
+export function parseIpAddr(text: string): InterfaceAddress[] {
+  const out: InterfaceAddress[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^\d+:\s+([^\s:@]+)(?:@\S+)?\s+inet\s+([\d.]+)\/(\d+)/.exec(line);
+    if (m) out.push({ ifname: m[1]!, address: m[2]!, prefix: Number(m[3]) });
+  }
+  return out;
+}
+
+export const addressesFact: Fact<InterfaceAddress[]> = fact({
+  name: 'ip.addresses',
+  command: sh`ip -o -4 addr show`,
+  parse: (r) => {
+    if (r.exitCode !== 0) throw new Error(`ip -o -4 addr show failed: ${r.stderr.trim()}`);
+    return parseIpAddr(r.stdout);
+  },
+});
+
+export interface KeepalivedFacts {
+  /** Path of the keepalived binary; absent when it is not installed. */
+  binary?: string;
+  /** PID of the running keepalived (the parent), if any. */
+  pid?: number;
+  init: 'systemd' | 'none';
+}
+
+export function parseKeepalived(stdout: string): KeepalivedFacts {
+  const kv = parseKeyValues(stdout);
+  const pid = kv.get('pid') ?? '';
+  return {
+    ...(kv.get('binary') ? { binary: kv.get('binary')! } : {}),
+    ...(/^\d+$/.test(pid) ? { pid: Number(pid) } : {}),
+    init: kv.get('init') === 'systemd' ? 'systemd' : 'none',
+  };
+}
+
+export const KEEPALIVED_PID_FILE = '/run/keepalived.pid';
+
+export const keepalivedFact: Fact<KeepalivedFacts> = fact({
+  name: 'keepalived',
+  command: sh`pidfile=${KEEPALIVED_PID_FILE}; ${raw(
+    `PATH="$PATH:/usr/sbin:/sbin"; echo binary=$(command -v keepalived); ` +
+      `p=$(cat "$pidfile" 2>/dev/null); ` +
+      `[ -n "$p" ] && [ "$(cat /proc/"$p"/comm 2>/dev/null)" = keepalived ] || p=$(pgrep -o -x keepalived); echo pid=$p; ` +
+      `[ -d /run/systemd/system ] && echo init=systemd || echo init=none`,
+  )}`,
+  parse: (r) => parseKeepalived(r.stdout),
+});
+
+export type PgRole = 'primary' | 'standby' | 'down';
+
+/** Whether the local PostgreSQL is writable, from the server itself (`pg_is_in_recovery()`). */
+export const pgRoleFact: Fact<PgRole> = fact({
+  name: 'pg.role',
+  become: 'postgres',
+  command: sh`PGCONNECT_TIMEOUT=3 psql -XAtqc ${'SELECT pg_is_in_recovery()'} -d postgres`,
+  parse: (r) => (r.exitCode !== 0 ? 'down' : r.stdout.trim() === 'f' ? 'primary' : r.stdout.trim() === 't' ? 'standby' : 'down'),
+});
+
+/** Whether PostgreSQL accepts connections on an address, seen from this host. */
+export function pgAnswersFact(address: string, port = 5432): Fact<true | string> {
+  return fact({
+    name: `pg_isready ${address}`,
+    command: sh`pg_isready -h ${address} -p ${port} -t 3`,
+    parse: (r) => (r.exitCode === 0 ? true : (r.stdout.trim() || r.stderr.trim() || `pg_isready exit ${r.exitCode}`)),
+  });
+}
