@@ -40,7 +40,7 @@ export const blocked = (reason: string): BlockedPlan => ({ kind: 'blocked', reas
  * A change: exactly the actions apply will take, in order (a Command is an exec on the step's
  * host). The third argument is a diff (string) or `{ diff, data }` (data for a hand-written apply).
  */
-export function change<D = unknown>(summary: string, actions: readonly ActionLike[], more?: string | { diff?: string; data?: D }): ChangePlan<D> {
+export function change<D = Record<string, unknown>>(summary: string, actions: readonly ActionLike[], more?: string | { diff?: string; data?: D }): ChangePlan<D> {
   const o = typeof more === 'string' ? { diff: more } : (more ?? {});
   const list = actions.map(toAction);
   const commands = list.flatMap((a) => (a.kind === 'exec' && !a.host && a.command instanceof Command ? [a.command] : []));
@@ -53,8 +53,8 @@ export function fact<T>(def: Fact<T>): Fact<T> {
 }
 
 /** Read `fact` on another host of the inventory (e.g. the primary's state from a standby's step). */
-export function onHost<T>(host: string, f: Fact<T>): RemoteFact<T> {
-  return { onHost: host, fact: f };
+export function onHost<T>(host: string, f: Fact<T>, unreachable?: (reason: string) => T): RemoteFact<T> {
+  return unreachable ? { onHost: host, fact: f, unreachable } : { onHost: host, fact: f };
 }
 
 // ---------------------------------------------------------------- params

@@ -31,6 +31,8 @@ export interface StepResult {
   /** The step has a hand-written apply: what it runs is only known as it runs. */
   ownApply?: boolean;
   diff?: string;
+  /** Structured findings of the plan (ChangePlan/BlockedPlan/NoopPlan data), masked in reports. */
+  data?: Record<string, unknown>;
   failure?: StepFailure;
   durationMs: number;
   handler?: boolean;

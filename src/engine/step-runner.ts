@@ -4,7 +4,7 @@
  */
 import { ExitCode, RunbookError, UnreachableError } from '../errors.js';
 import type { Command } from '../shell/command.js';
-import { maskSecrets } from '../shell/secret.js';
+import { maskDeep, maskSecrets } from '../shell/secret.js';
 import { CommandFailedError, type ExecOptions } from '../transport/types.js';
 import type { TaskIO } from '../ui/types.js';
 import { type ActionView, actionLine, viewAction } from './actions.js';
@@ -29,7 +29,7 @@ const DEFAULT_APPLY_TIMEOUT_SEC = 600;
 export function stepContext(engine: Engine, host: string): StepContext<any> {
   let state = engine.state.get(host);
   if (!state) engine.state.set(host, (state = {}));
-  return { ...engine.run, host: engine.hostByName(host), state };
+  return { ...engine.run, host: engine.hostByName(host), state, approvedByName: (id: string) => engine.options.approvals.steps.has(id) };
 }
 
 function result(step: AnyStep, host: string, started: number, r: Omit<StepResult, 'stepId' | 'title' | 'host' | 'durationMs' | 'commands'> & { commands?: string[] }): StepResult {
@@ -86,9 +86,9 @@ export async function checkStep(engine: Engine, step: AnyStep, host: string): Pr
     const { facts, plan } = await gatherAndPlan(engine, step, host, ctx, true);
     if (plan.kind === 'noop') {
       remember(step, facts, ctx);
-      return { done: result(step, host, started, { status: 'ok', message: plan.reason }) };
+      return { done: result(step, host, started, { status: 'ok', message: plan.reason, ...withData(plan) }) };
     }
-    if (plan.kind === 'blocked') return { done: result(step, host, started, { status: 'blocked', message: plan.reason }) };
+    if (plan.kind === 'blocked') return { done: result(step, host, started, { status: 'blocked', message: plan.reason, ...withData(plan) }) };
     if (engine.run.checkMode) {
       engine.wouldChange?.add(`${step.id}@${host}`);
       return { done: planned(step, host, started, plan, 'would-change', engine.options.diff) };
@@ -100,9 +100,9 @@ export async function checkStep(engine: Engine, step: AnyStep, host: string): Pr
 }
 
 /** A change as a result: `actions` are the planned ones (would-change) or the ones started (changed). */
-function planned(step: AnyStep, host: string, started: number, plan: ChangePlan, status: 'would-change' | 'changed', withDiff: boolean, ran?: ActionView[]): StepResult {
+function planned(step: AnyStep, host: string, started: number, plan: ChangePlan<unknown>, status: 'would-change' | 'changed', withDiff: boolean, ran?: ActionView[]): StepResult {
   const actions = ran ?? plan.actions.map(viewAction);
-  const r = result(step, host, started, { status, message: plan.summary, commands: actions.map(actionLine) });
+  const r = result(step, host, started, { status, message: plan.summary, commands: actions.map(actionLine), ...withData(plan) });
   r.actions = actions;
   if (step.apply) r.ownApply = true;
   if (withDiff && plan.diff) r.diff = maskSecrets(plan.diff);
@@ -142,6 +142,10 @@ async function evaluateCheck(engine: Engine, step: AnyStep, host: string, ctx: S
     { intervalMs: c.intervalMs ?? 1000, timeoutMs: polled ? (c.timeoutMs ?? 30_000) : 0, check: () => engine.interrupt.check() },
   );
   return 'done' in r ? true : r.timedOut;
+}
+
+function withData(plan: { data?: unknown }): { data?: Record<string, unknown> } {
+  return plan.data ? { data: maskDeep(plan.data) as Record<string, unknown> } : {};
 }
 
 function remember(step: AnyStep, facts: unknown, ctx: StepContext<any>): void {

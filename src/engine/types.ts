@@ -37,6 +37,11 @@ export interface Fact<T> {
 export interface RemoteFact<T> {
   onHost: string;
   fact: Fact<T>;
+  /**
+   * The value when `onHost` cannot be reached over SSH (connect, auth, host key): for steps that
+   * must decide about a host that may be gone (fencing). Without it, unreachable fails the step.
+   */
+  unreachable?: (reason: string) => T;
 }
 
 export type FactSource<T> = Fact<T> | RemoteFact<T>;
@@ -46,25 +51,29 @@ export type FactMap<F> = { [K in keyof F]: FactSource<F[K]> };
 
 export interface NoopPlan {
   kind: 'noop';
+  /** Structured findings for the JSON report (e.g. a divergence ledger); masked there. */
+  data?: Record<string, unknown>;
   reason: string;
 }
-export interface ChangePlan<D = unknown> {
+export interface ChangePlan<D = Record<string, unknown>> {
   kind: 'change';
   summary: string;
   /** Exactly what apply does, in order (actions.ts); run by the interpreter unless the step has its own apply. */
   actions: Action[];
   /** @deprecated the commands of the exec actions on the step's own host; read `actions`. */
   commands: Command[];
-  /** Typed data for a hand-written apply (the exception). */
+  /** Typed data: structured findings for the JSON report (masked there), and what a hand-written apply needs. */
   data?: D;
   /** Unified diff of a file change; shown with --diff. Secrets masked by the renderer. */
   diff?: string;
 }
 export interface BlockedPlan {
   kind: 'blocked';
+  /** Structured findings for the JSON report (e.g. a divergence ledger); masked there. */
+  data?: Record<string, unknown>;
   reason: string;
 }
-export type Plan<D = unknown> = NoopPlan | ChangePlan<D> | BlockedPlan;
+export type Plan<D = Record<string, unknown>> = NoopPlan | ChangePlan<D> | BlockedPlan;
 
 /** An idempotent building block: the facts it needs and a pure plan from them. */
 export interface Operation<F> {
@@ -120,6 +129,11 @@ export interface StepContext<P> extends RunContext<P> {
   host: HostView;
   /** Values remembered on this host by earlier steps (StepDef.remember). */
   state: Record<string, unknown>;
+  /**
+   * True only when `--approve ID` was given for exactly this id: for decisions `--yes` must never
+   * cover (promoting with the old primary unfenced, discarding writes). Absent in unit fixtures.
+   */
+  approvedByName?: (id: string) => boolean;
 }
 
 export interface ApplyContext<P> extends StepContext<P> {
