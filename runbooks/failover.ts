@@ -11,15 +11,17 @@ import { clusterHosts, layoutStep } from '../src/modules/postgres/steps/inspect.
 import { slotsStep } from '../src/modules/postgres/steps/primary.js';
 import { type FailoverParams, candidateHost, failoverGuardStep, fenceStep, promoteStep, verifyPrimaryStep } from '../src/modules/postgres/steps/promote.js';
 import { resetUpstreamStep } from '../src/modules/postgres/steps/standby.js';
+import { type SyncParams, syncParams, syncStep } from '../src/modules/postgres/steps/sync.js';
 import { vipSteps } from '../src/modules/vip/vip.js';
 
 export const params = {
   ...pgParams,
   candidate: param.string({ description: 'node to promote; default: the first node that is not the intended primary' }),
+  ...syncParams,
   force: param.boolean({ description: 'promote even though the old primary is reachable and writable (it is fenced first, with its own confirmation)', default: false }),
 };
 
-type P = FailoverParams;
+type P = FailoverParams & SyncParams;
 
 export { docs };
 
@@ -35,6 +37,8 @@ export default definePgRunbook({
     fenceStep<P>(),
     promoteStep<P>(),
     resetUpstreamStep<P>('new-primary-upstream', candidateHost),
+    // Before any write: a new primary whose standbys are gone must not wait on them (unless strict).
+    syncStep<P>('new-primary-synchronous', candidateHost),
     { ...slotsStep<P>('slot-for-old-primary'), on: candidateHost },
     verifyPrimaryStep<P>(),
     // keepalived moves the VIP by itself (only the writable node passes its check): verify it followed.
