@@ -5,9 +5,7 @@
  * standby can read the archive (a shared mount). Pure: settings and verdicts, no I/O.
  */
 import { gucProblem, pgShellLine, type ShellLine } from '../../shell/config-text.js';
-
-/** archive_library exists from 15. */
-export const ARCHIVE_LIBRARY_FROM = 150000;
+import { pgFeatures } from './version.js';
 
 export interface ArchiveSpec {
   /** The archive directory, as given (trailing slashes dropped here). */
@@ -50,7 +48,7 @@ export function archiveSettings(versionNum: number, spec: ArchiveSpec): { settin
   const d = archiveDir(spec.dir);
   const settings: Record<string, string | ShellLine> = { archive_mode: 'on' };
   const notes: string[] = [];
-  if (versionNum >= ARCHIVE_LIBRARY_FROM) {
+  if (pgFeatures(versionNum).archiveLibrary) {
     settings.archive_library = 'basic_archive';
     settings['basic_archive.archive_directory'] = d;
     // Both set is an error from 16 (and ambiguous in 15): the library wins, the command is emptied.
