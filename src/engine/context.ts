@@ -33,19 +33,31 @@ export class Interrupt {
   }
 }
 
+/** A failed connect is remembered this long (steps on a dead host fail at once), then tried again. */
+const RECONNECT_AFTER_MS = 5_000;
+
 /** Remote execution for the engine: one connection per host, opened on first use. */
 export class HostPool implements Executor {
   readonly #conns = new Map<string, Promise<HostConnection>>();
+  readonly #failedAt = new Map<string, number>();
   constructor(
     private readonly connect: (host: string) => Promise<HostConnection>,
     private readonly interrupt: Interrupt,
   ) {}
 
-  connection(host: string): Promise<HostConnection> {
+  /** A connection that died is made again (a detached job is reattached to over the new one). */
+  async connection(host: string): Promise<HostConnection> {
     let c = this.#conns.get(host);
+    if (c) {
+      const existing = await c.catch(() => undefined);
+      const retry = existing ? existing.lost : Date.now() - (this.#failedAt.get(host) ?? Date.now()) > RECONNECT_AFTER_MS;
+      if (retry && this.#conns.get(host) === c) c = undefined;
+    }
     if (!c) {
       c = this.connect(host);
       this.#conns.set(host, c);
+      this.#failedAt.delete(host);
+      c.catch(() => this.#failedAt.set(host, Date.now()));
     }
     return c;
   }

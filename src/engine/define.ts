@@ -45,8 +45,8 @@ export function fact<T>(def: Fact<T>): Fact<T> {
 }
 
 /** Read `fact` on another host of the inventory (e.g. the primary's state from a standby's step). */
-export function onHost<T>(host: string, f: Fact<T>): RemoteFact<T> {
-  return { onHost: host, fact: f };
+export function onHost<T>(host: string, f: Fact<T>, unreachable?: (reason: string) => T): RemoteFact<T> {
+  return unreachable ? { onHost: host, fact: f, unreachable } : { onHost: host, fact: f };
 }
 
 // ---------------------------------------------------------------- params

@@ -25,6 +25,8 @@ export interface StepResult {
   /** Commands planned (check) or run (apply), masked. */
   commands: string[];
   diff?: string;
+  /** Structured findings of the plan (ChangePlan/BlockedPlan/NoopPlan data), masked in reports. */
+  data?: Record<string, unknown>;
   failure?: StepFailure;
   durationMs: number;
   handler?: boolean;

@@ -6,11 +6,13 @@ import { performance } from 'node:perf_hooks';
 import { BadInputError, ConfirmationError, ExitCode } from '../errors.js';
 import { maskSecrets } from '../shell/secret.js';
 import type { Inventory, InventoryHost } from '../inventory/types.js';
-import type { HostConnection, Transport } from '../transport/types.js';
+import type { ExecOptions, HostConnection, Transport } from '../transport/types.js';
+import type { Command } from '../shell/command.js';
 import type { Ui } from '../ui/types.js';
 import { renderJson, type RunReport, writeReportFile } from '../report/json.js';
 import { type EngineOptions, FactCache, HostPool, Interrupt, type Engine } from './context.js';
 import * as inv from '../inventory/index.js';
+import { ClusterLock, LOCK_ENV, lockHolder } from '../core/lock.js';
 import { Journal, completedPairs, lastRunId, newRunId, readJournal } from './journal.js';
 import { loadRunbook, type LoadedRunbook } from './loader.js';
 import { resolveParams } from './params.js';
@@ -35,6 +37,8 @@ export interface RunCliOptions {
   knownHosts?: string;
   tags: string[];
   skipTags: string[];
+  /** --break-lock RUN_ID: remove that (dead) run's cluster lock first. */
+  breakLock?: string;
 }
 
 /** How long running remote commands get to finish after Ctrl-C before connections are dropped. */
@@ -156,14 +160,32 @@ export async function runRunbook(ref: string, o: RunCliOptions, makeUi: (interac
 
   const ui = await makeUi(interactive);
   const runId = resume?.runId ?? newRunId();
+  const interrupt = new Interrupt();
+  const pool = new HostPool(prep.connect, interrupt);
+
+  // One changing run per cluster: refuse (exit 11) before any step when another live run holds a host.
+  let lock: ClusterLock | undefined;
+  if (!o.check) {
+    try {
+      // Not through pool.exec: the lock must still be released after Ctrl-C.
+      const direct = { exec: async (h: string, c: Command, x?: ExecOptions) => (await pool.connection(h)).exec(c, x) };
+      lock = await ClusterLock.acquire(direct, prep.run.hosts.map((h) => h.name), lockHolder(runId, def.id), {
+        ...(o.breakLock ? { breakRunId: o.breakLock } : {}),
+        ...(process.env[LOCK_ENV] ? { heldBy: process.env[LOCK_ENV] } : {}),
+        log: (line) => ui.info(line),
+      });
+    } catch (error) {
+      await prep.closeTransport();
+      throw error;
+    }
+  }
+
   const journal = new Journal(runId);
   if (resume) journal.write({ type: 'resume', runId });
   else
     journal.write({ type: 'start', runId, runbook: def.id, hash: prep.loaded.hash, source: prep.loaded.file, params: prep.params, hosts: prep.run.hosts.map((h) => h.name), checkMode: o.check });
   ui.info(`run ${runId}: ${def.id} on ${prep.run.hosts.map((h) => h.name).join(', ')}${o.check ? ' (check mode)' : ''}${resume ? ` (resuming)` : ''}`);
 
-  const interrupt = new Interrupt();
-  const pool = new HostPool(prep.connect, interrupt);
   const options: EngineOptions = {
     checkMode: o.check,
     diff: o.diff,
@@ -196,6 +218,7 @@ export async function runRunbook(ref: string, o: RunCliOptions, makeUi: (interac
   } finally {
     process.off('SIGINT', onSignal!);
     process.off('SIGTERM', onSignal!);
+    await lock?.release().catch(() => undefined);
     await prep.closeTransport(); // closes every connection the pool opened (closing twice waits on a dead socket)
   }
   const durationMs = performance.now() - t0;

@@ -4,7 +4,7 @@
  */
 import { ExitCode, RunbookError, UnreachableError } from '../errors.js';
 import type { Command } from '../shell/command.js';
-import { maskSecrets } from '../shell/secret.js';
+import { maskDeep, maskSecrets } from '../shell/secret.js';
 import { CommandFailedError, type ExecOptions } from '../transport/types.js';
 import type { TaskIO } from '../ui/types.js';
 import type { Engine } from './context.js';
@@ -25,7 +25,7 @@ const DEFAULT_APPLY_TIMEOUT_SEC = 600;
 export function stepContext(engine: Engine, host: string): StepContext<any> {
   let state = engine.state.get(host);
   if (!state) engine.state.set(host, (state = {}));
-  return { ...engine.run, host: engine.hostByName(host), state };
+  return { ...engine.run, host: engine.hostByName(host), state, approvedByName: (id: string) => engine.options.approvals.steps.has(id) };
 }
 
 function result(step: AnyStep, host: string, started: number, r: Omit<StepResult, 'stepId' | 'title' | 'host' | 'durationMs' | 'commands'> & { commands?: string[] }): StepResult {
@@ -77,9 +77,9 @@ export async function checkStep(engine: Engine, step: AnyStep, host: string): Pr
     const { facts, plan } = await gatherAndPlan(engine, step, host, ctx, true);
     if (plan.kind === 'noop') {
       remember(step, facts, ctx);
-      return { done: result(step, host, started, { status: 'ok', message: plan.reason }) };
+      return { done: result(step, host, started, { status: 'ok', message: plan.reason, ...withData(plan) }) };
     }
-    if (plan.kind === 'blocked') return { done: result(step, host, started, { status: 'blocked', message: plan.reason }) };
+    if (plan.kind === 'blocked') return { done: result(step, host, started, { status: 'blocked', message: plan.reason, ...withData(plan) }) };
     if (engine.run.checkMode) return { done: planned(step, host, started, plan, 'would-change', engine.options.diff) };
     return { pending: { plan, facts, ctx, started } };
   } catch (e) {
@@ -88,9 +88,13 @@ export async function checkStep(engine: Engine, step: AnyStep, host: string): Pr
 }
 
 function planned(step: AnyStep, host: string, started: number, plan: ChangePlan, status: 'would-change' | 'changed', withDiff: boolean): StepResult {
-  const r = result(step, host, started, { status, message: plan.summary, commands: plan.commands.map((c) => c.toString()) });
+  const r = result(step, host, started, { status, message: plan.summary, commands: plan.commands.map((c) => c.toString()), ...withData(plan) });
   if (withDiff && plan.diff) r.diff = maskSecrets(plan.diff);
   return r;
+}
+
+function withData(plan: { data?: Record<string, unknown> }): { data?: Record<string, unknown> } {
+  return plan.data ? { data: maskDeep(plan.data) as Record<string, unknown> } : {};
 }
 
 function remember(step: AnyStep, facts: unknown, ctx: StepContext<any>): void {

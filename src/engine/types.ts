@@ -30,6 +30,11 @@ export interface Fact<T> {
 export interface RemoteFact<T> {
   onHost: string;
   fact: Fact<T>;
+  /**
+   * The value when `onHost` cannot be reached over SSH (connect, auth, host key): for steps that
+   * must decide about a host that may be gone (fencing). Without it, unreachable fails the step.
+   */
+  unreachable?: (reason: string) => T;
 }
 
 export type FactSource<T> = Fact<T> | RemoteFact<T>;
@@ -39,10 +44,14 @@ export type FactMap<F> = { [K in keyof F]: FactSource<F[K]> };
 
 export interface NoopPlan {
   kind: 'noop';
+  /** Structured findings for the JSON report (e.g. a divergence ledger); masked there. */
+  data?: Record<string, unknown>;
   reason: string;
 }
 export interface ChangePlan {
   kind: 'change';
+  /** Structured findings for the JSON report (e.g. a divergence ledger); masked there. */
+  data?: Record<string, unknown>;
   summary: string;
   commands: Command[];
   /** Unified diff of a file change; shown with --diff. Secrets masked by the renderer. */
@@ -50,6 +59,8 @@ export interface ChangePlan {
 }
 export interface BlockedPlan {
   kind: 'blocked';
+  /** Structured findings for the JSON report (e.g. a divergence ledger); masked there. */
+  data?: Record<string, unknown>;
   reason: string;
 }
 export type Plan = NoopPlan | ChangePlan | BlockedPlan;
@@ -106,6 +117,11 @@ export interface StepContext<P> extends RunContext<P> {
   host: HostView;
   /** Values remembered on this host by earlier steps (StepDef.remember). */
   state: Record<string, unknown>;
+  /**
+   * True only when `--approve ID` was given for exactly this id: for decisions `--yes` must never
+   * cover (promoting with the old primary unfenced, discarding writes). Absent in unit fixtures.
+   */
+  approvedByName?: (id: string) => boolean;
 }
 
 export interface ApplyContext<P> extends StepContext<P> {

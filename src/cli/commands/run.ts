@@ -20,6 +20,7 @@ interface RunFlags {
   knownHosts?: string;
   tags?: string;
   skipTags?: string;
+  breakLock?: string;
 }
 
 const list = (s?: string) => (s ? s.split(',').map((x) => x.trim()).filter(Boolean) : []);
@@ -49,6 +50,7 @@ export function registerRunbookCommands(program: Program): void {
     .option('--step', 'ask before every changing step')
     .option('--report <kind=path>', 'write a report: json=PATH or junit=PATH (repeatable)', collect, [])
     .option('--resume <run-id|last>', 'continue an interrupted run from its journal')
+    .option('--break-lock <run-id>', "remove a dead run's cluster lock (named in the refusal), then run")
     .action(async (ref: string, f: RunFlags) => {
       const { runRunbook } = await import('../../engine/run.js');
       process.exitCode = await runRunbook(
@@ -69,6 +71,7 @@ export function registerRunbookCommands(program: Program): void {
           ...(f.knownHosts ? { knownHosts: f.knownHosts } : {}),
           tags: list(f.tags),
           skipTags: list(f.skipTags),
+          ...(f.breakLock ? { breakLock: f.breakLock } : {}),
         },
         async (interactive) => {
           if (interactive) return (await import('../../ui/listr-ui.js')).createListrUi();
