@@ -3,16 +3,17 @@
  * already have), the restart it may need (its own confirmation, one node at a time, standbys
  * first), and the proof that WAL archiving works.
  */
-import { change, fact, noop, onHost, stepsFor } from '../../../engine/define.js';
-import type { ApplyContext, StepContext, StepDef } from '../../../engine/types.js';
-import { waitFor } from '../../../core/wait.js';
+import { blocked, change, fact, noop, onHost, stepsFor } from '../../../engine/define.js';
+import type { StepContext, StepDef } from '../../../engine/types.js';
+import { type Action, execOn, waitUntil } from '../../../engine/actions.js';
+import { defineCheck, probe } from '../../../engine/checks.js';
 import { Command, sh, sql, stdinText } from '../../../shell/index.js';
-import { archiveDir, archiveVerdict, parseArchiveProbe } from '../archive.js';
+import { type ArchiveProbe, archiveDir, archiveVerdict, parseArchiveProbe } from '../archive.js';
 import { type PgNode, clusterOf, connOfLayout, connOfNode, layoutOf, nodeOf } from '../cluster.js';
 import { restartCommand } from '../control.js';
 import { MARKER_TABLE, type PgConn, psqlCommand, statusFact } from '../facts.js';
 import { layoutFact } from '../layout-facts.js';
-import { MANAGED_CONF_NAME } from '../layout.js';
+import { MANAGED_CONF_NAME, type PgLayout } from '../layout.js';
 import { type SettingsFacts, planSettings, settingsOp } from '../ops.js';
 import {
   type CurrentSettings,
@@ -111,12 +112,10 @@ const recoveryFact = (conn: PgConn) =>
  * Restart for the restart-only settings the managed file changed, and only those: a pending
  * restart someone else staged is reported, not acted on. Destructive (clients are cut), so it has
  * its own confirmation; one node at a time, standbys first, each verified up in its role before
- * the next.
+ * the next (a wait action between the restarts).
  */
 export function restartStep<P extends ReplicationSettingsParams>(id: string): StepDef<P, Record<string, unknown>> {
   const { step } = stepsFor<P>();
-  const nodesOf = (ctx: StepContext<P>, f: Record<string, unknown>) =>
-    restartNodes(clusterOf(ctx).nodes, pick<CurrentSettings | null>(f, 'cur'), pick<boolean | null>(f, 'rec'));
   return step({
     id,
     title: 'Restart for the settings this file changed (standbys first, one at a time)',
@@ -126,42 +125,41 @@ export function restartStep<P extends ReplicationSettingsParams>(id: string): St
     timeoutSec: 900,
     gather: (ctx) => {
       const nodes = clusterOf(ctx).nodes;
-      return { ...perNode('cur', nodes, (n) => currentSettingsFact(connOfNode(n), NAMES)), ...perNode('rec', nodes, (n) => recoveryFact(connOfNode(n))) } as never;
+      return {
+        ...perNode('cur', nodes, (n) => currentSettingsFact(connOfNode(n), NAMES)),
+        ...perNode('rec', nodes, (n) => recoveryFact(connOfNode(n))),
+        ...perNode('layout', nodes, (n) => layoutFact(n.vars)),
+      } as never;
     },
     plan: (f, ctx) => {
-      const nodes = nodesOf(ctx, f);
+      const c = clusterOf(ctx);
+      const nodes = restartNodes(c.nodes, pick<CurrentSettings | null>(f, 'cur'), pick<boolean | null>(f, 'rec'));
       const order = restartOrder(nodes);
       const others = describePendingOthers(nodes);
-      if (!order.length) return noop(['no restart owed for runbook\'s settings', others].filter(Boolean).join('; '));
+      if (!order.length) return noop(["no restart owed for runbook's settings", others].filter(Boolean).join('; '));
+      const layouts = pick<PgLayout | string>(f, 'layout');
+      const bad = order.find((n) => typeof layouts[n.name] === 'string');
+      if (bad) return blocked(`${bad.name}: ${layouts[bad.name] as string}`);
       const what = order.map((n) => `${n.name} (${n.inRecovery ? 'standby' : 'primary'}: ${n.ours.join(', ')}${n.others.length ? `; also applies ${n.others.map((o) => o.name).join(', ')} staged outside runbook` : ''})`);
-      return change(`restart one at a time: ${what.join(' → ')}${others ? `; ${others}` : ''}`, []);
+      const actions = order.flatMap((n) => restartActions(n.name, layouts[n.name] as PgLayout, Boolean(n.inRecovery)));
+      return change(`restart one at a time: ${what.join(' → ')}${others ? `; ${others}` : ''}`, actions);
     },
     confirm: {
       destructive: true,
       message: (_ctx, plan) => `${plan.summary}. Each restart cuts that node's connections; the next waits until it is back in its role.`,
     },
-    apply: async (ctx, _plan, f) => {
-      const c = clusterOf(ctx);
-      for (const n of restartOrder(nodesOf(ctx, f))) await restartOne(ctx, nodeOf(c, n.name), Boolean(n.inRecovery));
-    },
   });
 }
 
-async function restartOne<P>(ctx: ApplyContext<P>, n: PgNode, standby: boolean): Promise<void> {
-  const l = await ctx.read(onHost(n.name, layoutFact(n.vars)));
-  if (typeof l === 'string') throw new Error(`${n.name}: ${l}`);
-  await ctx.execOn(n.name, restartCommand(l), { become: true, timeoutSec: 300 });
-  await waitFor(ctx, {
-    name: `${n.name} back up as a ${standby ? 'standby' : 'primary'}`,
-    timeoutMs: 120_000,
-    intervalMs: 500,
-    check: async (a) => {
-      const s = await a.read(onHost(n.name, statusFact(connOfLayout(l))));
-      if (!s.up) return `${n.name} does not answer yet: ${s.error}`;
-      return s.inRecovery === standby ? true : `${n.name} came back ${s.inRecovery ? 'in recovery' : 'writable'}`;
-    },
-  });
-  ctx.log(`${n.name}: restarted, up as a ${standby ? 'standby' : 'primary'}`);
+/** Restart one node, then wait until it answers in the role it had. */
+export function restartActions(node: string, l: PgLayout, standby: boolean): Action[] {
+  return [
+    execOn(node, restartCommand(l), { timeoutSec: 300 }),
+    waitUntil(`${node} is back up as a ${standby ? 'standby' : 'primary'}`, onHost(node, statusFact(connOfLayout(l))), (s) => (!s.up ? `does not answer yet: ${s.error}` : s.inRecovery === standby ? true : `came back ${s.inRecovery ? 'in recovery' : 'writable'}`), {
+      intervalMs: 500,
+      timeoutMs: 120_000,
+    }),
+  ];
 }
 
 // ---------------------------------------------------------------- WAL archive verification
@@ -169,47 +167,43 @@ async function restartOne<P>(ctx: ApplyContext<P>, n: PgNode, standby: boolean):
 /**
  * Seed 000's check that the archive fills: on the writable node, write a row, switch WAL, and
  * wait for that segment to appear in the archive directory (30 s); otherwise the evidence of
- * pg_stat_archiver. Writes, so not in --check.
+ * pg_stat_archiver. A probe (it writes): not verified in --check.
  */
 export function archiveProbeCommand(conn: PgConn, dir: string): Command {
   const query = sql`SELECT CASE WHEN pg_is_in_recovery() THEN 'standby' ELSE (SELECT pg_walfile_name(pg_switch_wal()) FROM (SELECT 1) s) END;`;
   const write = sql`DO $rb$ BEGIN IF NOT pg_is_in_recovery() THEN INSERT INTO ${sql.ident(MARKER_TABLE)} (note) VALUES ('archive check'); END IF; END $rb$;`;
   const failed = sql`SELECT failed_count || ' ' || coalesce(last_failed_wal, '-') || ' ' || coalesce(last_failed_time::text, '') FROM pg_stat_archiver`;
   const q = (x: typeof query) => new Command(psqlCommand(conn, x).parts);
-  return sh`{ read -r w; read -r s; read -r fq; } ; printf '%s\\n' "$w" | ${q(write)} >/dev/null 2>&1
-seg=$(printf '%s\\n' "$s" | ${q(query)}) || { echo "error cannot switch WAL"; exit 0; }
+  return sh`{ read -r w; read -r s; read -r fq; } ; printf '%s\n' "$w" | ${q(write)} >/dev/null 2>&1
+seg=$(printf '%s\n' "$s" | ${q(query)}) || { echo "error cannot switch WAL"; exit 0; }
 [ "$seg" = standby ] && { echo standby; exit 0; }
 i=0; while [ $i -lt 150 ]; do [ -f ${dir}/"$seg" ] && { echo "archived $seg"; exit 0; }; sleep 0.2; i=$((i+1)); done
-echo "missing $seg $(printf '%s\\n' "$fq" | ${q(failed)})"`.withStdin(stdinText`${String(write)}
+echo "missing $seg $(printf '%s\n' "$fq" | ${q(failed)})"`.withStdin(stdinText`${String(write)}
 ${String(query)}
 ${String(failed)}
 `);
 }
 
-export function archiveProbeFact(conn: PgConn, dir: string) {
-  return fact({ name: 'pg.archive_probe', become: true, cache: false, command: archiveProbeCommand(conn, dir), parse: (r) => parseArchiveProbe(r.stdout || `error ${r.stderr.trim()}`) });
+export function archiveProbe(conn: PgConn, dir: string) {
+  return probe({ name: 'pg.archive_probe', become: true, command: archiveProbeCommand(conn, dir), parse: (r) => parseArchiveProbe(r.stdout || `error ${r.stderr.trim()}`) });
 }
 
-export function archiveVerifyStep<P extends ReplicationSettingsParams>(id: string): StepDef<P, Record<string, never>> {
-  const { step } = stepsFor<P>();
-  return step({
+/** A broken archive is a verification failure (exit 4) naming pg_stat_archiver.last_failed_wal. */
+export function archiveVerifyStep<P extends ReplicationSettingsParams>(id: string): StepDef<P, { archive: ArchiveProbe }> {
+  return defineCheck<P, { archive: ArchiveProbe }>({
     id,
     title: 'WAL archiving works: a switched segment appears in the archive directory',
+    name: 'WAL archiving',
     on: clusterHosts,
     become: true,
-    when: (ctx) => (!ctx.params.wal_archive_dir ? 'no wal_archive_dir given' : ctx.checkMode ? 'archiving not verified in check mode (the check switches WAL)' : true),
-    gather: () => ({}),
-    plan: (_f, ctx) => change(`switch WAL and wait for the segment in ${archiveDir(ctx.params.wal_archive_dir!)}`, []),
-    apply: async () => undefined,
-    verify: {
-      converge: false,
-      assertions: (ctx) => [
-        {
-          name: 'WAL archiving',
-          timeoutMs: 0,
-          check: async (a: ApplyContext<P>) => archiveVerdict(await a.read(archiveProbeFact(connOfLayout(layoutOf(a)), archiveDir(a.params.wal_archive_dir!))), archiveDir(ctx.params.wal_archive_dir!)),
-        },
-      ],
+    when: (ctx) => (ctx.params.wal_archive_dir ? true : 'no wal_archive_dir given'),
+    // The probe itself waits up to 30 s for the segment: evaluated once.
+    timeoutMs: 0,
+    gather: (ctx) => ({ archive: archiveProbe(connOfLayout(layoutOf(ctx)), archiveDir(ctx.params.wal_archive_dir!)) }),
+    holds: (f, ctx) => {
+      const v = archiveVerdict(f.archive, archiveDir(ctx.params.wal_archive_dir!));
+      if (v !== true) return v;
+      return { ok: f.archive.kind === 'archived' ? `WAL segment ${f.archive.segment} archived` : 'in recovery: the primary archives' };
     },
   });
 }

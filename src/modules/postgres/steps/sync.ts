@@ -6,7 +6,7 @@
  * failback (end). Standbys: nothing to do, the setting only matters on a primary.
  */
 import { change, noop, param, stepsFor } from '../../../engine/define.js';
-import type { ApplyContext, RunContext, StepContext, StepDef } from '../../../engine/types.js';
+import type { RunContext, StepContext, StepDef } from '../../../engine/types.js';
 import { sql } from '../../../shell/index.js';
 import { type PgParams, clusterOf, connOfLayout, nodeOf } from '../cluster.js';
 import { layoutOf } from '../cluster.js';
@@ -63,15 +63,15 @@ export function syncStep<P extends PgParams & SyncParams>(id: string, on: (ctx: 
     },
     verify: {
       converge: false,
-      assertions: () => [
+      checks: (ctx) => [
         {
-          name: 'synchronous_standby_names in force, pg_stat_replication sync_state',
+          name: 'synchronous_standby_names in force, a standby in the quorum (pg_stat_replication.sync_state)',
           intervalMs: 500,
           timeoutMs: 20_000,
-          check: async (a: ApplyContext<P>) => {
-            const m = facts(a);
-            const p = syncPlanOf({ self: await a.read(m.self), senders: await a.read(m.senders), cur: await a.read(m.cur) }, a);
-            return p.kind === 'ok' || p.kind === 'standby' ? true : p.reason;
+          gather: () => facts(ctx),
+          holds: (f: SyncFacts, c: StepContext<P>) => {
+            const p = syncPlanOf(f, c);
+            return p.kind === 'ok' || p.kind === 'standby' ? { ok: p.reason } : p.reason;
           },
         },
       ],
