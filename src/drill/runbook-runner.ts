@@ -94,3 +94,17 @@ export function stepTimings(id: string, run: RunbookRun): Record<string, number>
   for (const r of run.report?.results ?? []) out[`${id}/${r.stepId}@${r.host}`] = Math.round(r.durationMs);
   return out;
 }
+
+const FENCE_VERDICTS = ['down-ssh-pgctl', 'refused-port', 'fence-command', 'approved-unfenced', 'unknown'] as const;
+
+/**
+ * Which evidence proved the old primary dead or fenced, in the failover's own words: the fence
+ * step's verdict (one of the shared verdict names) and its message. Undefined without a fence step.
+ */
+export function fenceEvidence(run: RunbookRun): { verdict: string; detail: string } | undefined {
+  const steps = (run.report?.results ?? []).filter((r) => /fence/.test(r.stepId));
+  if (steps.length === 0) return undefined;
+  const text = steps.map((r) => [r.message, r.failure?.message ?? '', ...r.commands].join(' ')).join(' ');
+  const verdict = FENCE_VERDICTS.find((v) => new RegExp(`\\b${v}\\b`).test(text)) ?? 'unknown';
+  return { verdict, detail: steps.map((r) => `${r.stepId}@${r.host} ${r.status}: ${firstLine(r.message)}`).join('; ') };
+}
