@@ -3,34 +3,30 @@
  * other nodes and the controller (so its PostgreSQL and SSH ports are unreachable from them), by
  * nftables or iptables rules where the host has them, by `ip route` blackholes where it has
  * neither. The cut cuts the drill off too, so the rules are installed *and removed* by a guard
- * started detached on the host (a transient systemd unit where systemd runs, setsid elsewhere):
- * it cuts a second after it starts, and restores the link at the deadline the drill set, whatever
- * happens to the controller or its SSH connection. Pure: commands and the guard's script.
+ * that runs as a detached job on the host (src/core/detached.ts: its own session, PID and exit
+ * recorded): it cuts a second after it starts, and restores the link at the deadline the drill
+ * set, whatever happens to the controller or its SSH connection. Pure: commands and the script.
  */
 import { type Command, joinCommands, raw, sh } from '../shell/command.js';
 
 export type CutTool = 'nft' | 'iptables' | 'blackhole';
 
-export const GUARD_DIR = '/run/runbook-drill';
 const NFT_TABLE = 'runbook_drill';
 const IPT_COMMENT = 'runbook-drill';
 
-/** Which programs the primary has (`command -v`), and whether PID 1 is systemd. */
+/** Which programs the primary has (`command -v`). */
 export interface HostTools {
   nft: boolean;
   iptables: boolean;
   ip: boolean;
-  systemdRun: boolean;
 }
 
-/** One line per tool found, for toolsOf(). */
-export const TOOLS_PROBE = raw(
-  'for t in nft iptables ip systemd-run; do command -v "$t" >/dev/null 2>&1 && echo "$t"; done; [ -d /run/systemd/system ] && echo systemd; true',
-);
+/** One line per tool found, for toolsOf(); as root, so that /usr/sbin is on the PATH. */
+export const TOOLS_PROBE = raw('for t in nft iptables ip; do command -v "$t" >/dev/null 2>&1 && echo "$t"; done; true');
 
 export function toolsOf(stdout: string): HostTools {
   const found = new Set(stdout.split('\n').map((l) => l.trim()));
-  return { nft: found.has('nft'), iptables: found.has('iptables'), ip: found.has('ip'), systemdRun: found.has('systemd-run') && found.has('systemd') };
+  return { nft: found.has('nft'), iptables: found.has('iptables'), ip: found.has('ip') };
 }
 
 /** Firewall rules where there is a firewall, blackhole routes where there is none. */
@@ -95,7 +91,7 @@ export function cutPresentCommand(plan: CutPlan): Command {
 }
 
 export interface GuardSpec extends CutPlan {
-  /** Unique per drill: names the guard's files and unit. */
+  /** The detached job's id, unique per drill. */
   id: string;
   /** Epoch seconds at which the guard restores the link. */
   deadline: number;
@@ -103,50 +99,34 @@ export interface GuardSpec extends CutPlan {
   delaySec: number;
 }
 
-export function guardPaths(id: string): { script: string; log: string } {
-  if (!/^[a-z0-9-]+$/.test(id)) throw new Error(`guard id "${id}": lower-case letters, digits and dashes only`);
-  return { script: `${GUARD_DIR}/${id}.sh`, log: `${GUARD_DIR}/${id}.log` };
-}
-
 /**
  * The guard: cut, wait for the deadline, undo, confirm. It ignores hangups and the signals a
- * dying SSH session sends; `trap` on TERM still undoes (a reboot or a `kill` of the guard leaves
- * no cut behind). Its log says when it cut and when it restored, in epoch seconds with ms.
+ * dying SSH session sends; TERM (the job's own timeout, a cancel, a shutdown) still undoes, so no
+ * cut outlives its guard. Its output (the job's log) says when it cut and when it restored, in
+ * epoch seconds with ms.
  */
 export function guardScript(g: GuardSpec): string {
   const { install, undo } = cutCommands(g);
-  const { log } = guardPaths(g.id);
   const present = cutPresentCommand(g);
-  const lines = [
-    '#!/bin/sh',
+  return [
     `# runbook drill partition guard ${g.id}: cut by ${g.tool}, restored at ${new Date(g.deadline * 1000).toISOString()}`,
-    sh`log=${log}`.toString(),
     'stamp() { date +%s.%N | cut -c1-14; }',
-    `restore() { ${undo.toString()}; if [ -n "$(${present.toString()})" ]; then echo "restore-failed $(stamp)" >>"$log"; else echo "restored $(stamp)" >>"$log"; fi; }`,
+    `restore() { ${undo.toString()}; if [ -n "$(${present.toString()})" ]; then echo "restore-failed $(stamp)"; else echo "restored $(stamp)"; fi; }`,
     "trap '' HUP INT PIPE",
     "trap 'restore; exit 0' TERM",
-    'echo "guard $$ $(stamp)" >>"$log"',
+    'echo "guard $$ $(stamp)"',
     `sleep ${g.delaySec}`,
-    `if ${install.toString()}; then echo "cut $(stamp)" >>"$log"; else echo "cut-failed $(stamp)" >>"$log"; fi`,
+    `if ${install.toString()}; then echo "cut $(stamp)"; else echo "cut-failed $(stamp)"; restore; exit 1; fi`,
     `while [ "$(date +%s)" -lt ${g.deadline} ]; do sleep 1; done`,
     'restore',
     '',
-  ];
-  return lines.join('\n');
+  ].join('\n');
 }
 
-/**
- * Writes the guard (its text on stdin) and starts it so that it outlives the SSH session: a
- * transient systemd unit where systemd runs (logind may kill a session's processes), else a new
- * session with setsid. Prints the guard's PID or unit.
- */
-export function startGuardCommand(g: GuardSpec, systemd: boolean): Command {
-  const { script, log } = guardPaths(g.id);
-  const write = sh`mkdir -p ${GUARD_DIR} && chmod 700 ${GUARD_DIR} && cat > ${script} && : > ${log}`;
-  const start = systemd
-    ? sh`systemd-run --quiet --collect --unit=${`runbook-drill-${g.id}`} /bin/sh ${script} && echo ${`unit runbook-drill-${g.id}`}`
-    : sh`setsid -f /bin/sh ${script} </dev/null >>${log} 2>&1 && echo setsid`;
-  return joinCommands([write, start], ' && ').withStdin(guardScript(g));
+/** The guard as a detached job's command (no stdin, no secret: the job records it as is). */
+export function guardCommand(g: GuardSpec): Command {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(g.id)) throw new Error(`guard id "${g.id}": letters, digits, . _ - only`);
+  return sh`/bin/sh -c ${guardScript(g)}`;
 }
 
 /** What the guard's log says: when it cut, when it restored (epoch ms), or that it failed. */

@@ -26,9 +26,9 @@ import { describeFault, faultCommand, replayLagCommand, replayPauseCommand } fro
 import { Heartbeat } from './heartbeat.js';
 import { computeMeasures, writeGaps } from './measures.js';
 import {
-  TOOLS_PROBE, chooseCutTool, cutPresentCommand, guardPaths, isIpv4, parseGuardLog, routeSource, startGuardCommand, toolsOf,
-  type GuardSpec,
+  TOOLS_PROBE, chooseCutTool, cutPresentCommand, guardCommand, isIpv4, parseGuardLog, routeSource, toolsOf, type GuardSpec,
 } from './partition.js';
+import { jobFact, startDetached, waitDetached, type JobExec } from '../core/detached.js';
 import { WriteProbe } from './probe.js';
 import { PROBE_ROLE, PROBE_TABLE, clientAddressSeenBy, prepareProbe, prepareWorkloadDb, probeIdsOn } from './probe-setup.js';
 import { writeDrillReport, type ReportPaths } from './report-files.js';
@@ -265,7 +265,7 @@ export async function runDrill(o: DrillOptions): Promise<DrillOutcome> {
 
     await phase('failover', async () => {
       const run = await runbook('failover');
-      fence = fenceEvidence(run);
+      fence = fenceEvidence(run, plan.primary);
       if (fence) log(`  fence evidence for ${plan.primary}: ${fence.verdict} (${fence.detail})`);
       if (run.exitCode !== 0) throw new PhaseFailure(failureSummary('failover', run), run.exitCode === ExitCode.blocked ? ExitCode.blocked : ExitCode.topologyNotRestored);
       const promoted = writable(await reader.snapshot(standbys));
@@ -417,10 +417,13 @@ function refusal(run: RunbookRun): string {
   return blocked ? `${blocked.stepId}@${blocked.host}: ${blocked.message.split('\n')[0]}` : run.tail.slice(-1).join('');
 }
 
-/** The failback's divergence ledger, where its report carries one (a step result's data). */
+/** The failback's divergence ledger, where its steps' data carry one. */
 function divergenceLedger(run: RunbookRun): unknown {
-  const report = run.report as (typeof run.report & { ledger?: unknown; divergence?: unknown }) | undefined;
-  return report?.divergence ?? report?.ledger;
+  const found = (run.report?.results ?? [])
+    .map((r) => (r.data as { ledger?: unknown; divergence?: unknown } | undefined) ?? {})
+    .map((d) => d.ledger ?? d.divergence)
+    .filter((x) => x !== undefined);
+  return found.length === 0 ? undefined : found.length === 1 ? found[0] : found;
 }
 
 function summariseLedger(ledger: unknown): string {
@@ -490,24 +493,18 @@ async function cutPrimary(
   const selfCut = addresses.filter((a) => own.includes(a) || a.startsWith('127.'));
   if (selfCut.length) throw new PhaseFailure(`cannot partition ${primary} from ${selfCut.join(', ')}: that is ${primary}'s own address (is the drill running on ${primary}?)`, ExitCode.badInput);
   const unique = [...new Set(addresses)];
-  const id = `partition-${randomBytes(4).toString('hex')}`;
-  const delaySec = 1;
+  const id = `drill-partition-${randomBytes(4).toString('hex')}`;
+  // Long enough for the start command's reply to leave before the cut, on a loaded host.
+  const delaySec = 3;
   const deadline = Math.ceil(Date.now() / 1000) + delaySec + faultSeconds;
   const spec: GuardSpec = { id, tool, addresses: unique, deadline, delaySec };
-  const start = startGuardCommand(spec, tools.systemdRun);
-  log(`  ${primary}: cutting ${unique.join(', ')} by ${tool === 'blackhole' ? 'blackhole routes' : `${tool} rules`}; guard ${id} restores the link at ${new Date(deadline * 1000).toISOString()} (${guardPaths(id).log})`);
-  const started = await reader.exec(primary, start, { become: true, check: true });
-  const record: PartitionRecord & { spec: GuardSpec } = {
-    spec,
-    tool,
-    addresses: unique,
-    guard: `${id} (${started.stdout.trim()})`,
-    deadline: new Date(deadline * 1000).toISOString(),
-  };
+  log(`  ${primary}: cutting ${unique.join(', ')} by ${tool === 'blackhole' ? 'blackhole routes' : `${tool} rules`}; guard job ${id} restores the link at ${new Date(deadline * 1000).toISOString()}`);
+  const record: PartitionRecord & { spec: GuardSpec } = { spec, tool, addresses: unique, guard: id, deadline: new Date(deadline * 1000).toISOString() };
+  const started = await startDetached(jobExec(reader, primary), id, guardCommand(spec), { timeoutSec: delaySec + faultSeconds + 120 });
+  if (started.state.state === 'running') record.guard = `${id} (detached job, PID ${started.state.pid})`;
   // The SSH connection is about to go silent: never use it again.
   reader.forget(primary);
-  const cutAt = Date.now() + delaySec * 1000;
-  record.log = { cutAt };
+  record.log = { cutAt: Date.now() + delaySec * 1000 };
   const sshPort = Number(plan.nodes.find((h) => h.name === primary)!.vars.ansible_port ?? 22);
   await wait(`the cut of ${primary} to hold`, 15_000, async () => {
     const ssh = await tcpAnswers(primaryAddress, sshPort, 1500);
@@ -523,28 +520,32 @@ async function cutPrimary(
   return record;
 }
 
+/** Commands on `host` as root, for detached jobs (which never fail on an exit code). */
+function jobExec(reader: ClusterReader, host: string): JobExec {
+  return (command, options) => reader.exec(host, command, { become: true, ...options, check: false });
+}
+
 /** Wait for the guard's deadline, then for SSH to answer; check the guard's log and the rules. */
 async function awaitRestore(reader: ClusterReader, primary: string, p: PartitionRecord & { spec: GuardSpec }, log: (l: string) => void, wait: Wait): Promise<void> {
   const deadlineMs = p.spec.deadline * 1000;
   const toDeadline = deadlineMs - Date.now();
   if (toDeadline > 0) log(`  ${primary} is cut off until its guard restores the link, in ${(toDeadline / 1000).toFixed(0)} s`);
-  let last = '';
   await wait(`${primary}'s guard to restore the link (deadline ${p.deadline})`, Math.max(0, toDeadline) + RESTORE_GRACE_MS, async () => {
     if (Date.now() < deadlineMs) return `deadline in ${((deadlineMs - Date.now()) / 1000).toFixed(0)} s`;
     try {
-      const r = await reader.exec(primary, sh`cat ${guardPaths(p.spec.id).log}`, { become: true, check: true, timeoutSec: 5 });
-      last = r.stdout;
-      const g = parseGuardLog(r.stdout);
-      return g.restoredAt ? undefined : g.failed ? `guard reports ${g.failed}` : 'guard has not restored yet';
+      const job = await reader.read(primary, jobFact(p.spec.id), 10);
+      return job.state === 'exited' ? undefined : `guard job ${job.state}`;
     } catch (e) {
       reader.forget(primary);
       return `SSH to ${primary}: ${e instanceof Error ? e.message : String(e)}`;
     }
   });
-  p.log = { ...p.log, ...parseGuardLog(last) };
+  const done = await waitDetached(jobExec(reader, primary), p.spec.id, { timeoutMs: 10_000 });
+  p.log = { ...p.log, ...parseGuardLog(done.outputTail) };
+  if (done.exitCode !== 0 || !p.log.restoredAt) throw new PhaseFailure(`${primary}: the partition guard ended with exit ${done.exitCode}: ${done.outputTail.trim().split('\n').slice(-2).join(' | ')}`);
   const present = await reader.exec(primary, cutPresentCommand(p.spec), { become: true, check: true });
   if (present.stdout.includes('cut')) throw new PhaseFailure(`${primary}: the guard logged its restore but rules of the cut are still in place`);
-  p.restored_verified = `guard restored at ${new Date(p.log.restoredAt!).toISOString()}; SSH answers again; no rule of the cut left`;
+  p.restored_verified = `guard restored the link at ${new Date(p.log.restoredAt).toISOString()}; SSH answers again; no rule of the cut left`;
   log(`  ${p.restored_verified}`);
 }
 

@@ -95,16 +95,15 @@ export function stepTimings(id: string, run: RunbookRun): Record<string, number>
   return out;
 }
 
-const FENCE_VERDICTS = ['down-ssh-pgctl', 'refused-port', 'fence-command', 'approved-unfenced', 'unknown'] as const;
-
 /**
  * Which evidence proved the old primary dead or fenced, in the failover's own words: the fence
- * step's verdict (one of the shared verdict names) and its message. Undefined without a fence step.
+ * step's plan data (`fence: { NODE: { evidence, action, reason } }`). Undefined without one.
  */
-export function fenceEvidence(run: RunbookRun): { verdict: string; detail: string } | undefined {
-  const steps = (run.report?.results ?? []).filter((r) => /fence/.test(r.stepId));
-  if (steps.length === 0) return undefined;
-  const text = steps.map((r) => [r.message, r.failure?.message ?? '', ...r.commands].join(' ')).join(' ');
-  const verdict = FENCE_VERDICTS.find((v) => new RegExp(`\\b${v}\\b`).test(text)) ?? 'unknown';
-  return { verdict, detail: steps.map((r) => `${r.stepId}@${r.host} ${r.status}: ${firstLine(r.message)}`).join('; ') };
+export function fenceEvidence(run: RunbookRun, oldPrimary: string): { verdict: string; detail: string } | undefined {
+  for (const r of run.report?.results ?? []) {
+    const fence = (r.data as { fence?: Record<string, { evidence?: string; action?: string; reason?: string }> } | undefined)?.fence;
+    const mine = fence?.[oldPrimary];
+    if (mine) return { verdict: mine.evidence ?? 'unknown', detail: `${r.stepId}@${r.host} ${r.status}: ${mine.action ?? ''}${mine.reason ? `: ${mine.reason}` : ''}` };
+  }
+  return undefined;
 }
