@@ -15,15 +15,20 @@ import { standbySteps } from '../src/modules/postgres/steps/standby.js';
 import { markersEverywhereStep, switchoverStep } from '../src/modules/postgres/steps/switchover.js';
 import { failbackGuardStep } from '../src/modules/postgres/steps/guard.js';
 import { type SyncParams, syncParams, syncStep } from '../src/modules/postgres/steps/sync.js';
+import { ledgerSteps } from '../src/modules/postgres/steps/ledger.js';
 import { vipSteps } from '../src/modules/vip/vip.js';
 
 export const params = {
   ...pgParams,
   keep_old_copies: param.number({ description: 'moved-aside data directories kept per node (re-clone fallback)', default: 2 }),
   ...syncParams,
+  accept_data_loss: param.boolean({
+    description: 'let the rejoin discard commits that exist only on the rejoining node (its ledger is kept first); or --approve <prefix>-ledger',
+    default: false,
+  }),
 };
 
-type P = PgParams & SyncParams & { keep_old_copies: number };
+type P = PgParams & SyncParams & { keep_old_copies: number; accept_data_loss: boolean };
 
 export { docs };
 
@@ -31,6 +36,8 @@ export { docs };
 function rejoin(prefix: string) {
   return [
     slotsStep<P>(`${prefix}-slots`),
+    // Before anything is discarded: where the node left the primary's history, and what it wrote since.
+    ...ledgerSteps<P>(prefix, clusterHosts),
     rewindStep<P>(`${prefix}-rewind`, clusterHosts),
     cloneStep<P>(`${prefix}-clone`, clusterHosts, () => ({ explicitTarget: false, allowPristine: false, reclone: false })),
     ...standbySteps<P>(`${prefix}-standby`, clusterHosts),

@@ -429,3 +429,10 @@ export function peerViewFact(conn: PgConn): Fact<PeerView> {
     },
   });
 }
+
+// ---------------------------------------------------------------- archive backlog
+
+/** WAL segments waiting for archive_command (`.ready` files); null when the server is down. */
+export function archiveBacklogFact(conn: PgConn): Fact<number | null> {
+  return optionalQueryFact('pg.archive_backlog', conn, sql`SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'`, (rows) => Number(rows[0]?.[0] ?? 0));
+}
