@@ -4,6 +4,7 @@ import type { ExecOptions, ExecResult, HostConnection } from '../transport/types
 import { InterruptedError } from '../errors.js';
 import type { Executor } from './gather.js';
 import type { HostView, RunContext } from './types.js';
+import type { ActionView } from './actions.js';
 
 export interface Approvals {
   /** --yes: every confirmation approved. */
@@ -27,7 +28,15 @@ export interface EngineOptions {
 
 /** Set by SIGINT/SIGTERM: no new remote command starts once it is set. */
 export class Interrupt {
-  interrupted = false;
+  readonly #abort = new AbortController();
+  /** Aborted on interrupt: local operations (spawned programs) stop with it. */
+  readonly signal: AbortSignal = this.#abort.signal;
+  get interrupted(): boolean {
+    return this.signal.aborted;
+  }
+  set interrupted(v: boolean) {
+    if (v && !this.signal.aborted) this.#abort.abort();
+  }
   check(): void {
     if (this.interrupted) throw new InterruptedError();
   }
@@ -139,4 +148,17 @@ export interface Engine<P = any> {
   /** Per-host memory of StepDef.remember. */
   state: Map<string, Record<string, unknown>>;
   hostByName(name: string): HostView;
+  /** Called before each action of an apply starts (the journal records it). */
+  onAction?: (e: ActionStarted) => void;
+  /** step@host pairs that would change, in check mode (a failing read-only check after them is "not verified"). */
+  wouldChange?: Set<string>;
+}
+
+/** An action about to start: as planned (`action`), and for a `later` command the text it resolved to. */
+export interface ActionStarted {
+  stepId: string;
+  host: string;
+  handler?: boolean;
+  action: ActionView;
+  resolved?: string;
 }

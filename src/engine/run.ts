@@ -84,6 +84,7 @@ export async function prepare(ref: string, o: Pick<RunCliOptions, 'inventory' | 
     params,
     hosts,
     checkMode: o.check,
+    now: () => new Date(),
     select: (p) => inv.selectHosts(inventory, p).map((h) => views.get(h.name)!),
   };
   // A value no command can carry is bad input now, not a failure at its step after others changed hosts.
@@ -203,7 +204,18 @@ export async function runRunbook(ref: string, o: RunCliOptions, makeUi: (interac
     tags: o.tags,
     skipTags: o.skipTags,
   };
-  const engine: Engine = { run: prep.run, pool, factCache: new FactCache(), options, interrupt, state: new Map(), hostByName: prep.hostByName };
+  const engine: Engine = {
+    run: prep.run,
+    pool,
+    factCache: new FactCache(),
+    options,
+    interrupt,
+    state: new Map(),
+    hostByName: prep.hostByName,
+    // Written before the action starts: after a kill -9 the journal says what may have run.
+    onAction: (e) => journal.write({ type: 'action', ...e }),
+    ...(o.check ? { wouldChange: new Set<string>() } : {}),
+  };
   const scheduler = new Scheduler(engine, def, ui, { onResult: (r) => journal.write({ type: 'result', ...r }) }, resume);
 
   const t0 = performance.now();

@@ -94,12 +94,17 @@ export function registerRunbookCommands(program: Program): void {
       .command('plan')
       .description('Per host, the exact commands each step would run (masked), from facts read now')
       .argument('<runbook>', 'built-in runbook id or path'),
-  ).action(async (ref: string, f: RunFlags) => {
-    const [{ prepare }, { planHosts, formatPlan }, { HostPool, Interrupt }] = await Promise.all([
+  )
+    .option('--report <json=path>', 'also write the plan as JSON (per host, per step: mark, message, actions)', collect, [])
+    .action(async (ref: string, f: RunFlags) => {
+    const [{ prepare, parseReportArg }, { planHosts, formatPlan, planJson }, { HostPool, Interrupt }, { writeReportFile }] = await Promise.all([
       import('../../engine/run.js'),
       import('../../engine/plan.js'),
       import('../../engine/context.js'),
+      import('../../report/json.js'),
     ]);
+    const reports = f.report.map(parseReportArg);
+    if (reports.some((r) => r.kind !== 'json')) throw new BadInputError('plan --report: only json=PATH');
     const opts = { inventory: f.inventory, extraVars: f.extraVars, secrets: f.secret, check: true, ...(f.limit ? { limit: f.limit } : {}), ...(f.knownHosts ? { knownHosts: f.knownHosts } : {}) };
     const prep = await prepare(ref, opts);
     const interrupt = new Interrupt();
@@ -117,6 +122,7 @@ export function registerRunbookCommands(program: Program): void {
         prep.loaded.def,
       );
       process.stdout.write(formatPlan(plans, Boolean(f.diff)));
+      for (const r of reports) writeReportFile(r.path, planJson(prep.loaded.def.id, plans));
       const marks = [...plans.values()].flat().map((r) => r.mark);
       process.exitCode = marks.includes('failed') ? ExitCode.stepFailed : marks.includes('blocked') ? ExitCode.blocked : ExitCode.ok;
     } finally {

@@ -51,9 +51,12 @@ export function planClone(i: CloneInput, o: CloneOptions): { kind: 'noop' | 'blo
       const data = me?.up && !isPristine(me) ? ` and holds data or clients (databases: ${me.userDatabases.join(', ') || 'none'}, user tables: ${me.userTables}, clients: ${me.clients})` : '';
       return { kind: 'blocked', reason: `${i.self.name} is writable (pg_is_in_recovery() = f)${data}: refusing to wipe ${i.dataDirPath}; a writable node is never re-cloned` };
     }
-    if (others.length > 1) return { kind: 'blocked', reason: splitBrain(t)! };
-    if (!others[0]!.intendedPrimary) return { kind: 'blocked', reason: `${i.self.name} and ${others[0]!.name} are both writable and neither is the intended primary` };
-    return { kind: 'clone', source: others[0]!, summary: `replace pristine stand-alone ${i.self.name} (${i.dataDirPath}) by a clone of ${others[0]!.name}` };
+    // A fresh N-node cluster: every writable node but the intended primary is pristine too.
+    const source = others.find((n) => n.intendedPrimary);
+    const busy = others.filter((n) => !n.intendedPrimary && !isPristine(i.statuses[n.name]!));
+    if (!source) return { kind: 'blocked', reason: `${names([i.self, ...others])} are all writable and none is the intended primary` };
+    if (busy.length) return { kind: 'blocked', reason: splitBrain(t)! };
+    return { kind: 'clone', source, summary: `replace pristine stand-alone ${i.self.name} (${i.dataDirPath}) by a clone of ${source.name}` };
   }
   const split = splitBrain(t);
   if (split) return { kind: 'blocked', reason: split };
