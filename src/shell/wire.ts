@@ -62,6 +62,19 @@ const WATCHDOG = [
 /** A value no command can carry (NUL, a line break in a secret, a line too long): bad input, exit 2. */
 export class WireError extends BadInputError {}
 
+/**
+ * What a transport writes to the command's stdin: its input, then a heartbeat every HEARTBEAT_MS
+ * (never EOF: EOF tells the watchdog the controller is gone). Call the result once the command ended.
+ */
+export function feedStdin(stream: { write(data: string): unknown; readonly writable: boolean }, stdin: string): () => void {
+  if (stdin) stream.write(stdin);
+  const timer = setInterval(() => {
+    if (stream.writable) stream.write(HEARTBEAT);
+  }, HEARTBEAT_MS);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
 export function toWire(command: Command, options: WireOptions = {}): WireCommand {
   const secrets: string[] = [];
   const script = command.parts.map((p) => partToScript(p, secrets)).join('');

@@ -6,7 +6,7 @@
 import { StringDecoder } from 'node:string_decoder';
 import type { ClientChannel } from 'ssh2';
 import { maskSecrets } from '../shell/secret.js';
-import { BECOME_STARTED, HEARTBEAT, HEARTBEAT_MS, SUDO_PROMPT, type WireCommand } from '../shell/wire.js';
+import { BECOME_STARTED, feedStdin, SUDO_PROMPT, type WireCommand } from '../shell/wire.js';
 import { CommandFailedError, type ExecOptions, type ExecResult } from './types.js';
 
 /** Exit codes of coreutils `timeout`: TERM sent (124), KILL needed after -k (137). */
@@ -109,13 +109,9 @@ export function runOnChannel(channel: ClientChannel, run: ChannelRun, connection
 
     // stdin stays open: after the command's own input, a heartbeat tells the remote watchdog the
     // controller is alive (wire.ts); EOF or silence kills the command's process group.
-    let heartbeat: NodeJS.Timeout | undefined;
+    let stopFeeding: (() => void) | undefined;
     const writeStdin = () => {
-      if (wire.stdin) channel.write(wire.stdin);
-      heartbeat = setInterval(() => {
-        if (channel.writable) channel.write(HEARTBEAT);
-      }, HEARTBEAT_MS);
-      heartbeat.unref();
+      stopFeeding = feedStdin(channel, wire.stdin);
     };
     const cap = options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
     const seen = { stdout: 0, stderr: 0 };
@@ -151,7 +147,7 @@ export function runOnChannel(channel: ClientChannel, run: ChannelRun, connection
       if (sig) signal = sig.replace(/^SIG/, '');
     });
     channel.on('close', () => {
-      if (heartbeat) clearInterval(heartbeat);
+      stopFeeding?.();
       const tail = keep('stdout', decoders.stdout.end());
       out.stdout += tail;
       streamOut.push(tail);
