@@ -12,6 +12,7 @@ import { slotsStep } from '../src/modules/postgres/steps/primary.js';
 import { type FailoverParams, candidateHost, failoverGuardStep, fenceStep, promoteStep, verifyPrimaryStep } from '../src/modules/postgres/steps/promote.js';
 import { resetUpstreamStep } from '../src/modules/postgres/steps/standby.js';
 import { vipSteps } from '../src/modules/vip/vip.js';
+import { directionSteps, findStep } from '../src/modules/filesync/steps.js';
 
 export const params = {
   ...pgParams,
@@ -39,5 +40,8 @@ export default definePgRunbook({
     verifyPrimaryStep<P>(),
     // keepalived moves the VIP by itself (only the writable node passes its check): verify it followed.
     ...vipSteps<P>({ nodes: clusterHosts, vip: (p) => p.vip }),
+    // A file sync (setup-file-sync) now runs from the new primary: the others pull from it.
+    findStep<P>('filesync-find', clusterHosts, (ctx) => candidateHost(ctx)[0]),
+    ...directionSteps<P>('filesync', clusterHosts),
   ],
 });
