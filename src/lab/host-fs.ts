@@ -25,6 +25,10 @@ const BINDS: ReadonlyArray<[target: string, dir: string]> = [
   ['/etc/postgresql', 'etc-postgresql'],
   ['/var/lib/postgresql', 'var-lib-postgresql'],
   ['/var/lib/nfs', 'var-lib-nfs'],
+  // runbook's own state on a host (locks, detached jobs, file sync) and the scripts it installs:
+  // shared with the machine and every other lab host otherwise
+  ['/var/lib/runbook', 'var-lib-runbook'],
+  ['/usr/local/lib/runbook', 'usr-local-lib-runbook'],
   ['/var/log', 'var-log'],
   ['/root', 'root'],
   ['/home', 'home'],
