@@ -12,12 +12,13 @@ import type { HostView } from '../../engine/types.js';
 import { SshTransport } from '../../transport/index.js';
 import { ClusterReader } from '../../drill/cluster-reader.js';
 import { connOfLayout, resolveCluster, type PgCluster } from '../../modules/postgres/cluster.js';
-import { candidateOf } from '../../modules/postgres/steps/promote.js';
+import { chooseCandidate, receiverFact, type NodeView } from '../../modules/postgres/candidate.js';
+import { decideFence, fenceCommandFor } from '../../modules/postgres/fence.js';
 import type { Secret } from '../../shell/secret.js';
 import { sh } from '../../shell/index.js';
 import { formatFindings, type CheckFormat } from '../../modules/health/format.js';
 import { readNodes } from '../../modules/health/read.js';
-import { DEFAULT_THRESHOLDS, UNKNOWN, healthFindings, overall, readinessFindings, type ClusterFacts, type Thresholds } from '../../modules/health/verdicts.js';
+import { DEFAULT_THRESHOLDS, UNKNOWN, healthFindings, overall, readinessFindings, type ClusterFacts, type NodeFacts, type Thresholds } from '../../modules/health/verdicts.js';
 import { inventoryOption } from '../options.js';
 
 interface CheckOptions {
@@ -53,13 +54,41 @@ function positive(name: string, v: string): number {
   return n;
 }
 
-/** The fence failover would use: the fence_command var of the node, looked up on this machine (not run). */
-function fenceOf(vars: Record<string, unknown>): ClusterFacts['fence'] {
-  const cmd = vars.fence_command;
-  if (typeof cmd !== 'string' || cmd.trim() === '') return undefined;
-  const word = cmd.trim().split(/\s+/)[0]!;
+/** fence_command looked up on this machine (its first word), never run. */
+function fenceCommandView(line: string): { line: string; runnable: boolean; detail: string } {
+  const word = line.trim().split(/\s+/)[0]!;
   const r = spawnSync('/bin/sh', ['-c', 'command -v -- "$1"', 'runbook-check', word], { encoding: 'utf8' });
-  return r.status === 0 ? { command: cmd, runnable: true, detail: `${word} is ${r.stdout.trim()} on this machine` } : { command: cmd, runnable: false, detail: `${word} is not found on this machine` };
+  return r.status === 0 ? { line, runnable: true, detail: `${word} found on this machine` } : { line, runnable: false, detail: `${word} is not found on this machine` };
+}
+
+/** How failover would fence `old` (ha's decideFence), from what check read over SSH. */
+function fenceOf(old: NodeFacts | undefined, vars: Record<string, unknown>): ClusterFacts['fence'] {
+  if (!old) return undefined;
+  const line = fenceCommandFor(undefined, vars);
+  const port = !old.reachable ? { state: 'network' as const, detail: old.error } : old.up ? { state: old.inRecovery ? ('recovery' as const) : ('writable' as const), detail: 'answers' } : { state: 'refused' as const, detail: old.error ?? 'down' };
+  const ssh = old.reachable ? { reachable: true as const, running: old.up, hasCluster: true, standbySignal: false } : { reachable: false as const, reason: old.error };
+  const d = decideFence({ node: old.host, port, ssh, hasFenceCommand: line !== undefined, approvedUnfenced: false });
+  return { action: d.action, evidence: d.evidence, reason: d.reason, ...(line ? { command: fenceCommandView(line) } : {}) };
+}
+
+/** The candidate failover would pick now: ha's chooseCandidate on the same views. */
+async function candidateOf(cluster: PgCluster, reader: ClusterReader, maxLag: number): Promise<ClusterFacts['candidate']> {
+  const views: NodeView[] = await Promise.all(
+    cluster.nodes.map(async (n): Promise<NodeView> => {
+      const priority = Number(n.vars.pg_priority ?? 100);
+      try {
+        const status = await reader.status(n.name);
+        const receiver = await reader.read(n.name, receiverFact(connOfLayout(await reader.layout(n.name))));
+        return { name: n.name, priority, reachable: true, status, receiver };
+      } catch (e) {
+        return { name: n.name, priority, reachable: false, unreachableReason: (e as Error).message };
+      }
+    }),
+  );
+  const writable = views.filter((v) => v.status?.up && !v.status.inRecovery);
+  const known = writable.length === 1 && writable[0]!.status!.up ? writable[0]!.status!.currentLsn : null;
+  const v = chooseCandidate({ views, named: undefined, maxLagBytes: maxLag, knownPrimaryLsn: known, approved: () => false });
+  return v.kind === 'go' ? { host: v.candidate, why: v.reason } : { error: v.reason };
 }
 
 export function registerCheck(program: Program): void {
@@ -114,16 +143,11 @@ export function registerCheck(program: Program): void {
           (host, f) => reader.read(host, f),
           { vip, conn: async (h) => connOfLayout(await reader.layout(h)) },
         );
-        let candidate: ClusterFacts['candidate'];
-        try {
-          const cand = candidateOf(cluster, undefined);
-          candidate = { host: cand.name, why: `failover's choice (the first node that is not the intended primary ${cluster.intendedPrimary.name}; -e candidate= overrides)` };
-        } catch (e) {
-          candidate = { error: (e as Error).message };
-        }
+        const candidate = await candidateOf(cluster, reader, t.maxLagOnFailover);
         const writable = nodes.filter((n) => n.reachable && n.up && !n.inRecovery);
-        const old = writable.length === 1 ? writable[0]!.host : cluster.intendedPrimary.name;
-        const facts: ClusterFacts = { nodes, intendedPrimary: cluster.intendedPrimary.name, vip, candidate, fence: fenceOf(cluster.nodes.find((n) => n.name === old)?.vars ?? {}) };
+        const oldName = writable.length === 1 ? writable[0]!.host : cluster.intendedPrimary.name;
+        const oldNode = cluster.nodes.find((n) => n.name === oldName);
+        const facts: ClusterFacts = { nodes, intendedPrimary: cluster.intendedPrimary.name, vip, candidate, fence: 'host' in candidate && candidate.host === oldName ? undefined : fenceOf(nodes.find((n) => n.host === oldName), oldNode?.vars ?? {}) };
         const findings = [...(o.part !== 'readiness' ? healthFindings(facts, t) : []), ...(o.part !== 'health' ? readinessFindings(facts, t) : [])];
         process.stdout.write(formatFindings(o.format, findings, { candidate: 'host' in candidate ? candidate.host : null }));
         process.exitCode = overall(findings);

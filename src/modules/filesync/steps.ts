@@ -6,8 +6,9 @@
  * State between steps (ctx.state): SYNCS, the syncs this run manages on the host (their
  * definition and peers), and SOURCE, the node the sync must come from.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { blocked, change, fact, noop, onHost, stepsFor } from '../../engine/define.js';
+import { execOn } from '../../engine/actions.js';
 import type { ApplyContext, Assertion, Fact, FactMap, Operation, Plan, RunContext, StepContext, StepDef } from '../../engine/types.js';
 import { directory, file, managedBlock } from '../../core/file-ops.js';
 import { service, type ServiceArgs } from '../../core/service.js';
@@ -358,44 +359,52 @@ export function scheduleStep<P>(id: string, nodes: Nodes<P>, wanted: (ctx: StepC
 // ---------------------------------------------------------------- verification and reports
 
 /**
- * Handler after a change: on each target, a probe file with random bytes and mode 0640 written
- * on the source must arrive here, same bytes and mode, within one interval (plus 30 s slack).
+ * Handler after a change: on each target, a probe file with random bytes and mode 0640 is written
+ * on the source; the verification (exit 4 when it does not hold) is that it arrives here, same
+ * bytes and mode, within one interval (plus 65 s: cron starts a fresh schedule at the next minute).
  */
 export function probeHandler<P>(id: string): StepDef<P, Record<string, never>> {
+  const probePath = (c: SyncDef, host: string) => `${c.paths[0]!.replace(/\/+$/, '')}/.runbook-filesync-probe-${host}`;
+  // Random per run, the same for every plan of it (the plan may be made more than once).
+  const seed = randomBytes(16).toString('hex');
+  const content = (host: string, name: string) => createHash('sha256').update(`${seed} ${host} ${name}`).digest('base64');
   return stepsFor<P>().step({
     id,
     title: 'A file written on the source arrives on this target within one interval, same bytes and mode',
     become: true,
     when: (ctx) => (ctx.checkMode ? 'writes a probe file: not in --check' : sourceOf(ctx) && sourceOf(ctx) !== ctx.host.name && syncsOf(ctx).length ? true : 'not a target'),
-    plan: (_f, ctx) => change(`probe ${syncsOf(ctx).map((s) => s.conf.name).join(', ')}: write on ${sourceOf(ctx)}, wait here`, []),
-    apply: async (ctx) => {
-      for (const s of syncsOf(ctx)) await probeOne(ctx, s.conf, sourceOf(ctx)!);
+    plan: (_f, ctx) => {
+      const src = sourceOf(ctx)!;
+      return change(
+        `probe ${syncsOf(ctx).map((s) => s.conf.name).join(', ')}: a file of random bytes, mode 0640, written on ${src} must arrive here`,
+        syncsOf(ctx).map((s) => {
+          const path = probePath(s.conf, ctx.host.name);
+          return execOn(src, sh`mkdir -p ${path.replace(/\/[^/]*$/, '')} && umask 077 && printf %s ${content(ctx.host.name, s.conf.name)} > ${path} && chmod 0640 ${path}`);
+        }),
+      );
     },
-    verify: { converge: false },
+    verify: {
+      converge: false,
+      assertions: (ctx) =>
+        syncsOf(ctx).map((s) => {
+          const path = probePath(s.conf, ctx.host.name);
+          const want = createHash('sha256').update(content(ctx.host.name, s.conf.name), 'utf8').digest('hex');
+          return {
+            name: `${s.conf.name}: ${path} from ${sourceOf(ctx)} here within ${s.conf.interval + 65} s, sha256 ${want.slice(0, 12)}…, mode 0640`,
+            intervalMs: 1000,
+            timeoutMs: (s.conf.interval + 65) * 1000,
+            check: async (a: ApplyContext<P>) => {
+              const r = await a.exec(sh`if [ -f ${path} ]; then printf '%s %s' "$(sha256sum ${path} | cut -d' ' -f1)" "$(stat -c %a ${path})"; else echo absent; fi`);
+              const seen = r.stdout.trim();
+              if (seen !== `${want} 640`) return seen === 'absent' ? 'not here yet' : `here with sha256/mode ${seen}`;
+              await a.execOn(sourceOf(a)!, sh`rm -f ${path}`, { become: true });
+              await a.exec(sh`rm -f ${path}`);
+              return true;
+            },
+          };
+        }),
+    },
   });
-}
-
-async function probeOne<P>(ctx: ApplyContext<P>, c: SyncDef, source: string): Promise<void> {
-  const dir = c.paths[0]!.replace(/\/+$/, '');
-  const path = `${dir}/.runbook-filesync-probe-${ctx.host.name}`;
-  const bytes = randomBytes(36).toString('base64');
-  await ctx.execOn(source, sh`mkdir -p ${dir} && umask 077 && printf %s ${bytes} > ${path} && chmod 0640 ${path} && sha256sum ${path}`, { become: true });
-  const want = (await ctx.execOn(source, sh`sha256sum ${path} | cut -d' ' -f1`, { become: true })).stdout.trim();
-  // One remote wait (no output per poll): cron starts its first run at the next full minute.
-  const limit = c.interval + 65;
-  const started = Date.now();
-  try {
-    const r = await ctx.exec(
-      sh`i=0; while [ $i -lt ${limit} ]; do if [ -f ${path} ] && [ "$(sha256sum ${path} | cut -d' ' -f1) $(stat -c %a ${path})" = ${`${want} 640`} ]; then echo arrived; exit 0; fi; i=$((i + 1)); sleep 1; done; if [ -f ${path} ]; then echo "here: sha256 $(sha256sum ${path} | cut -d' ' -f1), mode $(stat -c %a ${path})"; else echo 'here: absent'; fi`,
-      { check: false, timeoutSec: limit + 30 },
-    );
-    if (r.stdout.trim() !== 'arrived')
-      throw new Error(`${c.name}: ${path} written on ${source} (sha256 ${want}, mode 0640) did not arrive on ${ctx.host.name} within ${limit} s (${r.stdout.trim()}); see ${syncFiles(c.name).state}/log here`);
-    ctx.log(`${c.name}: ${path} arrived from ${source} after ${((Date.now() - started) / 1000).toFixed(1)} s, same sha256 and mode 0640`);
-  } finally {
-    await ctx.execOn(source, sh`rm -f ${path}`, { become: true }).catch(() => undefined);
-    await ctx.exec(sh`rm -f ${path}`).catch(() => undefined);
-  }
 }
 
 /** Targets: files written here that the sync keeps and reports instead of overwriting. */

@@ -92,8 +92,8 @@ export interface ClusterFacts {
   vip: string | undefined;
   /** The node failover would promote, and why (from failover's own candidate choice). */
   candidate: { host: string; why: string } | { error: string };
-  /** The fence failover would use for the current primary. */
-  fence: { command: string; runnable: boolean; detail: string } | undefined;
+  /** How failover would fence the current primary (decideFence), and its fence_command if any. */
+  fence: { action: 'follow' | 'ssh' | 'command' | 'none' | 'refuse'; evidence: string | null; reason: string; command?: { line: string; runnable: boolean; detail: string } } | undefined;
 }
 
 type Up = Extract<NodeFacts, { reachable: true }>;
@@ -241,12 +241,12 @@ export function readinessFindings(c: ClusterFacts, t: Thresholds = DEFAULT_THRES
   // Fence: the node failover would have to stop.
   const old = primary ?? c.nodes.find((n) => n.host === c.intendedPrimary);
   if (old && old.host !== candName) {
-    if (c.fence)
-      f({ check: 'fence', host: old.host, level: c.fence.runnable ? OK : CRITICAL, message: `fence_command for ${old.host}: ${c.fence.command} (${c.fence.detail})`, figure: c.fence.runnable ? 'runnable' : 'not runnable', threshold: 'runnable' });
-    else if (old.reachable)
-      f({ check: 'fence', host: old.host, level: OK, message: `${old.host} answers over SSH: failover would stop it (pg_ctl) and keep it from starting (evidence down-ssh-pgctl); no fence_command set` });
-    else f({ check: 'fence', host: old.host, level: CRITICAL, message: `${old.host} cannot be reached over SSH and no fence_command is set: failover would find its state unknown and refuse` });
-
+    const fe = c.fence;
+    if (fe) {
+      const cmd = fe.command ? `; fence_command ${fe.command.line} (${fe.command.detail})` : '; no fence_command set';
+      const level = fe.action === 'refuse' || (fe.action === 'command' && fe.command && !fe.command.runnable) ? CRITICAL : OK;
+      f({ check: 'fence', host: old.host, level, message: `${old.host}: failover would ${fe.action === 'refuse' ? 'REFUSE' : `fence by ${fe.action}`} (evidence ${fe.evidence ?? 'none needed'}): ${fe.reason}${cmd}`, figure: fe.evidence ?? 'none', threshold: 'not unknown' });
+    }
     if (old.reachable && old.up) {
       const ok = old.walLogHints || old.dataChecksums;
       f({ check: 'rewind-prerequisites', host: old.host, level: ok ? OK : WARNING, message: `${old.host}: wal_log_hints ${old.walLogHints ? 'on' : 'off'}, data checksums ${old.dataChecksums ? 'on' : 'off'}: ${ok ? 'pg_rewind can rejoin it after a failover' : 'pg_rewind cannot rejoin it; failback would re-clone'}`, figure: ok ? 'yes' : 'no', threshold: 'wal_log_hints or checksums' });
