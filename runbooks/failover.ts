@@ -16,6 +16,7 @@ import { fenceStep, peerSshStep } from '../src/modules/postgres/steps/fence.js';
 import { followNewPrimaryStep } from '../src/modules/postgres/steps/follow.js';
 import { type FailoverParams, failoverGuardStep, promoteStep, verifyPrimaryStep } from '../src/modules/postgres/steps/promote.js';
 import { resetUpstreamStep } from '../src/modules/postgres/steps/standby.js';
+import { type SyncParams, syncParams, syncStep } from '../src/modules/postgres/steps/sync.js';
 import { vipSteps } from '../src/modules/vip/vip.js';
 import { directionSteps, findStep } from '../src/modules/filesync/steps.js';
 
@@ -23,6 +24,7 @@ export const params = {
   ...pgParams,
   candidate: param.string({ description: 'node to promote; default: the most advanced healthy standby (ties: the higher pg_priority var)' }),
   max_lag_on_failover: param.string({ description: 'refuse a candidate further behind than this (bytes, or 16MB/1GB), unless --approve candidate:NODE', default: '16MB' }),
+  ...syncParams,
   force: param.boolean({ description: 'promote even though the old primary is reachable and writable (it is fenced first, with its own confirmation)', default: false }),
   fence_command: param.string({
     description:
@@ -30,7 +32,7 @@ export const params = {
   }),
 };
 
-type P = FailoverParams;
+type P = FailoverParams & SyncParams;
 
 export { docs };
 
@@ -48,9 +50,13 @@ export default definePgRunbook({
     fenceStep<P>(),
     promoteStep<P>(),
     resetUpstreamStep<P>('new-primary-upstream', candidateHost),
+    // Before any write: a new primary whose standbys are gone must not wait on them (unless strict).
+    syncStep<P>('new-primary-synchronous', candidateHost),
     { ...slotsStep<P>('slots-on-new-primary'), on: candidateHost },
     verifyPrimaryStep<P>(),
     followNewPrimaryStep<P>('standbys-follow'),
+    // The standbys that follow now stream: synchronous again over them.
+    syncStep<P>('synchronous-after-follow', candidateHost),
     // keepalived moves the VIP by itself (only the writable node passes its check): verify it followed.
     ...vipSteps<P>({ nodes: clusterHosts, vip: (p) => p.vip }),
     // A file sync (setup-file-sync) now runs from the new primary: the others pull from it.
