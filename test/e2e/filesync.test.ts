@@ -88,8 +88,6 @@ describe('file sync that follows the primary, and runbook check', () => {
     vip = host.pg1!.address.replace(/\.\d+$/, '.100');
     const setup = await run('setup-warm-standby', '--yes');
     expect(setup.code, setup.out).toBe(0);
-    const v = await run('setup-vip', '--yes');
-    expect(v.code, v.out).toBe(0);
     await sh('pg1', `mkdir -p ${DIR} && echo before > ${DIR}/before.txt`);
   }, 600_000);
 
@@ -98,10 +96,10 @@ describe('file sync that follows the primary, and runbook check', () => {
   });
 
   it('runbook check is OK on the healthy lab, in all three formats', async () => {
+    await eventually('check OK', async () => (await check()).code === 0, 30_000);
     const n = await check();
     expect(n.code, n.out).toBe(0);
     expect(n.out).toMatch(/^RUNBOOK CHECK OK - \d+ checks passed \|/);
-    expect(n.out).toContain(`[OK] health/vip@pg1: VIP ${vip} is on pg1 only, the primary`);
     expect(n.out).toMatch(/\[OK\] health\/replay-lag@pg2: pg2: replay lag \d+ B .* threshold 16777216 B/);
     const j = await check('--format', 'json');
     expect(j.code, j.out).toBe(0);
@@ -187,7 +185,8 @@ describe('file sync that follows the primary, and runbook check', () => {
       const c = await check('--max-lag', '1MB');
       expect(c.code, c.out).toBe(2);
       expect(c.out).toMatch(/\[CRITICAL\] health\/replay-lag@pg2: pg2: replay lag \d+ B \([\d.]+ MB\) behind pg1, threshold 1048576 B/);
-      expect(c.out).toContain('[CRITICAL] readiness/candidate-replay@pg2: pg2: replay is paused');
+      // failover's own choice refuses a paused standby: check says so, with the reason
+      expect(c.out).toMatch(/\[CRITICAL\] readiness\/candidate@cluster: failover has no candidate: no healthy standby to promote: pg2 at \S+ \(replay paused/);
       expect(c.out).toMatch(/^RUNBOOK CHECK CRITICAL - /);
     } finally {
       await psql('pg2', 'SELECT pg_wal_replay_resume()');
@@ -196,18 +195,25 @@ describe('file sync that follows the primary, and runbook check', () => {
   }, 120_000);
 
   it('check is CRITICAL with the reason after stopping keepalived on the primary', async () => {
-    await sh('pg1', 'kill "$(cat /run/keepalived.pid)"');
+    // The VIP only for this test: on this loaded 2-core machine keepalived's 1 s track script
+    // (issue 13) makes the VIP flap, which the failover and failback runs verify.
+    const v = await run('setup-vip', '--yes');
+    expect(v.code, v.out).toBe(0);
     try {
+      await eventually('check OK with the VIP on pg1', async () => (await check()).code === 0, 30_000);
+      expect((await check()).out).toContain(`health/vip@pg1: VIP ${vip} is on pg1 only, the primary`);
+      await sh('pg1', 'kill "$(cat /run/keepalived.pid)"');
       await eventually('VIP gone from pg1', async () => (await inHost(host.pg1!, `ip -o -4 addr show | grep -qF ' ${vip}/'`)).code !== 0, 10_000);
       const c = await check();
       expect(c.code, c.out).toBe(2);
       expect(c.out).toContain(`[CRITICAL] health/vip@pg1: no node holds VIP ${vip} (the primary is pg1)`);
     } finally {
-      const v = await run('setup-vip', '--yes');
-      expect(v.code, v.out).toBe(0);
+      for (const h of ['pg1', 'pg2']) await inHost(host[h]!, `p=$(cat /run/keepalived.pid 2>/dev/null) && kill "$p"; sleep 1; ip addr del ${vip}/24 dev eth0 2>/dev/null; rm -f /etc/keepalived/keepalived.conf; true`);
     }
-    expect((await check()).code).toBe(0);
-  }, 120_000);
+    // no keepalived set up: the VIP is not checked
+    const after = await check();
+    expect(after.out).not.toContain('health/vip');
+  }, 180_000);
 
   it('after a kill of the primary check is CRITICAL and names the candidate failover then picks; after failover the sync runs pg2 → pg1', async () => {
     await sh('pg1', 'kill -KILL "$(head -n 1 /var/lib/postgresql/15/main/postmaster.pid)"');
