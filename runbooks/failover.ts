@@ -57,9 +57,12 @@ export default definePgRunbook({
     followNewPrimaryStep<P>('standbys-follow'),
     // The standbys that follow now stream: synchronous again over them.
     syncStep<P>('synchronous-after-follow', candidateHost),
-    // keepalived moves the VIP by itself (only the writable node passes its check): verify it followed.
-    ...vipSteps<P>({ nodes: clusterHosts, vip: (p) => p.vip }),
-    // A file sync (setup-file-sync) now runs from the new primary: the others pull from it.
+    // keepalived moves the VIP (only the writable node passes its check): verify it followed, on the
+    // nodes that answer (the fenced old primary may be gone).
+    ...vipSteps<P>({ nodes: candidateAndFollowers, vip: (p) => p.vip }),
+    // A file sync (setup-file-sync) now runs from the new primary: the others pull from it. The old
+    // primary is included (it must stop serving and start pulling); when SSH cannot reach it these
+    // steps end the run with exit 5 after the promote, and failback sets its direction.
     findStep<P>('filesync-find', clusterHosts, (ctx) => candidateHost(ctx)[0]),
     ...directionSteps<P>('filesync', clusterHosts),
   ],
