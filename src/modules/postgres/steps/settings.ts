@@ -22,6 +22,7 @@ import {
   currentSettingsFact,
   describeKept,
   describePendingOthers,
+  fileValue,
   pendingRestarts,
   raiseOnly,
   restartOrder,
@@ -45,7 +46,7 @@ export function wantedSettings<P extends ReplicationSettingsParams>(ctx: StepCon
   const l = layoutOf(ctx);
   const mine = current[ctx.host.name];
   const versionNum = Number(running(mine, 'server_version_num') ?? Number(l.version) * 10000);
-  const markerOf = (cur: CurrentSettings | null | undefined) => ({ mode: running(cur, SYNC_MARKER) ?? null, strict: running(cur, SYNC_STRICT_MARKER) ?? null });
+  const markerOf = (cur: CurrentSettings | null | undefined) => ({ mode: fileValue(cur, SYNC_MARKER), strict: fileValue(cur, SYNC_STRICT_MARKER) });
   const marker = Object.values(current).map(markerOf).find((m) => m.mode) ?? null;
   const sync = syncWish(ctx.params.synchronous, nodeOf(c, ctx.host.name).vars.pg_synchronous, ctx.params.synchronous_strict, nodeOf(c, ctx.host.name).vars.pg_synchronous_strict, marker);
   const base = replicationSettings(ctx.params, ctx.host.vars.pg_settings, versionNum, sync);
