@@ -9,7 +9,7 @@
 import { param } from '../src/index.js';
 import { pgParams } from '../src/modules/postgres/cluster.js';
 import { definePgRunbook, docs } from '../src/modules/postgres/runbook.js';
-import { clusterHosts, layoutStep } from '../src/modules/postgres/steps/inspect.js';
+import { layoutStep } from '../src/modules/postgres/steps/inspect.js';
 import { slotsStep } from '../src/modules/postgres/steps/primary.js';
 import { candidateAndFollowers, candidateHost, chooseCandidateStep } from '../src/modules/postgres/steps/candidate.js';
 import { fenceStep, peerSshStep } from '../src/modules/postgres/steps/fence.js';
@@ -56,7 +56,8 @@ export default definePgRunbook({
     followNewPrimaryStep<P>('standbys-follow'),
     // The standbys that follow now stream: synchronous again over them.
     syncStep<P>('synchronous-after-follow', candidateHost),
-    // keepalived moves the VIP by itself (only the writable node passes its check): verify it followed.
-    ...vipSteps<P>({ nodes: clusterHosts, vip: (p) => p.vip }),
+    // keepalived moves the VIP (only the writable node passes its check): verify it followed, on the
+    // nodes that answer (the fenced old primary may be gone).
+    ...vipSteps<P>({ nodes: candidateAndFollowers, vip: (p) => p.vip }),
   ],
 });
