@@ -5,9 +5,10 @@
  */
 import chalk from 'chalk';
 import type { Command as Program } from 'commander';
-import { BadInputError, ExitCode, RunbookError, UnreachableError } from '../../errors.js';
+import { BadInputError, ExitCode, InterruptedError, RunbookError, UnreachableError } from '../../errors.js';
 import { connectionSpec, loadInventory, selectHosts, type ConnectionSpec } from '../../inventory/index.js';
 import { raw } from '../../shell/command.js';
+import { toWire } from '../../shell/wire.js';
 import { maskSecrets } from '../../shell/secret.js';
 import { SshTransport } from '../../transport/ssh.js';
 import { CommandFailedError, type ExecResult, type Transport } from '../../transport/types.js';
@@ -22,6 +23,7 @@ interface ExecCliOptions {
   timeout?: number;
   knownHosts?: string;
   acceptNewHostKeys?: boolean;
+  maxOutput?: number;
 }
 
 type HostOutcome =
@@ -29,6 +31,14 @@ type HostOutcome =
   | { host: string; status: 'failed'; result?: ExecResult; note: string }
   | { host: string; status: 'unreachable'; note: string };
 
+
+function positiveNumber(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n <= 0) throw new BadInputError(`exec: ${name} must be a number > 0, got "${value}"`);
+    return n;
+  };
+}
 
 function positiveInt(name: string) {
   return (value: string): number => {
@@ -49,11 +59,14 @@ export function registerExec(program: Program): void {
     .option('-f, --forks <n>', 'hosts at a time', positiveInt('--forks'), 10)
     .option('--timeout <sec>', 'kill the command on the host after this many seconds', positiveInt('--timeout'))
     .option('--known-hosts <file>', 'known_hosts file to verify host keys against')
+    .option('--max-output <MB>', 'output kept per host and stream; the rest is cut with a note (default 8)', positiveNumber('--max-output'))
     .option('--accept-new-host-keys', 'record the key of a host not yet known (a changed key is still refused)')
     .action(async (words: string[], options: ExecCliOptions) => {
       if (options.inventory.length === 0) throw new BadInputError('exec: give at least one -i PATH');
       const line = words.join(' ');
       if (line.trim() === '') throw new BadInputError("exec: give the shell line after --, e.g. runbook exec -i inv.yml -- 'uptime'");
+      // A line no command can carry (NUL, too long) is bad input, found before any host is touched.
+      toWire(raw(line), { ...(options.timeout !== undefined ? { timeoutSec: options.timeout } : {}) });
       const inventory = await loadInventory(options.inventory);
       const hosts = selectHosts(inventory, options.limit ?? 'all');
       if (hosts.length === 0) throw new BadInputError(`exec: no hosts match ${options.limit ?? 'all'}`);
@@ -65,7 +78,7 @@ export function registerExec(program: Program): void {
           ...(options.becomeUser !== undefined ? { becomeUser: options.becomeUser } : {}),
         }),
       );
-      await execOnHosts(new SshTransport(), specs, line, options);
+      await execOnHosts(new SshTransport(options.maxOutput ? { maxOutputBytes: Math.round(options.maxOutput * (1 << 20)) } : {}), specs, line, options);
     });
 }
 
@@ -80,17 +93,38 @@ export async function execOnHosts(
   const started = Date.now();
   const outcomes: HostOutcome[] = [];
   const queue = [...specs];
+  let interrupted = false;
   const worker = async () => {
     for (let spec = queue.shift(); spec; spec = queue.shift()) {
       const outcome = await runOnHost(transport, spec, line, options.timeout);
+      if (interrupted) return; // reported below as stopped, not as unreachable
       outcomes.push(outcome);
       out(formatOutcome(outcome));
     }
   };
+  // Ctrl-C: close every connection, which ends each remote command (its watchdog sees stdin end).
+  let onSignal: (() => void) | undefined;
+  const stopped = new Promise<void>((resolve) => {
+    onSignal = () => {
+      interrupted = true;
+      queue.length = 0;
+      resolve();
+    };
+  });
+  process.once('SIGINT', onSignal!);
+  process.once('SIGTERM', onSignal!);
   try {
-    await Promise.all(Array.from({ length: Math.min(options.forks, specs.length) }, worker));
+    await Promise.race([Promise.all(Array.from({ length: Math.min(options.forks, specs.length) }, worker)), stopped]);
   } finally {
+    process.off('SIGINT', onSignal!);
+    process.off('SIGTERM', onSignal!);
     await transport.closeAll();
+  }
+  if (interrupted) {
+    const done = new Set(outcomes.map((o) => o.host));
+    const cut = specs.filter((s) => !done.has(s.name)).map((s) => s.name);
+    out(`\ninterrupted: the command was stopped on ${cut.join(', ') || 'no host'} (its processes are killed with the connection)\n`);
+    throw new InterruptedError(`exec: interrupted${cut.length ? ` (${cut.length} host(s) had not finished)` : ''}`);
   }
   const count = (s: HostOutcome['status']) => outcomes.filter((o) => o.status === s).length;
   const [ok, failed, unreachable] = [count('changed'), count('failed'), count('unreachable')];

@@ -21,6 +21,13 @@ interface RunFlags {
   tags?: string;
   skipTags?: string;
   breakLock?: string;
+  maxOutput?: string;
+}
+
+function maxOutputMb(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new BadInputError(`--max-output ${v}: a number of megabytes > 0`);
+  return n;
 }
 
 const list = (s?: string) => (s ? s.split(',').map((x) => x.trim()).filter(Boolean) : []);
@@ -34,7 +41,8 @@ function common(cmd: Program): Program {
     .option('--tags <tags>', 'only steps with one of these tags (comma-separated)')
     .option('--skip-tags <tags>', 'skip steps with one of these tags')
     .option('--forks <n>', 'hosts in parallel (default: all selected hosts)')
-    .option('--diff', 'show file diffs');
+    .option('--diff', 'show file diffs')
+    .option('--max-output <MB>', 'output kept per remote command and stream; the rest is cut with a note (default 8)');
 }
 
 export function registerRunbookCommands(program: Program): void {
@@ -72,6 +80,7 @@ export function registerRunbookCommands(program: Program): void {
           tags: list(f.tags),
           skipTags: list(f.skipTags),
           ...(f.breakLock ? { breakLock: f.breakLock } : {}),
+          ...(f.maxOutput !== undefined ? { maxOutputMb: maxOutputMb(f.maxOutput) } : {}),
         },
         async (interactive) => {
           if (interactive) return (await import('../../ui/listr-ui.js')).createListrUi();
