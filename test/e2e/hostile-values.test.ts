@@ -24,7 +24,7 @@ const cli = new URL('../../bin/runbook.js', import.meta.url).pathname;
 /** The exact injection of issue 13. */
 const ISSUE_DIR = '/var/lib/postgresql/arch x; touch /tmp/pwned-var $(touch /tmp/pwned-sub)';
 /** Hostile but carried by every format it goes through (printable ASCII, at most 63: application_name keeps only that). */
-const ASCII_HOSTILE = `a 'q' "d" $(touch /tmp/pwned-1) \`touch /tmp/pwned-2\`; x:y\\z 100%p`;
+const ASCII_HOSTILE = `a 'q' "d" $(touch /tmp/pwned-1) \`touch /tmp/pwned-2\`; x:y\\z %p`;
 /** Everything a secret may hold (no line break: refused, tested in unit tests). */
 const PASSWORD = `pw'"$(touch /tmp/rb-canary-pw);\`touch /tmp/rb-canary-pw2\` :\\ ü %p`;
 const HOSTILE_NL = `x$(touch /tmp/rb-canary-3)\n; touch /tmp/rb-canary-4 ü`;
