@@ -138,19 +138,8 @@ export function primaryConfigSteps<P extends ReplicationSettingsParams>(): Array
       become: true,
       operation: (ctx) => hbaOp(layoutOf(ctx), connOfLayout(layoutOf(ctx)), hbaEntries(clusterOf(ctx))),
     }),
-    step({
-      id: 'pg-pgpass',
-      title: '~postgres/.pgpass holds the replication password (0600)',
-      on: clusterHosts,
-      become: true,
-      operation: (ctx) => {
-        const c = clusterOf(ctx);
-        return pgpassOp(
-          c.nodes.map((n) => ({ host: n.address, port: n.port, user: c.replicationUser })),
-          c.password!,
-        );
-      },
-    }),
+    // Role first, then .pgpass: a rotation whose ALTER ROLE fails leaves every node's .pgpass on
+    // the password the server still has, so standbys keep streaming.
     step({
       id: 'pg-replication-role',
       title: 'Replication role (LOGIN REPLICATION, pg_rewind grants, password)',
@@ -164,6 +153,19 @@ export function primaryConfigSteps<P extends ReplicationSettingsParams>(): Array
       plan: (f, ctx) => {
         const c = clusterOf(ctx);
         return writableOnly(f.self, 'the role', ctx) ?? roleOp(connOfLayout(layoutOf(ctx)), c.replicationUser, c.password!).plan(f);
+      },
+    }),
+    step({
+      id: 'pg-pgpass',
+      title: '~postgres/.pgpass holds the replication password (0600)',
+      on: clusterHosts,
+      become: true,
+      operation: (ctx) => {
+        const c = clusterOf(ctx);
+        return pgpassOp(
+          c.nodes.map((n) => ({ host: n.address, port: n.port, user: c.replicationUser })),
+          c.password!,
+        );
       },
     }),
     step({
