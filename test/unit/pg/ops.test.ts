@@ -159,7 +159,7 @@ wal_log_hints setting:                on
 Data page checksum version:           0
 Minimum recovery ending location:     0/0
 `);
-    expect(c).toEqual({ state: 'shut down', checkpointLsn: '0/5000B88', redoLsn: '0/5000B88', timeline: 2, walLogHints: true, checksums: false, minRecoveryEnd: null });
+    expect(c).toEqual({ state: 'shut down', checkpointLsn: '0/5000B88', redoLsn: '0/5000B88', timeline: 2, walLogHints: true, checksums: false, minRecoveryEnd: null, systemId: expect.toSatisfy((v: unknown) => v === null || typeof v === 'string') });
   });
 
   it('pg_rewind --dry-run: rewind needed, not needed, impossible', () => {

@@ -8,7 +8,7 @@
  */
 import { blocked, change, fact, noop, stepsFor } from '../../../engine/define.js';
 import type { Plan, StepContext, StepDef } from '../../../engine/types.js';
-import { MARKER_TABLE, optionalQueryFact, type PgStatus, psqlCommand, statusFact } from '../facts.js';
+import { MARKER_TABLE, optionalQueryFact, roleFact, type PgStatus, psqlCommand, statusFact } from '../facts.js';
 import { sh, sql } from '../../../shell/index.js';
 import { gucProblem } from '../../../shell/config-text.js';
 import { type HbaEntry, hbaAddress, hbaOp, pgpassOp, roleOp, slotsOp } from '../ops.js';
@@ -148,11 +148,14 @@ export function primaryConfigSteps<P extends ReplicationSettingsParams>(): Array
       gather: (ctx) => {
         const c = clusterOf(ctx);
         const conn = connOfLayout(layoutOf(ctx));
-        return { self: statusFact(conn), ...roleOp(conn, c.replicationUser, c.password!).facts };
+        return { self: statusFact(conn), role: roleFact(conn, c.replicationUser, true) };
       },
       plan: (f, ctx) => {
         const c = clusterOf(ctx);
-        return writableOnly(f.self, 'the role', ctx) ?? roleOp(connOfLayout(layoutOf(ctx)), c.replicationUser, c.password!).plan(f);
+        return (
+          writableOnly(f.self, 'the role', ctx) ??
+          (f.role ? roleOp(connOfLayout(layoutOf(ctx)), c.replicationUser, c.password!).plan({ role: f.role }) : noop('not running: the role is kept on the writable node'))
+        );
       },
     }),
     step({
