@@ -261,7 +261,7 @@ const QUIET_SESSION = sql`SELECT set_config(name, value, false) FROM (VALUES ('l
 SET password_encryption = 'scram-sha-256';`;
 
 function verifierOf(password: Secret): Secret {
-  return new Secret(scramVerifier(password.reveal()), `${password.name} (SCRAM verifier)`);
+  return new Secret(scramVerifier(password.reveal()), `${password.name} (SCRAM verifier)`, false);
 }
 
 export function planRole(conn: PgConn, user: string, password: Secret, r: PgRoleState): Plan {
