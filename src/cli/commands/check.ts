@@ -54,11 +54,10 @@ function positive(name: string, v: string): number {
   return n;
 }
 
-/** fence_command looked up on this machine (its first word), never run. */
+/** fence_command checked on this machine without running it: /bin/sh -n parses it. */
 function fenceCommandView(line: string): { line: string; runnable: boolean; detail: string } {
-  const word = line.trim().split(/\s+/)[0]!;
-  const r = spawnSync('/bin/sh', ['-c', 'command -v -- "$1"', 'runbook-check', word], { encoding: 'utf8' });
-  return r.status === 0 ? { line, runnable: true, detail: `${word} found on this machine` } : { line, runnable: false, detail: `${word} is not found on this machine` };
+  const r = spawnSync('/bin/sh', ['-n', '-c', line], { encoding: 'utf8' });
+  return r.status === 0 ? { line, runnable: true, detail: 'parses as a shell line here; not run by check' } : { line, runnable: false, detail: `not a valid shell line: ${r.stderr.trim()}` };
 }
 
 /** How failover would fence `old` (ha's decideFence), from what check read over SSH. */

@@ -77,6 +77,7 @@ export function hostSyncsFact(names?: string[]): Fact<HostSync[]> {
   const list = names ? sh`${names.map((n) => `${ETC_DIR}/${n}.conf`)}` : raw(`${ETC_DIR}/*.conf`);
   return fact({
     name: 'filesync.syncs',
+    become: true,
     command: sh`for c in ${list}; do [ -f "$c" ] || continue; b=\${c%.conf}; printf '%s\\n' "\${b##*/}"; for x in conf paths exclude peers; do printf '${raw(SEP)}'; cat "$b.$x" 2>/dev/null; done; printf '${raw(SEP)}${raw(SEP)}\\n'; done; true`,
     parse: (r) => {
       const out: HostSync[] = [];
@@ -113,6 +114,7 @@ export function syncRunFact(name: string): Fact<SyncRunState> {
   const f = syncFiles(name);
   return fact({
     name: `filesync.run ${name}`,
+    become: true,
     cache: false,
     command: sh`cd ${f.state} 2>/dev/null && { printf 'status='; head -n 1 status 2>/dev/null; echo; printf 'last_success=%s\\n' "$(stat -c %Y last-success 2>/dev/null)"; printf 'epoch=%s\\n' "$(cat epoch 2>/dev/null)"; for k in kept.*; do [ -s "$k" ] && sed 's/^/kept=/' "$k"; done; }; [ -f ${f.cron} ] || [ -f ${`${'/etc/systemd/system'}/${f.unit}.timer`} ] && echo scheduled=yes; echo now=$(date +%s); true`,
     parse: (r) => {
