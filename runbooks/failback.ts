@@ -5,18 +5,18 @@
  * topology, verified. On a healthy cluster every step is ok and nothing changes.
  */
 import { param } from '../src/index.js';
-import { clusterOf, pgParams, type PgParams } from '../src/modules/postgres/cluster.js';
-import { definePgRunbook, docs } from '../src/modules/postgres/runbook.js';
-import { cloneStep } from '../src/modules/postgres/steps/clone.js';
-import { clusterHosts, layoutStep } from '../src/modules/postgres/steps/inspect.js';
-import { slotsStep } from '../src/modules/postgres/steps/primary.js';
-import { rewindStep } from '../src/modules/postgres/steps/rejoin.js';
-import { standbySteps } from '../src/modules/postgres/steps/standby.js';
-import { markersEverywhereStep, switchoverStep } from '../src/modules/postgres/steps/switchover.js';
-import { failbackGuardStep } from '../src/modules/postgres/steps/guard.js';
-import { type SyncParams, syncParams, syncStep } from '../src/modules/postgres/steps/sync.js';
-import { vipSteps } from '../src/modules/vip/vip.js';
-import { catchUpStep, directionSteps, findStep, stopStep } from '../src/modules/filesync/steps.js';
+import { clusterOf, pgParams, type PgParams } from '../src/modules/postgres/index.js';
+import { definePgRunbook, docs } from '../src/modules/postgres/index.js';
+import { cloneStep } from '../src/modules/postgres/index.js';
+import { clusterHosts, layoutStep } from '../src/modules/postgres/index.js';
+import { slotsStep } from '../src/modules/postgres/index.js';
+import { rewindStep } from '../src/modules/postgres/index.js';
+import { standbySteps } from '../src/modules/postgres/index.js';
+import { markersEverywhereStep, switchoverStep } from '../src/modules/postgres/index.js';
+import { failbackGuardStep } from '../src/modules/postgres/index.js';
+import { type SyncParams, syncParams, syncStep } from '../src/modules/postgres/index.js';
+import { vipSteps } from '../src/modules/vip/index.js';
+import { catchUpStep, directionSteps, findStep, stopStep } from '../src/modules/filesync/index.js';
 
 export const params = {
   ...pgParams,

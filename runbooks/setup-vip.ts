@@ -5,12 +5,12 @@
  * without its notify_master promotion). Ends by proving: one holder, the primary, PostgreSQL
  * answering on the VIP.
  */
-import { blocked, change, defineRunbook, noop, param, stepsFor } from '../src/engine/define.js';
-import type { ParamsOf } from '../src/engine/types.js';
-import { addressesFact, keepalivedFact, pgRoleFact, type InterfaceAddress, type KeepalivedFacts, type PgRole } from '../src/modules/vip/facts.js';
-import { directory, file } from '../src/core/file-ops.js';
-import { service } from '../src/core/service.js';
-import { isValidClient } from '../src/modules/nfs/nfs.js';
+import { blocked, change, defineRunbook, noop, param, stepsFor } from '../src/index.js';
+import type { ParamsOf } from '../src/index.js';
+import { addressesFact, keepalivedFact, pgRoleFact, type InterfaceAddress, type KeepalivedFacts, type PgRole } from '../src/modules/vip/index.js';
+import { directory, file } from '../src/index.js';
+import { service } from '../src/index.js';
+import { isValidClient } from '../src/modules/nfs/index.js';
 import {
   CHECK_SCRIPT,
   KEEPALIVED_CONF,
@@ -23,8 +23,8 @@ import {
   renderCheckScript,
   renderKeepalivedConf,
   vipSteps,
-} from '../src/modules/vip/vip.js';
-import { sh } from '../src/shell/index.js';
+} from '../src/modules/vip/index.js';
+import { sh } from '../src/index.js';
 
 const params = {
   vip: param.string({ description: 'the service VIP (inventory var vip)', required: true }),

@@ -80,7 +80,7 @@ describe('plans are what runs; verifications leave nothing behind (debian lab)',
     expect(await value('pg1', "SELECT to_regclass('public.test') IS NULL")).toBe('t');
     expect(r.run.out).toMatch(/pg2: ok: in recovery; "cannot execute CREATE TABLE in a read-only transaction"; streaming to pg1/);
     expect(r.run.out).toMatch(/pg2: ok: replayed past [0-9A-F]+\/[0-9A-F]+, written on pg1/);
-  });
+  }, 600_000);
 
   it('--check reports the verifications as "not verified in check mode", exit 0, and runs no probe', async () => {
     const before = await value('pg1', 'SELECT pg_current_wal_lsn()');
@@ -95,7 +95,8 @@ describe('plans are what runs; verifications leave nothing behind (debian lab)',
   it('ten re-runs of setup-warm-standby leave the primary\'s tables as after the first; no public.test anywhere', async () => {
     const after1 = await tables('pg1');
     for (let i = 0; i < 10; i++) {
-      const r = await run('setup-warm-standby');
+      // --yes: without a terminal, destructive steps need it even when they will change nothing.
+      const r = await run('setup-warm-standby', '--yes');
       expect(r.code, r.out).toBe(0);
       expect(r.out, `run ${i + 2}`).not.toMatch(/changed=[1-9]/);
     }
@@ -112,7 +113,7 @@ describe('plans are what runs; verifications leave nothing behind (debian lab)',
     // Break it: a different file already holds the name of the segment the check will switch away from.
     const seg = await value('pg1', 'SELECT pg_walfile_name(pg_current_wal_lsn())');
     expect((await inHost(host.pg1!, `echo garbage > ${dir}/${seg} && chown postgres: ${dir}/${seg}`)).code).toBe(0);
-    const broken = await run('setup-warm-standby', '-e', `wal_archive_dir=${dir}`);
+    const broken = await run('setup-warm-standby', '--yes', '-e', `wal_archive_dir=${dir}`);
     expect(broken.code, broken.out).toBe(4);
     expect(broken.out).toMatch(/FAILED: verification failed: .*/);
     expect(broken.out).toContain(seg);
