@@ -40,6 +40,16 @@ export default definePgRunbook({
   id: 'failover',
   description: 'Promote the most advanced healthy standby: fence the old primary with evidence, promote, CHECKPOINT, verify; the other standbys follow',
   params,
+  // A candidate that names no node would select no host and "succeed" doing nothing.
+  validate: (p: P, ctx) => {
+    let nodes: string[];
+    try {
+      nodes = ctx.select(p.cluster_group).map((h) => h.name);
+    } catch {
+      return []; // the cluster validation reports a bad group
+    }
+    return p.candidate !== undefined && !nodes.includes(p.candidate) ? [`candidate ${JSON.stringify(p.candidate)} is not a node of ${p.cluster_group} (${nodes.join(', ')})`] : [];
+  },
   // Steps run on the candidate (and the standbys that follow it): the old primary's host may be
   // gone; it is judged over the network and over SSH, where an unreachable host is a value.
   steps: [

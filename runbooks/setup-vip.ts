@@ -25,6 +25,7 @@ import {
   vipSteps,
 } from '../src/modules/vip/index.js';
 import { sh } from '../src/index.js';
+import { keepalivedWordProblem } from '../src/shell/config-text.js';
 
 const params = {
   vip: param.string({ description: 'the service VIP (inventory var vip)', required: true }),
@@ -51,6 +52,8 @@ export default defineRunbook({
     for (const n of nodes) {
       if (!/^[\d.]+$/.test(n.address)) problems.push(`${n.name}: ansible_host must be an IPv4 address (unicast VRRP peers), is ${n.address}`);
       if (n.address === p.vip) problems.push(`vip ${p.vip} is ${n.name}'s own address`);
+      const word = keepalivedWordProblem(n.name);
+      if (word) problems.push(`${n.name}: the host name becomes keepalived's router_id and ${word}`);
     }
     if (!Number.isInteger(p.virtualRouterId) || p.virtualRouterId < 1 || p.virtualRouterId > 255) problems.push(`virtualRouterId must be 1-255, is ${p.virtualRouterId}`);
     if (!(p.advertInt > 0 && p.advertInt <= 255)) problems.push(`advertInt must be > 0, is ${p.advertInt}`);

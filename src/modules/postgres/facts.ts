@@ -382,8 +382,11 @@ export class Hidden {
   }
 }
 
-export function roleFact(conn: PgConn, role: string): Fact<PgRoleState> {
-  return queryFact(
+export function roleFact(conn: PgConn, role: string): Fact<PgRoleState>;
+/** optional: a server that is down gives null (a stopped standby mid-clone), not an error. */
+export function roleFact(conn: PgConn, role: string, optional: true): Fact<PgRoleState | null>;
+export function roleFact(conn: PgConn, role: string, optional = false): Fact<PgRoleState | null> {
+  return (optional ? optionalQueryFact : queryFact)(
     'pg.role',
     conn,
     sql`SELECT rolcanlogin, rolreplication, rolpassword,
