@@ -86,7 +86,8 @@ async function candidateOf(cluster: PgCluster, reader: ClusterReader, maxLag: nu
   );
   const writable = views.filter((v) => v.status?.up && !v.status.inRecovery);
   const known = writable.length === 1 && writable[0]!.status!.up ? writable[0]!.status!.currentLsn : null;
-  const v = chooseCandidate({ views, named: undefined, maxLagBytes: maxLag, knownPrimaryLsn: known, approved: () => false });
+  // the same inputs as failover's candidate step: the intended primary is what it would move away from
+  const v = chooseCandidate({ views, named: undefined, maxLagBytes: maxLag, knownPrimaryLsn: known, approved: () => false, intendedPrimary: cluster.intendedPrimary.name });
   return v.kind === 'go' ? { host: v.candidate, why: v.reason } : { error: v.reason };
 }
 
