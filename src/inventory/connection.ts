@@ -8,6 +8,7 @@ import { BadInputError, type SourcePosition } from '../errors.js';
 import { Secret } from '../shell/secret.js';
 import type { ConnectionSpec, InventoryHost } from './types.js';
 import { shlexSplit, ShlexError } from './shlex.js';
+import { needsResolving } from './template.js';
 
 type Check = (value: unknown) => string | undefined;
 
@@ -54,9 +55,8 @@ const CHECKS: Record<string, Check> = {
 export function checkConnectionVar(key: string, value: unknown, pos: SourcePosition): void {
   const check = CHECKS[key];
   if (!check) return;
-  if (typeof value === 'string' && value.includes('{{')) {
-    throw new BadInputError(`${key}: templates ({{ … }}) are not evaluated by runbook; give the value itself`, pos);
-  }
+  // A template or a vault value is checked once rendered, when the connection is made.
+  if (needsResolving(value)) return;
   const problem = check(value);
   if (problem) throw new BadInputError(`${key} ${problem}, got ${JSON.stringify(value)}`, pos);
 }

@@ -3,8 +3,13 @@ import type { Secret } from '../shell/secret.js';
 
 export interface InventoryHost {
   name: string;
-  /** Fully merged variables, exactly as `ansible-inventory --list` shows them in _meta.hostvars. */
+  /**
+   * Fully merged variables as runbook reads them: templates rendered and vault values decrypted
+   * when a var is read (lazily, as Ansible does).
+   */
   vars: Record<string, unknown>;
+  /** The same variables as written, exactly as `ansible-inventory --list` shows them in _meta.hostvars. */
+  raw?: Record<string, unknown>;
   /** Every group the host is in, ancestors included, 'all' and 'ungrouped' as Ansible has them. */
   groups: string[];
 }
