@@ -1,7 +1,12 @@
 import { defineConfig } from 'vitest/config';
 
-// Two projects: fast unit tests (pure functions) and end-to-end tests over real SSH against the lab.
-// The lab is shared state, so e2e files run one at a time.
+// Three projects: fast unit tests (pure functions); end-to-end files that share the global labs
+// (`lab`, `rhel`, brought up once by global-setup) and so run one at a time; and end-to-end files
+// that bring up labs of their own (test/support/lab.ts `testLab`) or talk to a loopback sshd, which
+// run side by side. Projects run in parallel with each other.
+const sharedLabFiles = ['engine', 'keepalives', 'lab', 'nfs', 'vip'].map((f) => `test/e2e/${f}.test.ts`);
+const e2e = { testTimeout: 180_000, hookTimeout: 300_000 };
+
 export default defineConfig({
   test: {
     projects: [
@@ -14,12 +19,21 @@ export default defineConfig({
       },
       {
         test: {
-          name: 'e2e',
-          include: ['test/e2e/**/*.test.ts'],
+          name: 'e2e-shared',
+          include: sharedLabFiles,
           globalSetup: ['test/e2e/global-setup.ts'],
           fileParallelism: false,
-          testTimeout: 180_000,
-          hookTimeout: 300_000,
+          ...e2e,
+        },
+      },
+      {
+        test: {
+          name: 'e2e',
+          include: ['test/e2e/**/*.test.ts'],
+          exclude: sharedLabFiles,
+          // 2 cores: the lab hosts idle most of the time, the runs wait on PostgreSQL and SSH.
+          maxWorkers: Number(process.env.RUNBOOK_E2E_WORKERS ?? 3),
+          ...e2e,
         },
       },
     ],

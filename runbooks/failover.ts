@@ -1,22 +1,32 @@
 /**
- * failover: promote a standby when the primary is lost or must be abandoned. Fence first (stop
- * the old primary and keep it from starting as a primary), refuse while it is reachable and
- * writable unless -e force=true, promote once replay caught up, CHECKPOINT, reset the upstream,
- * keep a slot for the old primary's return, verify.
+ * failover: promote a standby when the primary is lost or must be abandoned. The candidate is
+ * chosen by data (most advanced healthy standby); the old primary is fenced with evidence (SSH +
+ * pg_ctl status, port refused, or fence_command) and the run refuses (exit 8) while it may still
+ * take writes, unless --approve promote-unfenced; it refuses while the old primary is reachable and
+ * writable unless -e force=true. Promote once replay caught up, CHECKPOINT, reset the upstream,
+ * slots for the others, verify; every other standby then follows the new primary.
  */
 import { param } from '../src/index.js';
 import { pgParams } from '../src/modules/postgres/cluster.js';
 import { definePgRunbook, docs } from '../src/modules/postgres/runbook.js';
 import { clusterHosts, layoutStep } from '../src/modules/postgres/steps/inspect.js';
 import { slotsStep } from '../src/modules/postgres/steps/primary.js';
-import { type FailoverParams, candidateHost, failoverGuardStep, fenceStep, promoteStep, verifyPrimaryStep } from '../src/modules/postgres/steps/promote.js';
+import { candidateAndFollowers, candidateHost, chooseCandidateStep } from '../src/modules/postgres/steps/candidate.js';
+import { fenceStep, peerSshStep } from '../src/modules/postgres/steps/fence.js';
+import { followNewPrimaryStep } from '../src/modules/postgres/steps/follow.js';
+import { type FailoverParams, failoverGuardStep, promoteStep, verifyPrimaryStep } from '../src/modules/postgres/steps/promote.js';
 import { resetUpstreamStep } from '../src/modules/postgres/steps/standby.js';
 import { vipSteps } from '../src/modules/vip/vip.js';
 
 export const params = {
   ...pgParams,
-  candidate: param.string({ description: 'node to promote; default: the first node that is not the intended primary' }),
+  candidate: param.string({ description: 'node to promote; default: the most advanced healthy standby (ties: the higher pg_priority var)' }),
+  max_lag_on_failover: param.string({ description: 'refuse a candidate further behind than this (bytes, or 16MB/1GB), unless --approve candidate:NODE', default: '16MB' }),
   force: param.boolean({ description: 'promote even though the old primary is reachable and writable (it is fenced first, with its own confirmation)', default: false }),
+  fence_command: param.string({
+    description:
+      'shell line run on the controller as /bin/sh -c "$fence_command" runbook-fence HOST ADDRESS to fence an old primary SSH cannot reach (exit 0: it can no longer take writes); default: the inventory var fence_command',
+  }),
 };
 
 type P = FailoverParams;
@@ -25,18 +35,21 @@ export { docs };
 
 export default definePgRunbook({
   id: 'failover',
-  description: 'Promote a standby: fence the old primary, candidate checks, promote, CHECKPOINT, verify',
+  description: 'Promote the most advanced healthy standby: fence the old primary with evidence, promote, CHECKPOINT, verify; the other standbys follow',
   params,
-  // Every step runs on the candidate only: the old primary's host may be gone; it is judged over
-  // the network and fenced through SSH when its host answers.
+  // Steps run on the candidate (and the standbys that follow it): the old primary's host may be
+  // gone; it is judged over the network and over SSH, where an unreachable host is a value.
   steps: [
-    layoutStep<P>(candidateHost),
+    chooseCandidateStep<P>(),
+    layoutStep<P>(candidateAndFollowers),
     failoverGuardStep<P>(),
+    peerSshStep<P>(),
     fenceStep<P>(),
     promoteStep<P>(),
     resetUpstreamStep<P>('new-primary-upstream', candidateHost),
-    { ...slotsStep<P>('slot-for-old-primary'), on: candidateHost },
+    { ...slotsStep<P>('slots-on-new-primary'), on: candidateHost },
     verifyPrimaryStep<P>(),
+    followNewPrimaryStep<P>('standbys-follow'),
     // keepalived moves the VIP by itself (only the writable node passes its check): verify it followed.
     ...vipSteps<P>({ nodes: clusterHosts, vip: (p) => p.vip }),
   ],

@@ -24,6 +24,8 @@ export const ExitCode = {
   environment: 9,
   /** A drill could not restore the original topology. */
   topologyNotRestored: 10,
+  /** Another run holds the cluster lock on a host; nothing was changed (docs/locks.md). */
+  locked: 11,
   /** Interrupted by Ctrl-C / SIGTERM; the journal says where. */
   interrupted: 130,
 } as const;

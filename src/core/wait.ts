@@ -5,6 +5,7 @@
 import type { ApplyContext, Assertion } from '../engine/types.js';
 import { commandSucceeds, tcpListening } from './system.js';
 import type { Command } from '../shell/command.js';
+import { poll } from '../engine/poll.js';
 
 export interface WaitOptions {
   intervalMs?: number;
@@ -27,13 +28,12 @@ export function commandPasses<P>(command: Command, o: WaitOptions & { become?: b
 
 /** Poll an assertion inside apply; throws with the last reason on timeout. */
 export async function waitFor<P>(ctx: ApplyContext<P>, a: Assertion<P>): Promise<void> {
-  const interval = a.intervalMs ?? 1000;
-  const deadline = Date.now() + (a.timeoutMs ?? 30_000);
-  for (;;) {
-    const r = await a.check(ctx);
-    if (r === true) return;
-    if (Date.now() + interval > deadline) throw new Error(`timed out waiting: ${a.name}: ${r}`);
-    ctx.log(`waiting: ${a.name}: ${r}`);
-    await new Promise((res) => setTimeout(res, interval));
-  }
+  const r = await poll(
+    async () => {
+      const v = await a.check(ctx);
+      return v === true ? { done: true } : { wait: v };
+    },
+    { intervalMs: a.intervalMs ?? 1000, timeoutMs: a.timeoutMs ?? 30_000, onWait: (w) => ctx.log(`waiting: ${a.name}: ${w}`) },
+  );
+  if ('timedOut' in r) throw new Error(`timed out waiting: ${a.name}: ${r.timedOut}`);
 }

@@ -4,6 +4,7 @@ import type { ExecOptions, ExecResult, HostConnection } from '../transport/types
 import { InterruptedError } from '../errors.js';
 import type { Executor } from './gather.js';
 import type { HostView, RunContext } from './types.js';
+import type { ActionView } from './actions.js';
 
 export interface Approvals {
   /** --yes: every confirmation approved. */
@@ -27,25 +28,45 @@ export interface EngineOptions {
 
 /** Set by SIGINT/SIGTERM: no new remote command starts once it is set. */
 export class Interrupt {
-  interrupted = false;
+  readonly #abort = new AbortController();
+  /** Aborted on interrupt: local operations (spawned programs) stop with it. */
+  readonly signal: AbortSignal = this.#abort.signal;
+  get interrupted(): boolean {
+    return this.signal.aborted;
+  }
+  set interrupted(v: boolean) {
+    if (v && !this.signal.aborted) this.#abort.abort();
+  }
   check(): void {
     if (this.interrupted) throw new InterruptedError();
   }
 }
 
+/** A failed connect is remembered this long (steps on a dead host fail at once), then tried again. */
+const RECONNECT_AFTER_MS = 5_000;
+
 /** Remote execution for the engine: one connection per host, opened on first use. */
 export class HostPool implements Executor {
   readonly #conns = new Map<string, Promise<HostConnection>>();
+  readonly #failedAt = new Map<string, number>();
   constructor(
     private readonly connect: (host: string) => Promise<HostConnection>,
     private readonly interrupt: Interrupt,
   ) {}
 
-  connection(host: string): Promise<HostConnection> {
+  /** A connection that died is made again (a detached job is reattached to over the new one). */
+  async connection(host: string): Promise<HostConnection> {
     let c = this.#conns.get(host);
+    if (c) {
+      const existing = await c.catch(() => undefined);
+      const retry = existing ? existing.lost : Date.now() - (this.#failedAt.get(host) ?? Date.now()) > RECONNECT_AFTER_MS;
+      if (retry && this.#conns.get(host) === c) c = undefined;
+    }
     if (!c) {
       c = this.connect(host);
       this.#conns.set(host, c);
+      this.#failedAt.delete(host);
+      c.catch(() => this.#failedAt.set(host, Date.now()));
     }
     return c;
   }
@@ -127,4 +148,17 @@ export interface Engine<P = any> {
   /** Per-host memory of StepDef.remember. */
   state: Map<string, Record<string, unknown>>;
   hostByName(name: string): HostView;
+  /** Called before each action of an apply starts (the journal records it). */
+  onAction?: (e: ActionStarted) => void;
+  /** step@host pairs that would change, in check mode (a failing read-only check after them is "not verified"). */
+  wouldChange?: Set<string>;
+}
+
+/** An action about to start: as planned (`action`), and for a `later` command the text it resolved to. */
+export interface ActionStarted {
+  stepId: string;
+  host: string;
+  handler?: boolean;
+  action: ActionView;
+  resolved?: string;
 }

@@ -2,8 +2,9 @@
  * Builders of the authoring API: defineRunbook, param.*, stepsFor, plan constructors, fact/onHost.
  * All are identities or tiny constructors: they exist for type inference, not behaviour.
  */
-import type { Command } from '../shell/command.js';
+import { Command } from '../shell/command.js';
 import type { Secret } from '../shell/secret.js';
+import { type ActionLike, toAction } from './actions.js';
 import type {
   BlockedPlan,
   ChangePlan,
@@ -24,7 +25,7 @@ export function defineRunbook<S extends ParamSpecs>(def: RunbookDef<ParamValues<
 
 /** `const { step, phase } = stepsFor<P>()`: F (the facts) is inferred from each step's gather. */
 export function stepsFor<P>(): {
-  step<F>(def: StepDef<P, F>): StepDef<P, F>;
+  step<F, D = unknown>(def: StepDef<P, F, D>): StepDef<P, F, D>;
   phase(name: string, steps: Array<StepDef<P, any>>): PhaseDef<P>;
 } {
   return {
@@ -35,8 +36,15 @@ export function stepsFor<P>(): {
 
 export const noop = (reason: string): NoopPlan => ({ kind: 'noop', reason });
 export const blocked = (reason: string): BlockedPlan => ({ kind: 'blocked', reason });
-export function change(summary: string, commands: Command[], diff?: string): ChangePlan {
-  return diff === undefined ? { kind: 'change', summary, commands } : { kind: 'change', summary, commands, diff };
+/**
+ * A change: exactly the actions apply will take, in order (a Command is an exec on the step's
+ * host). The third argument is a diff (string) or `{ diff, data }` (data for a hand-written apply).
+ */
+export function change<D = Record<string, unknown>>(summary: string, actions: readonly ActionLike[], more?: string | { diff?: string; data?: D }): ChangePlan<D> {
+  const o = typeof more === 'string' ? { diff: more } : (more ?? {});
+  const list = actions.map(toAction);
+  const commands = list.flatMap((a) => (a.kind === 'exec' && !a.host && a.command instanceof Command ? [a.command] : []));
+  return { kind: 'change', summary, actions: list, commands, ...(o.diff !== undefined ? { diff: o.diff } : {}), ...(o.data !== undefined ? { data: o.data } : {}) };
 }
 
 /** Identity, so a fact's T is inferred from parse. */
@@ -45,8 +53,8 @@ export function fact<T>(def: Fact<T>): Fact<T> {
 }
 
 /** Read `fact` on another host of the inventory (e.g. the primary's state from a standby's step). */
-export function onHost<T>(host: string, f: Fact<T>): RemoteFact<T> {
-  return { onHost: host, fact: f };
+export function onHost<T>(host: string, f: Fact<T>, unreachable?: (reason: string) => T): RemoteFact<T> {
+  return unreachable ? { onHost: host, fact: f, unreachable } : { onHost: host, fact: f };
 }
 
 // ---------------------------------------------------------------- params

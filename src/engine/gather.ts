@@ -9,7 +9,7 @@ import { Command, joinCommands, raw, sh } from '../shell/command.js';
 import { maskSecrets } from '../shell/secret.js';
 import type { ExecOptions, ExecResult } from '../transport/types.js';
 import type { Fact, FactMap, FactSource } from './types.js';
-import { RunbookError, ExitCode } from '../errors.js';
+import { RunbookError, ExitCode, UnreachableError } from '../errors.js';
 import { FactCache } from './context.js';
 
 export interface Executor {
@@ -126,21 +126,31 @@ async function readBatch(exec: Executor, host: string, become: boolean | string 
  * facts an earlier check read with nothing applied since are reused.
  */
 export async function gatherFacts<F>(exec: Executor, host: string, stepBecome: boolean | string | undefined, map: FactMap<F>, timeoutSec = 120, cache?: FactCache): Promise<F> {
-  const groups = new Map<string, { host: string; become: boolean | string | undefined; keys: string[]; facts: Array<Fact<unknown>> }>();
+  type Group = { host: string; become: boolean | string | undefined; keys: string[]; facts: Array<Fact<unknown>>; unreachable: Array<((reason: string) => unknown) | undefined> };
+  const groups = new Map<string, Group>();
   for (const [key, src] of Object.entries(map) as Array<[string, FactSource<unknown>]>) {
     const target = isRemote(src) ? src.onHost : host;
     const f = isRemote(src) ? src.fact : src;
     const become = f.become ?? stepBecome;
     const gk = `${target}\0${String(become ?? '')}`;
     let g = groups.get(gk);
-    if (!g) groups.set(gk, (g = { host: target, become, keys: [], facts: [] }));
+    if (!g) groups.set(gk, (g = { host: target, become, keys: [], facts: [], unreachable: [] }));
     g.keys.push(key);
     g.facts.push(f);
+    g.unreachable.push(isRemote(src) ? src.unreachable : undefined);
   }
   const values: Record<string, unknown> = {};
   await Promise.all(
     [...groups.values()].map(async (g) => {
-      const results = await readBatch(exec, g.host, g.become, g.facts, timeoutSec, cache);
+      let results: ExecResult[];
+      try {
+        results = await readBatch(exec, g.host, g.become, g.facts, timeoutSec, cache);
+      } catch (e) {
+        // Facts that say what "unreachable" means get that value; any other fact fails as before.
+        if (!(e instanceof UnreachableError) || g.unreachable.some((u) => u === undefined)) throw e;
+        g.keys.forEach((k, i) => (values[k] = g.unreachable[i]!(e.reason)));
+        return;
+      }
       results.forEach((r, i) => {
         const f = g.facts[i]!;
         try {

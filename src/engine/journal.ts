@@ -9,10 +9,12 @@ import { randomBytes } from 'node:crypto';
 import { BadInputError } from '../errors.js';
 import { maskDeep } from '../shell/secret.js';
 import type { StepResult } from './results.js';
+import type { ActionStarted } from './context.js';
 
 export type JournalEntry =
   | { type: 'start'; at: string; runId: string; runbook: string; hash: string; source: string; params: Record<string, unknown>; hosts: string[]; checkMode: boolean }
   | { type: 'resume'; at: string; runId: string }
+  | ({ type: 'action'; at: string } & ActionStarted)
   | ({ type: 'result'; at: string } & StepResult)
   | { type: 'end'; at: string; exitCode: number; interrupted: boolean };
 

@@ -1,7 +1,9 @@
 /** What each step@host ends as, and the one exit code of a run. */
 import { ExitCode } from '../errors.js';
+import type { ActionView } from './actions.js';
 
-export type StepStatus = 'ok' | 'changed' | 'would-change' | 'skipped' | 'failed' | 'unreachable' | 'blocked';
+/** `unverified`: a check that --check cannot run (it needs probes, or earlier steps would change first). */
+export type StepStatus = 'ok' | 'changed' | 'would-change' | 'skipped' | 'unverified' | 'failed' | 'unreachable' | 'blocked';
 
 /** Why a failed step failed; each maps to its own exit code. */
 export type FailureKind = 'step' | 'verify' | 'confirmation' | 'interrupted';
@@ -22,9 +24,15 @@ export interface StepResult {
   status: StepStatus;
   /** Plan summary or noop / skip / block reason. */
   message: string;
-  /** Commands planned (check) or run (apply), masked. */
+  /** Actions planned (check) or started (apply), one line each (actions.ts actionLine), masked. */
   commands: string[];
+  /** The same actions as data. */
+  actions?: ActionView[];
+  /** The step has a hand-written apply: what it runs is only known as it runs. */
+  ownApply?: boolean;
   diff?: string;
+  /** Structured findings of the plan (ChangePlan/BlockedPlan/NoopPlan data), masked in reports. */
+  data?: Record<string, unknown>;
   failure?: StepFailure;
   durationMs: number;
   handler?: boolean;
@@ -36,6 +44,7 @@ export interface HostRecap {
   changed: number;
   wouldChange: number;
   skipped: number;
+  unverified: number;
   failed: number;
   unreachable: number;
   blocked: number;
@@ -43,11 +52,11 @@ export interface HostRecap {
 
 export function recap(results: StepResult[], hosts: string[]): HostRecap[] {
   const by = new Map<string, HostRecap>(
-    hosts.map((h) => [h, { host: h, ok: 0, changed: 0, wouldChange: 0, skipped: 0, failed: 0, unreachable: 0, blocked: 0 }]),
+    hosts.map((h) => [h, { host: h, ok: 0, changed: 0, wouldChange: 0, skipped: 0, unverified: 0, failed: 0, unreachable: 0, blocked: 0 }]),
   );
   for (const r of results) {
     let row = by.get(r.host);
-    if (!row) by.set(r.host, (row = { host: r.host, ok: 0, changed: 0, wouldChange: 0, skipped: 0, failed: 0, unreachable: 0, blocked: 0 }));
+    if (!row) by.set(r.host, (row = { host: r.host, ok: 0, changed: 0, wouldChange: 0, skipped: 0, unverified: 0, failed: 0, unreachable: 0, blocked: 0 }));
     const key = r.status === 'would-change' ? 'wouldChange' : r.status;
     row[key] += 1;
   }

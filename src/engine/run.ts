@@ -6,11 +6,13 @@ import { performance } from 'node:perf_hooks';
 import { BadInputError, ConfirmationError, ExitCode } from '../errors.js';
 import { maskSecrets } from '../shell/secret.js';
 import type { Inventory, InventoryHost } from '../inventory/types.js';
-import type { HostConnection, Transport } from '../transport/types.js';
+import type { ExecOptions, HostConnection, Transport } from '../transport/types.js';
+import type { Command } from '../shell/command.js';
 import type { Ui } from '../ui/types.js';
 import { renderJson, type RunReport, writeReportFile } from '../report/json.js';
 import { type EngineOptions, FactCache, HostPool, Interrupt, type Engine } from './context.js';
 import * as inv from '../inventory/index.js';
+import { ClusterLock, LOCK_ENV, lockHolder } from '../core/lock.js';
 import { Journal, completedPairs, lastRunId, newRunId, readJournal } from './journal.js';
 import { loadRunbook, type LoadedRunbook } from './loader.js';
 import { resolveParams } from './params.js';
@@ -35,6 +37,8 @@ export interface RunCliOptions {
   knownHosts?: string;
   tags: string[];
   skipTags: string[];
+  /** --break-lock RUN_ID: remove that (dead) run's cluster lock first. */
+  breakLock?: string;
 }
 
 /** How long running remote commands get to finish after Ctrl-C before connections are dropped. */
@@ -78,6 +82,7 @@ export async function prepare(ref: string, o: Pick<RunCliOptions, 'inventory' | 
     params,
     hosts,
     checkMode: o.check,
+    now: () => new Date(),
     select: (p) => inv.selectHosts(inventory, p).map((h) => views.get(h.name)!),
   };
   const problems = def.validate?.(params, run) ?? [];
@@ -156,14 +161,32 @@ export async function runRunbook(ref: string, o: RunCliOptions, makeUi: (interac
 
   const ui = await makeUi(interactive);
   const runId = resume?.runId ?? newRunId();
+  const interrupt = new Interrupt();
+  const pool = new HostPool(prep.connect, interrupt);
+
+  // One changing run per cluster: refuse (exit 11) before any step when another live run holds a host.
+  let lock: ClusterLock | undefined;
+  if (!o.check) {
+    try {
+      // Not through pool.exec: the lock must still be released after Ctrl-C.
+      const direct = { exec: async (h: string, c: Command, x?: ExecOptions) => (await pool.connection(h)).exec(c, x) };
+      lock = await ClusterLock.acquire(direct, prep.run.hosts.map((h) => h.name), lockHolder(runId, def.id), {
+        ...(o.breakLock ? { breakRunId: o.breakLock } : {}),
+        ...(process.env[LOCK_ENV] ? { heldBy: process.env[LOCK_ENV] } : {}),
+        log: (line) => ui.info(line),
+      });
+    } catch (error) {
+      await prep.closeTransport();
+      throw error;
+    }
+  }
+
   const journal = new Journal(runId);
   if (resume) journal.write({ type: 'resume', runId });
   else
     journal.write({ type: 'start', runId, runbook: def.id, hash: prep.loaded.hash, source: prep.loaded.file, params: prep.params, hosts: prep.run.hosts.map((h) => h.name), checkMode: o.check });
   ui.info(`run ${runId}: ${def.id} on ${prep.run.hosts.map((h) => h.name).join(', ')}${o.check ? ' (check mode)' : ''}${resume ? ` (resuming)` : ''}`);
 
-  const interrupt = new Interrupt();
-  const pool = new HostPool(prep.connect, interrupt);
   const options: EngineOptions = {
     checkMode: o.check,
     diff: o.diff,
@@ -173,7 +196,18 @@ export async function runRunbook(ref: string, o: RunCliOptions, makeUi: (interac
     tags: o.tags,
     skipTags: o.skipTags,
   };
-  const engine: Engine = { run: prep.run, pool, factCache: new FactCache(), options, interrupt, state: new Map(), hostByName: prep.hostByName };
+  const engine: Engine = {
+    run: prep.run,
+    pool,
+    factCache: new FactCache(),
+    options,
+    interrupt,
+    state: new Map(),
+    hostByName: prep.hostByName,
+    // Written before the action starts: after a kill -9 the journal says what may have run.
+    onAction: (e) => journal.write({ type: 'action', ...e }),
+    ...(o.check ? { wouldChange: new Set<string>() } : {}),
+  };
   const scheduler = new Scheduler(engine, def, ui, { onResult: (r) => journal.write({ type: 'result', ...r }) }, resume);
 
   const t0 = performance.now();
@@ -196,6 +230,7 @@ export async function runRunbook(ref: string, o: RunCliOptions, makeUi: (interac
   } finally {
     process.off('SIGINT', onSignal!);
     process.off('SIGTERM', onSignal!);
+    await lock?.release().catch(() => undefined);
     await prep.closeTransport(); // closes every connection the pool opened (closing twice waits on a dead socket)
   }
   const durationMs = performance.now() - t0;

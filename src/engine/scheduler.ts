@@ -7,6 +7,7 @@
 import { maskSecrets } from '../shell/secret.js';
 import type { Stage, TaskIO, Ui } from '../ui/types.js';
 import { resultLine } from '../ui/types.js';
+import { actionLines } from './actions.js';
 import type { Engine } from './context.js';
 import type { StepResult } from './results.js';
 import { applyStep, type Checked, checkStep, stepContext } from './step-runner.js';
@@ -186,7 +187,7 @@ export class Scheduler {
                 const message = `confirmation declined for step ${step.id}`;
                 return finish({ ...skeleton(step, host, p.started), status: 'failed', message, failure: { kind: 'confirmation', message } });
               }
-              return finish(await applyStep(this.engine, step, host, p, io));
+              return finish(await applyStep(this.engine, step, host, p, io, handler));
             },
           })),
       },
@@ -212,7 +213,8 @@ export class Scheduler {
     for (const { host, p } of items) {
       if (commands) {
         io.log(`${host}: ${p.plan.summary}`);
-        for (const c of p.plan.commands) io.log(`${host}:   $ ${c.toString()}`);
+        for (const l of actionLines(p.plan.actions)) io.log(`${host}:   $ ${l}`);
+        if (step.apply) io.log(`${host}:   (this step's own apply decides further commands; each is shown as it runs)`);
       }
       if (this.engine.options.diff && p.plan.diff) for (const l of maskSecrets(p.plan.diff).split('\n')) io.log(`${host}:   ${l}`);
     }

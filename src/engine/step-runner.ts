@@ -4,12 +4,16 @@
  */
 import { ExitCode, RunbookError, UnreachableError } from '../errors.js';
 import type { Command } from '../shell/command.js';
-import { maskSecrets } from '../shell/secret.js';
+import { maskDeep, maskSecrets } from '../shell/secret.js';
 import { CommandFailedError, type ExecOptions } from '../transport/types.js';
 import type { TaskIO } from '../ui/types.js';
+import { type ActionView, actionLine, viewAction } from './actions.js';
+import { type CheckDef, NOT_VERIFIED, checkUsesProbes, isProbe, verdictOf } from './checks.js';
 import type { Engine } from './context.js';
 import { change } from './define.js';
 import { gatherFacts, isRemote } from './gather.js';
+import { type ActionEnv, runActions } from './interpreter.js';
+import { poll } from './poll.js';
 import type { FailureKind, StepResult } from './results.js';
 import type { ApplyContext, ChangePlan, FactMap, FactSource, Plan, StepContext, StepDef } from './types.js';
 
@@ -25,7 +29,7 @@ const DEFAULT_APPLY_TIMEOUT_SEC = 600;
 export function stepContext(engine: Engine, host: string): StepContext<any> {
   let state = engine.state.get(host);
   if (!state) engine.state.set(host, (state = {}));
-  return { ...engine.run, host: engine.hostByName(host), state };
+  return { ...engine.run, host: engine.hostByName(host), state, approvedByName: (id: string) => engine.options.approvals.steps.has(id) };
 }
 
 function result(step: AnyStep, host: string, started: number, r: Omit<StepResult, 'stepId' | 'title' | 'host' | 'durationMs' | 'commands'> & { commands?: string[] }): StepResult {
@@ -74,77 +78,153 @@ export async function checkStep(engine: Engine, step: AnyStep, host: string): Pr
       const w = step.when(ctx);
       if (w !== true) return { done: result(step, host, started, { status: 'skipped', message: w }) };
     }
+    if (step.check) return { done: await checkOnly(engine, step, step.check, host, ctx, started) };
+    if (engine.run.checkMode && step.gather) {
+      const probes = Object.entries(step.gather(ctx) as Record<string, FactSource<unknown>>).filter(([, f]) => isProbe(f));
+      if (probes.length) return { done: result(step, host, started, { status: 'unverified', message: `${NOT_VERIFIED} (probes: ${probes.map(([k]) => k).join(', ')})` }) };
+    }
     const { facts, plan } = await gatherAndPlan(engine, step, host, ctx, true);
     if (plan.kind === 'noop') {
       remember(step, facts, ctx);
-      return { done: result(step, host, started, { status: 'ok', message: plan.reason }) };
+      return { done: result(step, host, started, { status: 'ok', message: plan.reason, ...withData(plan) }) };
     }
-    if (plan.kind === 'blocked') return { done: result(step, host, started, { status: 'blocked', message: plan.reason }) };
-    if (engine.run.checkMode) return { done: planned(step, host, started, plan, 'would-change', engine.options.diff) };
+    if (plan.kind === 'blocked') return { done: result(step, host, started, { status: 'blocked', message: plan.reason, ...withData(plan) }) };
+    if (engine.run.checkMode) {
+      engine.wouldChange?.add(`${step.id}@${host}`);
+      return { done: planned(step, host, started, plan, 'would-change', engine.options.diff) };
+    }
     return { pending: { plan, facts, ctx, started } };
   } catch (e) {
     return { done: failureResult(step, host, started, e) };
   }
 }
 
-function planned(step: AnyStep, host: string, started: number, plan: ChangePlan, status: 'would-change' | 'changed', withDiff: boolean): StepResult {
-  const r = result(step, host, started, { status, message: plan.summary, commands: plan.commands.map((c) => c.toString()) });
+/** A change as a result: `actions` are the planned ones (would-change) or the ones started (changed). */
+function planned(step: AnyStep, host: string, started: number, plan: ChangePlan<unknown>, status: 'would-change' | 'changed', withDiff: boolean, ran?: ActionView[]): StepResult {
+  const actions = ran ?? plan.actions.map(viewAction);
+  const r = result(step, host, started, { status, message: plan.summary, commands: actions.map(actionLine), ...withData(plan) });
+  r.actions = actions;
+  if (step.apply) r.ownApply = true;
   if (withDiff && plan.diff) r.diff = maskSecrets(plan.diff);
   return r;
+}
+
+/**
+ * A check step: in --check it is evaluated once, unless it needs probes ("not verified in check
+ * mode") or an earlier step would change something (its facts are not yet what apply leaves).
+ * Otherwise it is polled until it holds or its deadline passes: failed, kind verify.
+ */
+async function checkOnly(engine: Engine, step: AnyStep, c: CheckDef<any, any, any>, host: string, ctx: StepContext<any>, started: number): Promise<StepResult> {
+  if (engine.run.checkMode && checkUsesProbes(c, ctx)) return result(step, host, started, { status: 'unverified', message: `${NOT_VERIFIED}: ${c.name}` });
+  const v = await evaluateCheck(engine, step, host, ctx, c, !engine.run.checkMode);
+  if (v === true) return result(step, host, started, { status: 'ok', message: lastMessage.get(ctx) ?? c.name });
+  if (engine.run.checkMode && engine.wouldChange?.size)
+    return result(step, host, started, { status: 'unverified', message: `${NOT_VERIFIED}: ${c.name} does not hold yet, and earlier steps would change (${[...engine.wouldChange][0]}…): ${v}` });
+  const message = `verification failed: ${c.name}: ${v}`;
+  return result(step, host, started, { status: 'failed', message, failure: { kind: 'verify', message } });
+}
+
+const lastMessage = new WeakMap<StepContext<any>, string>();
+
+/** Poll a check (or evaluate it once): true, or what does not hold. */
+async function evaluateCheck(engine: Engine, step: AnyStep, host: string, ctx: StepContext<any>, c: CheckDef<any, any, any>, polled: boolean): Promise<true | string> {
+  const r = await poll(
+    async () => {
+      const prepared = c.prepare ? await gatherFacts(engine.pool, host, step.become, c.prepare(ctx) as FactMap<unknown>) : {};
+      const facts = await gatherFacts(engine.pool, host, step.become, c.gather(ctx, prepared) as FactMap<unknown>);
+      const v = verdictOf(c.name, c.holds(facts, ctx, prepared));
+      if (v.holds) {
+        lastMessage.set(ctx, v.message);
+        return { done: true as const };
+      }
+      return { wait: v.problems.join('; ') };
+    },
+    { intervalMs: c.intervalMs ?? 1000, timeoutMs: polled ? (c.timeoutMs ?? 30_000) : 0, check: () => engine.interrupt.check() },
+  );
+  return 'done' in r ? true : r.timedOut;
+}
+
+function withData(plan: { data?: unknown }): { data?: Record<string, unknown> } {
+  return plan.data ? { data: maskDeep(plan.data) as Record<string, unknown> } : {};
 }
 
 function remember(step: AnyStep, facts: unknown, ctx: StepContext<any>): void {
   if (step.remember) Object.assign(ctx.state, step.remember(facts, ctx));
 }
 
-function applyContext(engine: Engine, step: AnyStep, ctx: StepContext<any>, io: TaskIO): ApplyContext<any> {
+/** What apply runs through: every exec and action is announced (log, journal) before it starts, and remembered. */
+function applyEnv(engine: Engine, step: AnyStep, ctx: StepContext<any>, io: TaskIO, handler: boolean): { actx: ApplyContext<any>; env: ActionEnv; ran: ActionView[] } {
   const host = ctx.host.name;
+  const ran: ActionView[] = [];
+  const announce = (view: ActionView, resolved?: string) => {
+    ran.push(view);
+    engine.onAction?.({ stepId: step.id, host, ...(handler ? { handler } : {}), action: view, ...(resolved !== undefined ? { resolved } : {}) });
+  };
   const withDefaults = (options?: ExecOptions): ExecOptions => {
     const o: ExecOptions = { timeoutSec: step.timeoutSec ?? DEFAULT_APPLY_TIMEOUT_SEC, check: true, ...options };
     if (o.become === undefined && step.become !== undefined) o.become = step.become;
     return o;
   };
-  const run = async (target: string, command: Command, options?: ExecOptions) => {
-    io.log(`${target === host ? '' : `${target}: `}$ ${command.toString()}`);
+  const run = async (target: string, command: Command, options: ExecOptions | undefined, planned?: ActionView) => {
+    engine.interrupt.check();
+    const text = command.toString();
+    const view = planned ?? viewAction({ kind: 'exec', command, ...(target !== host ? { host: target } : {}) });
+    announce(view, planned && planned.text !== maskSecrets(text) ? maskSecrets(text) : undefined);
+    io.log(`${target === host ? '' : `${target}: `}$ ${text}`);
     const o = withDefaults(options);
     engine.factCache?.clear();
     const res = await engine.pool.exec(target, command, { ...o, check: false }).finally(() => engine.factCache?.clear());
     if (o.check && res.exitCode !== 0) throw new CommandFailedError(res);
     return res;
   };
-  return {
+  const read = async <T>(src: FactSource<T>): Promise<T> => {
+    const facts = await gatherFacts(engine.pool, host, step.become, { v: src } as FactMap<{ v: T }>);
+    return facts.v;
+  };
+  const log = (line: string) => io.log(maskSecrets(line));
+  const actx: ApplyContext<any> = {
     ...ctx,
     exec: (command, options) => run(host, command, options),
     execOn: (target, command, options) => run(target, command, options),
-    read: async <T>(src: FactSource<T>): Promise<T> => {
-      const facts = await gatherFacts(engine.pool, host, step.become, { v: src } as FactMap<{ v: T }>);
-      return facts.v;
-    },
-    log: (line) => io.log(maskSecrets(line)),
+    read,
+    log,
   };
+  const env: ActionEnv = {
+    exec: (target, command, options, view) => run(target ?? host, command, options, view),
+    started: (view) => {
+      announce(view);
+      io.log(actionLine(view));
+    },
+    read,
+    log,
+    signal: engine.interrupt.signal,
+    checkInterrupt: () => engine.interrupt.check(),
+  };
+  return { actx, env, ran };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Second half: apply the pending change (with retries), then verify it. The fact cache is cleared around it. */
-export async function applyStep(engine: Engine, step: AnyStep, host: string, pending: { plan: ChangePlan; facts: unknown; ctx: StepContext<any>; started: number }, io: TaskIO): Promise<StepResult> {
+export async function applyStep(engine: Engine, step: AnyStep, host: string, pending: { plan: ChangePlan; facts: unknown; ctx: StepContext<any>; started: number }, io: TaskIO, handler = false): Promise<StepResult> {
   const cache = engine.factCache;
-  return cache ? cache.applying(() => applyAndVerify(engine, step, host, pending, io)) : applyAndVerify(engine, step, host, pending, io);
+  return cache ? cache.applying(() => applyAndVerify(engine, step, host, pending, io, handler)) : applyAndVerify(engine, step, host, pending, io, handler);
 }
 
-async function applyAndVerify(engine: Engine, step: AnyStep, host: string, pending: { plan: ChangePlan; facts: unknown; ctx: StepContext<any>; started: number }, io: TaskIO): Promise<StepResult> {
+async function applyAndVerify(engine: Engine, step: AnyStep, host: string, pending: { plan: ChangePlan; facts: unknown; ctx: StepContext<any>; started: number }, io: TaskIO, handler: boolean): Promise<StepResult> {
   const { ctx, started } = pending;
   let { plan, facts } = pending;
-  const actx = applyContext(engine, step, ctx, io);
+  const { actx, env, ran } = applyEnv(engine, step, ctx, io, handler);
+  const withRan = (r: StepResult): StepResult => ({ ...r, commands: ran.map(actionLine), actions: [...ran] });
   const attempts = 1 + (step.retries ?? 0);
   for (let attempt = 1; ; attempt++) {
     try {
       if (step.apply) await step.apply(actx, plan, facts);
-      else for (const c of plan.commands) await actx.exec(c);
+      else await runActions(env, plan.actions);
       break;
     } catch (e) {
       if (attempt >= attempts || e instanceof UnreachableError || (e instanceof RunbookError && e.exitCode === ExitCode.interrupted))
-        return { ...failureResult(step, host, started, e), commands: plan.commands.map(String) };
+        return withRan(failureResult(step, host, started, e));
       io.log(`attempt ${attempt}/${attempts} failed; retrying`);
       await sleep(engine.options.retryDelayMs ?? 2000);
       try {
@@ -156,12 +236,12 @@ async function applyAndVerify(engine: Engine, step: AnyStep, host: string, pendi
       }
     }
   }
-  const ok = planned(step, host, started, plan, 'changed', engine.options.diff);
+  const ok = planned(step, host, started, plan, 'changed', engine.options.diff, [...ran]);
   try {
     const verified = await verifyStep(engine, step, host, ctx, actx);
     if (verified !== true) return { ...ok, status: 'failed', failure: { kind: 'verify', message: maskSecrets(verified) }, durationMs: Date.now() - started };
   } catch (e) {
-    return { ...failureResult(step, host, started, e, 'verify'), commands: ok.commands };
+    return { ...failureResult(step, host, started, e, 'verify'), commands: ok.commands, actions: ok.actions ?? [] };
   }
   return { ...ok, durationMs: Date.now() - started };
 }
@@ -176,16 +256,19 @@ async function verifyStep(engine: Engine, step: AnyStep, host: string, ctx: Step
   } else if (!hasPlan && step.remember) {
     remember(step, {}, ctx);
   }
+  for (const c of step.verify?.checks?.(ctx) ?? []) {
+    const v = await evaluateCheck(engine, step, host, ctx, c, true);
+    if (v !== true) return `verification failed: ${c.name}: ${v}`;
+  }
   for (const a of step.verify?.assertions?.(ctx) ?? []) {
-    const interval = a.intervalMs ?? 1000;
-    const deadline = Date.now() + (a.timeoutMs ?? 30_000);
-    for (;;) {
-      engine.interrupt.check();
-      const r = await a.check(actx);
-      if (r === true) break;
-      if (Date.now() + interval > deadline) return `verification failed: ${a.name}: ${r}`;
-      await sleep(interval);
-    }
+    const r = await poll(
+      async () => {
+        const v = await a.check(actx);
+        return v === true ? { done: true } : { wait: v };
+      },
+      { intervalMs: a.intervalMs ?? 1000, timeoutMs: a.timeoutMs ?? 30_000, check: () => engine.interrupt.check() },
+    );
+    if ('timedOut' in r) return `verification failed: ${a.name}: ${r.timedOut}`;
   }
   return true;
 }

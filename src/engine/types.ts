@@ -6,6 +6,8 @@
 import type { Command } from '../shell/command.js';
 import type { Secret } from '../shell/secret.js';
 import type { ExecOptions, ExecResult } from '../transport/types.js';
+import type { Action } from './actions.js';
+import type { CheckDef } from './checks.js';
 
 // ---------------------------------------------------------------- facts
 
@@ -24,12 +26,22 @@ export interface Fact<T> {
    * anywhere in between, reuses the earlier result.
    */
   cache?: boolean;
+  /**
+   * A probe (see probe()): an observation that may write (a marker, a read-only test, a WAL
+   * switch). Never cached; not run in --check ("not verified in check mode").
+   */
+  probe?: boolean;
 }
 
 /** A fact read on another host, e.g. the primary's state from the standby's step. */
 export interface RemoteFact<T> {
   onHost: string;
   fact: Fact<T>;
+  /**
+   * The value when `onHost` cannot be reached over SSH (connect, auth, host key): for steps that
+   * must decide about a host that may be gone (fencing). Without it, unreachable fails the step.
+   */
+  unreachable?: (reason: string) => T;
 }
 
 export type FactSource<T> = Fact<T> | RemoteFact<T>;
@@ -39,20 +51,29 @@ export type FactMap<F> = { [K in keyof F]: FactSource<F[K]> };
 
 export interface NoopPlan {
   kind: 'noop';
+  /** Structured findings for the JSON report (e.g. a divergence ledger); masked there. */
+  data?: Record<string, unknown>;
   reason: string;
 }
-export interface ChangePlan {
+export interface ChangePlan<D = Record<string, unknown>> {
   kind: 'change';
   summary: string;
+  /** Exactly what apply does, in order (actions.ts); run by the interpreter unless the step has its own apply. */
+  actions: Action[];
+  /** @deprecated the commands of the exec actions on the step's own host; read `actions`. */
   commands: Command[];
+  /** Typed data: structured findings for the JSON report (masked there), and what a hand-written apply needs. */
+  data?: D;
   /** Unified diff of a file change; shown with --diff. Secrets masked by the renderer. */
   diff?: string;
 }
 export interface BlockedPlan {
   kind: 'blocked';
+  /** Structured findings for the JSON report (e.g. a divergence ledger); masked there. */
+  data?: Record<string, unknown>;
   reason: string;
 }
-export type Plan = NoopPlan | ChangePlan | BlockedPlan;
+export type Plan<D = Record<string, unknown>> = NoopPlan | ChangePlan<D> | BlockedPlan;
 
 /** An idempotent building block: the facts it needs and a pure plan from them. */
 export interface Operation<F> {
@@ -100,12 +121,19 @@ export interface RunContext<P> {
   select(pattern: string): HostView[];
   /** --check: gather and plan only. */
   checkMode: boolean;
+  /** The run's clock: plans compute time-dependent text (a timestamped path) from it, so the plan shows it exactly. */
+  now(): Date;
 }
 
 export interface StepContext<P> extends RunContext<P> {
   host: HostView;
   /** Values remembered on this host by earlier steps (StepDef.remember). */
   state: Record<string, unknown>;
+  /**
+   * True only when `--approve ID` was given for exactly this id: for decisions `--yes` must never
+   * cover (promoting with the old primary unfenced, discarding writes). Absent in unit fixtures.
+   */
+  approvedByName?: (id: string) => boolean;
 }
 
 export interface ApplyContext<P> extends StepContext<P> {
@@ -135,7 +163,7 @@ export interface Confirmation<P> {
   message(ctx: StepContext<P>, plan: ChangePlan): string;
 }
 
-export interface StepDef<P, F = Record<string, unknown>> {
+export interface StepDef<P, F = Record<string, unknown>, D = any> {
   id: string;
   title: string;
   /** Hosts: a pattern (group, host, glob, a:&b …) or a function of the run; default: all selected. */
@@ -144,17 +172,21 @@ export interface StepDef<P, F = Record<string, unknown>> {
   when?: (ctx: StepContext<P>) => true | string;
   become?: boolean | string;
   gather?: (ctx: StepContext<P>) => FactMap<F>;
-  plan?: (facts: F, ctx: StepContext<P>) => Plan;
+  plan?: (facts: F, ctx: StepContext<P>) => Plan<D>;
   /** Alternative to gather + plan: one building block. */
   operation?: (ctx: StepContext<P>) => Operation<F>;
   confirm?: Confirmation<P>;
-  /** Default: run plan.commands in order. */
-  apply?: (ctx: ApplyContext<P>, plan: ChangePlan, facts: F) => Promise<void>;
+  /** The exception: a hand-written apply. Default: the interpreter runs plan.actions in order. */
+  apply?: (ctx: ApplyContext<P>, plan: ChangePlan<D>, facts: F) => Promise<void>;
   verify?: {
     /** Re-gather after apply and require a noop plan (default true). */
     converge?: boolean;
+    /** What must hold after apply, polled (checks.ts); a failure fails the step with kind verify (exit 4). */
+    checks?: (ctx: StepContext<P>) => Array<CheckDef<P, any, any>>;
     assertions?: (ctx: StepContext<P>) => Assertion<P>[];
   };
+  /** Set by defineCheck: the step is a check (no change, only what must hold). */
+  check?: CheckDef<P, any, any>;
   /** Values for later steps on this host (state), from this step's facts. */
   remember?: (facts: F, ctx: StepContext<P>) => object;
   tags?: string[];

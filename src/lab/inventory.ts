@@ -11,6 +11,11 @@ import { labPaths } from './state.js';
 
 const GROUP_OF: Record<HostRole, string> = { db: 'postgres', nfs: 'nfs_servers', plain: 'plain_hosts' };
 
+/** RUNBOOK_CLI is set by the runbook that runs the fence (falls back to `runbook` on PATH). */
+export function labFenceCommand(name: string): string {
+  return `"\${RUNBOOK_CLI:-runbook}" lab fence --name ${name} "$1"`;
+}
+
 export function renderInventory(spec: LabSpec): string {
   const paths = labPaths(spec.name);
   const children: Record<string, { hosts: Record<string, { ansible_host: string }>; vars?: Record<string, string> }> = {};
@@ -19,7 +24,8 @@ export function renderInventory(spec: LabSpec): string {
     group.hosts[host.name] = { ansible_host: host.address };
   }
   const firstDb = spec.hosts.find((h) => h.role === 'db');
-  if (children.postgres && firstDb) children.postgres.vars = { pg_primary: firstDb.name };
+  // fence_command: run on the controller by failover for an old primary SSH cannot reach.
+  if (children.postgres && firstDb) children.postgres.vars = { pg_primary: firstDb.name, fence_command: labFenceCommand(spec.name) };
   const inventory = {
     all: {
       vars: {

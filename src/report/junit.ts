@@ -12,7 +12,7 @@ export function renderJunit(report: RunReport): string {
   const r = report.results;
   const failures = r.filter((x) => x.status === 'failed' || x.status === 'blocked').length;
   const errors = r.filter((x) => x.status === 'unreachable').length;
-  const skipped = r.filter((x) => x.status === 'skipped').length;
+  const skipped = r.filter((x) => x.status === 'skipped' || x.status === 'unverified').length;
   const cases = r.map((x) => {
     const name = xmlEscape(`${x.stepId}@${x.host}`);
     const cls = xmlEscape(`${report.runbook.id}.${x.stepId}`);
@@ -30,7 +30,7 @@ export function renderJunit(report: RunReport): string {
       const type = x.status === 'blocked' ? 'blocked' : (f?.kind ?? 'step');
       body = `\n      <failure message="${xmlEscape(f?.message ?? x.message)}" type="${type}">${xmlEscape(detail)}</failure>\n    `;
     } else if (x.status === 'unreachable') body = `\n      <error message="${xmlEscape(x.message)}" type="unreachable"/>\n    `;
-    else if (x.status === 'skipped') body = `\n      <skipped message="${xmlEscape(x.message)}"/>\n    `;
+    else if (x.status === 'skipped' || x.status === 'unverified') body = `\n      <skipped message="${xmlEscape(x.message)}"/>\n    `;
     else body = `\n      <system-out>${xmlEscape(`${x.status}: ${x.message}${x.commands.length ? `\n${x.commands.map((c) => `$ ${c}`).join('\n')}` : ''}`)}</system-out>\n    `;
     return `${open}${body}</testcase>`;
   });

@@ -34,6 +34,8 @@ export interface ExecResult {
 
 export interface HostConnection {
   readonly spec: ConnectionSpec;
+  /** The connection died (keepalive, reset, closed): a new connect() makes a fresh one. */
+  readonly lost?: boolean;
   exec(command: Command, options?: ExecOptions): Promise<ExecResult>;
   close(): Promise<void>;
 }

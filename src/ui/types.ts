@@ -39,6 +39,7 @@ export const STATUS_LABEL: Record<StepResult['status'], string> = {
   changed: 'changed',
   'would-change': 'would change',
   skipped: 'skipped',
+  unverified: 'not verified',
   failed: 'FAILED',
   unreachable: 'UNREACHABLE',
   blocked: 'BLOCKED',
@@ -52,7 +53,7 @@ export function recapTable(rows: HostRecap[], durationMs: number): string {
   const w = Math.max(4, ...rows.map((r) => r.host.length));
   const lines = rows.map(
     (r) =>
-      `${r.host.padEnd(w)}  ok=${r.ok} changed=${r.changed} would-change=${r.wouldChange} skipped=${r.skipped} failed=${r.failed} unreachable=${r.unreachable} blocked=${r.blocked}`,
+      `${r.host.padEnd(w)}  ok=${r.ok} changed=${r.changed} would-change=${r.wouldChange} skipped=${r.skipped}${r.unverified ? ` not-verified=${r.unverified}` : ''} failed=${r.failed} unreachable=${r.unreachable} blocked=${r.blocked}`,
   );
   return `RECAP (${(durationMs / 1000).toFixed(2)}s)\n${lines.join('\n')}`;
 }

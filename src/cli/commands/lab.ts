@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { Option, type Command as Program } from 'commander';
 import { BadInputError } from '../../errors.js';
 import { labDown, labPaths, labStatus, labUp, listLabs, readState, STATE_ROOT } from '../../lab/index.js';
+import { labFence } from '../../lab/fence.js';
 
 const nameOption = () =>
   new Option('--name <name>', 'lab name; several labs can be up at once').env('RUNBOOK_LAB_NAME').default('lab');
@@ -61,6 +62,15 @@ export function registerLab(program: Program): void {
         log(`inventory: ${status.inventory}`);
       }
       log(`state:     ${status.stateDir} (labs live under ${STATE_ROOT}: ${listLabs().join(', ') || 'none'})`);
+    });
+
+  lab
+    .command('fence')
+    .description("Fence a database host: SIGKILL its postmaster and keep it from starting writable (standby.signal); works while the host is cut off. The lab inventory's fence_command")
+    .argument('<host>')
+    .addOption(nameOption())
+    .action(async (host: string, opts: { name: string }) => {
+      log(await labFence({ name: opts.name, host }));
     });
 
   lab

@@ -1,6 +1,6 @@
 /** The runbook commands: run, plan, list, describe. Thin: parse flags, call the engine, return. */
 import type { Command as Program } from 'commander';
-import { ExitCode } from '../../errors.js';
+import { BadInputError, ExitCode } from '../../errors.js';
 import { maskSecrets } from '../../shell/secret.js';
 import { collect, inventoryOption } from '../options.js';
 
@@ -20,6 +20,7 @@ interface RunFlags {
   knownHosts?: string;
   tags?: string;
   skipTags?: string;
+  breakLock?: string;
 }
 
 const list = (s?: string) => (s ? s.split(',').map((x) => x.trim()).filter(Boolean) : []);
@@ -49,6 +50,7 @@ export function registerRunbookCommands(program: Program): void {
     .option('--step', 'ask before every changing step')
     .option('--report <kind=path>', 'write a report: json=PATH or junit=PATH (repeatable)', collect, [])
     .option('--resume <run-id|last>', 'continue an interrupted run from its journal')
+    .option('--break-lock <run-id>', "remove a dead run's cluster lock (named in the refusal), then run")
     .action(async (ref: string, f: RunFlags) => {
       const { runRunbook } = await import('../../engine/run.js');
       process.exitCode = await runRunbook(
@@ -69,6 +71,7 @@ export function registerRunbookCommands(program: Program): void {
           ...(f.knownHosts ? { knownHosts: f.knownHosts } : {}),
           tags: list(f.tags),
           skipTags: list(f.skipTags),
+          ...(f.breakLock ? { breakLock: f.breakLock } : {}),
         },
         async (interactive) => {
           if (interactive) return (await import('../../ui/listr-ui.js')).createListrUi();
@@ -82,12 +85,17 @@ export function registerRunbookCommands(program: Program): void {
       .command('plan')
       .description('Per host, the exact commands each step would run (masked), from facts read now')
       .argument('<runbook>', 'built-in runbook id or path'),
-  ).action(async (ref: string, f: RunFlags) => {
-    const [{ prepare }, { planHosts, formatPlan }, { HostPool, Interrupt }] = await Promise.all([
+  )
+    .option('--report <json=path>', 'also write the plan as JSON (per host, per step: mark, message, actions)', collect, [])
+    .action(async (ref: string, f: RunFlags) => {
+    const [{ prepare, parseReportArg }, { planHosts, formatPlan, planJson }, { HostPool, Interrupt }, { writeReportFile }] = await Promise.all([
       import('../../engine/run.js'),
       import('../../engine/plan.js'),
       import('../../engine/context.js'),
+      import('../../report/json.js'),
     ]);
+    const reports = f.report.map(parseReportArg);
+    if (reports.some((r) => r.kind !== 'json')) throw new BadInputError('plan --report: only json=PATH');
     const opts = { inventory: f.inventory, extraVars: f.extraVars, secrets: f.secret, check: true, ...(f.limit ? { limit: f.limit } : {}), ...(f.knownHosts ? { knownHosts: f.knownHosts } : {}) };
     const prep = await prepare(ref, opts);
     const interrupt = new Interrupt();
@@ -105,6 +113,7 @@ export function registerRunbookCommands(program: Program): void {
         prep.loaded.def,
       );
       process.stdout.write(formatPlan(plans, Boolean(f.diff)));
+      for (const r of reports) writeReportFile(r.path, planJson(prep.loaded.def.id, plans));
       const marks = [...plans.values()].flat().map((r) => r.mark);
       process.exitCode = marks.includes('failed') ? ExitCode.stepFailed : marks.includes('blocked') ? ExitCode.blocked : ExitCode.ok;
     } finally {

@@ -267,10 +267,7 @@ export function fstabLineRegexp(mountPoint: string): RegExp {
   return new RegExp(`^\\s*\\S+\\s+${mountPoint.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}\\s+nfs4?\\s`);
 }
 
-export type MountPlan =
-  | { kind: 'noop'; reason: string }
-  | { kind: 'change'; summary: string; commands: Command[] }
-  | { kind: 'blocked'; reason: string };
+export type MountPlan = Plan;
 
 /** Mount (through the fstab line) unless the share is already there. */
 export function planMount(mount: MountFacts, spec: Pick<ShareSpec, 'serverAddress' | 'exportPath' | 'mountPoint'>): MountPlan {
@@ -280,7 +277,7 @@ export function planMount(mount: MountFacts, spec: Pick<ShareSpec, 'serverAddres
     return { kind: 'blocked', reason: `${spec.mountPoint} already has ${mount.mounted.source} (${mount.mounted.fstype}) mounted; unmount it first` };
   }
   const commands = [...(mount.directory ? [] : [sh`mkdir -p ${spec.mountPoint}`]), sh`mount ${spec.mountPoint}`];
-  return { kind: 'change', summary: `mount ${want} on ${spec.mountPoint}`, commands };
+  return change(`mount ${want} on ${spec.mountPoint}`, commands);
 }
 
 /** Unmount; a lazy unmount only when forced, and never over users unless forced. */
@@ -292,8 +289,8 @@ export function planUnmount(mount: MountFacts, users: MountUser[], force: boolea
     return { kind: 'blocked', reason: `${mount.mountPoint} is in use by ${list}: stop them, or pass force=true for a lazy unmount` };
   }
   return force
-    ? { kind: 'change', summary: `lazy unmount of ${mount.mountPoint} (force=true)`, commands: [sh`umount -l ${mount.mountPoint}`] }
-    : { kind: 'change', summary: `unmount ${mount.mountPoint}`, commands: [sh`umount ${mount.mountPoint}`] };
+    ? change(`lazy unmount of ${mount.mountPoint} (force=true)`, [sh`umount -l ${mount.mountPoint}`])
+    : change(`unmount ${mount.mountPoint}`, [sh`umount ${mount.mountPoint}`]);
 }
 
 // ---------------------------------------------------------------- write/read test
@@ -343,10 +340,10 @@ export function planProbe(state: ProbeState, how: string, write: Command, user: 
     case 'same':
       return { kind: 'noop', reason: `the probe written by ${user} reads back identical ${how}` };
     case 'missing':
-      return { kind: 'change', summary: `write a probe as ${user} ${how}, then read it back`, commands: [write] };
+      return change(`write a probe as ${user} ${how}, then read it back`, [write]);
     case 'error':
       // Before the share is ready (first run, check mode) reading fails: writing is what proves it.
-      return { kind: 'change', summary: `write a probe as ${user} ${how}, then read it back (now: ${state.message})`, commands: [write] };
+      return change(`write a probe as ${user} ${how}, then read it back (now: ${state.message})`, [write]);
     case 'different':
       return { kind: 'blocked', reason: `the probe file holds something else (${JSON.stringify(state.content)}): remove it on the server and run again` };
   }

@@ -9,6 +9,7 @@ import type { Fact } from '../../engine/types.js';
 import type { ExecResult } from '../../transport/types.js';
 import { type Command, raw, sh, sql, type SqlFragment } from '../../shell/index.js';
 import { asPostgres } from './control.js';
+import { byServerVersion, type PgFeatures } from './version.js';
 
 export const FIELD_SEP = '\x1f';
 export const RECORD_SEP = '\x1e';
@@ -133,12 +134,14 @@ export type PgStatus =
 
 export const MARKER_TABLE = 'runbook_marker';
 
-const STATUS_SQL = sql`SELECT pg_is_in_recovery(),
+/** The status query for one server version (the pause-state function exists from 14). */
+export function statusSql(f: PgFeatures): SqlFragment {
+  return sql`SELECT pg_is_in_recovery(),
   (SELECT timeline_id FROM pg_control_checkpoint()),
   CASE WHEN NOT pg_is_in_recovery() THEN pg_current_wal_lsn()::text END,
   pg_last_wal_receive_lsn()::text,
   pg_last_wal_replay_lsn()::text,
-  CASE WHEN pg_is_in_recovery() THEN pg_get_wal_replay_pause_state() END,
+  CASE WHEN pg_is_in_recovery() THEN ${f.replayPauseState} END,
   current_setting('server_version_num'),
   current_setting('data_directory'),
   current_setting('config_file'),
@@ -148,7 +151,11 @@ const STATUS_SQL = sql`SELECT pg_is_in_recovery(),
   (SELECT coalesce(string_agg(datname, ',' ORDER BY datname), '') FROM pg_database WHERE datname NOT IN ('postgres', 'template0', 'template1')),
   (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'),
-  (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND application_name <> ${RUNBOOK_APP})`;
+  (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND application_name <> ${RUNBOOK_APP});`;
+}
+
+/** Chosen by the server's server_version_num in the same round trip (version.ts). */
+export const STATUS_SQL = byServerVersion([140000], statusSql);
 
 export function parseStatusRow(row: Row): PgStatus {
   return {

@@ -7,6 +7,7 @@ import type { Fact } from '../../engine/types.js';
 import { raw, sh } from '../../shell/index.js';
 import { asPostgres, cLocale } from './control.js';
 import { type LayoutVars, type PgLayout, type RawLayout, resolveLayout } from './layout.js';
+import { type PgTool, type ToolVersions, VERSIONED_TOOLS, parseToolVersion } from './version.js';
 
 /** key=value lines (repeated keys kept in order). */
 export function parseKeyValueLines(text: string): Array<[string, string]> {
@@ -175,4 +176,20 @@ export function controlDataFact(l: PgLayout): Fact<ControlData | null> {
 /** A cleanly stopped cluster: pg_rewind and a safe promotion-free restart need one. */
 export function isCleanShutdown(c: ControlData): boolean {
   return c.state === 'shut down' || c.state === 'shut down in recovery';
+}
+
+// ---------------------------------------------------------------- client tool versions
+
+/** `--version` of the tools whose version must fit the server's (version.ts says how), in the layout's bin dir. */
+export function toolVersionsFact(l: PgLayout): Fact<ToolVersions> {
+  return fact({
+    name: 'pg.tool_versions',
+    become: true,
+    command: sh`b=${l.binDir}; for t in ${VERSIONED_TOOLS}; do printf '%s=%s\\n' "$t" "$("$b/$t" --version 2>/dev/null | head -n 1)"; done; true`,
+    parse(r) {
+      const out: ToolVersions = {};
+      for (const [k, v] of parseKeyValueLines(r.stdout)) if ((VERSIONED_TOOLS as string[]).includes(k)) out[k as PgTool] = parseToolVersion(v);
+      return out;
+    },
+  });
 }

@@ -262,11 +262,14 @@ export function slotsOp(conn: PgConn, want: string[], stale: string[]): Operatio
  * against the wanted password locally (scram.ts), so a re-run changes nothing and a new
  * password is set exactly when it differs.
  */
+/** PostgreSQL 13 stores md5 by default (version.ts scramByDefault); the pg_hba lines ask for scram-sha-256. */
+const SCRAM_SESSION = sql`SET password_encryption = 'scram-sha-256';`;
+
 export function planRole(conn: PgConn, user: string, password: Secret, r: PgRoleState): Plan {
   const grants = REWIND_FUNCTIONS.map((f) => sql`GRANT EXECUTE ON FUNCTION ${sql.raw(f)} TO ${sql.ident(user)};`);
   if (!r.exists) {
     return change(`create role ${user} (LOGIN REPLICATION, pg_rewind grants)`, [
-      psqlCommand(conn, sqlConcat([sql`CREATE ROLE ${sql.ident(user)} LOGIN REPLICATION PASSWORD ${password};`, ...grants])),
+      psqlCommand(conn, sqlConcat([SCRAM_SESSION, sql`CREATE ROLE ${sql.ident(user)} LOGIN REPLICATION PASSWORD ${password};`, ...grants])),
     ]);
   }
   const todo: string[] = [];
@@ -279,9 +282,9 @@ export function planRole(conn: PgConn, user: string, password: Secret, r: PgRole
     todo.push('pg_rewind grants');
     stmts.push(...grants);
   }
-  if (!r.verifier || !verifierMatches(r.verifier.reveal(), password.reveal(), user)) {
-    todo.push(r.verifier ? 'password (differs)' : 'password (none set)');
-    stmts.push(sql`ALTER ROLE ${sql.ident(user)} PASSWORD ${password};`);
+  if (!r.verifier || !r.verifier.reveal().startsWith('SCRAM-SHA-256$') || !verifierMatches(r.verifier.reveal(), password.reveal(), user)) {
+    todo.push(!r.verifier ? 'password (none set)' : r.verifier.reveal().startsWith('md5') ? 'password (stored as md5; pg_hba asks for scram-sha-256)' : 'password (differs)');
+    stmts.push(SCRAM_SESSION, sql`ALTER ROLE ${sql.ident(user)} PASSWORD ${password};`);
   }
   if (!todo.length) return noop(`role ${user} can log in, replicate and rewind; password matches`);
   return change(`role ${user}: set ${todo.join(', ')}`, [psqlCommand(conn, sqlConcat(stmts))]);

@@ -48,6 +48,7 @@ export function localEngine(hosts: HostView[], params: Record<string, unknown>, 
     params,
     hosts,
     checkMode: opts.checkMode ?? false,
+    now: () => new Date(),
     select: (p) => hosts.filter((h) => h.name === p || h.groups.includes(p) || p === 'all'),
   };
   const interrupt = new Interrupt();

@@ -238,7 +238,7 @@ describe('kernel nfsd plan from exportfs -v, and runbook validation', () => {
       nfs_servers: [host('nfs1', '10.231.0.13')],
       postgres: [host('pg1', '10.231.0.11'), host('pg2', '10.231.0.12')],
     };
-    const ctx = { params: {} as never, hosts: [], checkMode: false, select: (p: string) => groups[p] ?? [] };
+    const ctx = { params: {} as never, hosts: [], checkMode: false, now: () => new Date(), select: (p: string) => groups[p] ?? [] };
     const params = { name: 'share', exportPath: '/srv/share', mountPoint: '/mnt/share', options: 'rw,sync', mountOptions: '', owner: 'postgres', user: 'postgres', servers: 'nfs_servers', clients: 'postgres', clientAddresses: [], backend: 'auto' };
     expect(validateNfs(params, ctx)).toEqual([]);
     expect(shareSpec(params, ctx)).toMatchObject({ clients: ['10.231.0.11', '10.231.0.12'], serverAddress: '10.231.0.13' });

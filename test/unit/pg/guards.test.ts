@@ -85,3 +85,23 @@ describe('inventory contract', () => {
     expect(missing).toEqual([expect.stringContaining('pg_primary x is not a host of group postgres')]);
   });
 });
+
+describe('setup on a fresh 3-node cluster (issue 12)', () => {
+  const select3 = () => ['pg1', 'pg2', 'pg3'].map((n, i) => host(n, `10.0.0.${11 + i}`, { pg_primary: 'pg1' }));
+  const c3 = resolveCluster({ select: select3 }, params) as PgCluster;
+  const o = { explicitTarget: false, allowPristine: true, reclone: false };
+  const clone3 = (self: string, statuses: Record<string, PgStatus>) =>
+    planClone({ cluster: c3, self: c3.nodes.find((n) => n.name === self)!, statuses, dataDir, dataDirPath: '/d' }, o);
+
+  it('every pristine node is cloned from the intended primary', () => {
+    const all = { pg1: primary({ userTables: 1 }), pg2: primary(), pg3: primary() };
+    expect(clone3('pg2', all)).toMatchObject({ kind: 'clone', source: { name: 'pg1' } });
+    expect(clone3('pg3', all)).toMatchObject({ kind: 'clone', source: { name: 'pg1' } });
+    expect(clone3('pg1', all).kind).toBe('noop');
+  });
+
+  it('a third writable node that holds data is still split brain', () => {
+    const d = clone3('pg2', { pg1: primary(), pg2: primary(), pg3: primary({ userDatabases: ['app'] }) });
+    expect(d).toMatchObject({ kind: 'blocked', reason: expect.stringContaining('split brain') });
+  });
+});

@@ -6,13 +6,14 @@
  */
 import { blocked, change, noop, stepsFor } from '../../../engine/define.js';
 import type { ApplyContext, RunContext, StepContext, StepDef } from '../../../engine/types.js';
-import { type DataDirState, dataDirFact } from '../layout-facts.js';
+import { type DataDirState, dataDirFact, toolVersionsFact } from '../layout-facts.js';
 import { lsnGte, type PgStatus, statusFact } from '../facts.js';
 import { waitFor } from '../../../core/wait.js';
 import { sh } from '../../../shell/index.js';
 import { type PgCluster, type PgNode, type PgParams, clusterOf, conninfoFor, connOfLayout, layoutOf, nodeOf } from '../cluster.js';
 import { asPostgres, startCommand, stopCommand, unfenceCommand } from '../control.js';
 import type { PgLayout } from '../layout.js';
+import { type ToolVersions, toolProblem } from '../version.js';
 import { type Statuses, clusterStatusFacts, statusesOf, followsPrimary, isPristine, names, splitBrain, topology } from '../topology.js';
 
 export interface CloneOptions {
@@ -50,9 +51,12 @@ export function planClone(i: CloneInput, o: CloneOptions): { kind: 'noop' | 'blo
       const data = me?.up && !isPristine(me) ? ` and holds data or clients (databases: ${me.userDatabases.join(', ') || 'none'}, user tables: ${me.userTables}, clients: ${me.clients})` : '';
       return { kind: 'blocked', reason: `${i.self.name} is writable (pg_is_in_recovery() = f)${data}: refusing to wipe ${i.dataDirPath}; a writable node is never re-cloned` };
     }
-    if (others.length > 1) return { kind: 'blocked', reason: splitBrain(t)! };
-    if (!others[0]!.intendedPrimary) return { kind: 'blocked', reason: `${i.self.name} and ${others[0]!.name} are both writable and neither is the intended primary` };
-    return { kind: 'clone', source: others[0]!, summary: `replace pristine stand-alone ${i.self.name} (${i.dataDirPath}) by a clone of ${others[0]!.name}` };
+    // A fresh N-node cluster: every writable node but the intended primary is pristine too.
+    const source = others.find((n) => n.intendedPrimary);
+    const busy = others.filter((n) => !n.intendedPrimary && !isPristine(i.statuses[n.name]!));
+    if (!source) return { kind: 'blocked', reason: `${names([i.self, ...others])} are all writable and none is the intended primary` };
+    if (busy.length) return { kind: 'blocked', reason: splitBrain(t)! };
+    return { kind: 'clone', source, summary: `replace pristine stand-alone ${i.self.name} (${i.dataDirPath}) by a clone of ${source.name}` };
   }
   const split = splitBrain(t);
   if (split) return { kind: 'blocked', reason: split };
@@ -129,15 +133,28 @@ export async function cloneFrom<P extends CloneParams>(ctx: ApplyContext<P>, l: 
   });
 }
 
-/** Flat: `dataDir` plus `status:<node>` for every node. */
-export type CloneFacts = { dataDir: DataDirState } & Record<string, unknown>;
+/** Flat: `dataDir`, `tools` plus `status:<node>` for every node. */
+export type CloneFacts = { dataDir: DataDirState; tools: ToolVersions } & Record<string, unknown>;
+
+/**
+ * Why this node's pg_basebackup / pg_verifybackup cannot clone from `source` (version.ts), or
+ * undefined. Decided before anything is stopped or moved aside.
+ */
+export function cloneToolProblem(tools: ToolVersions, sourceStatus: PgStatus | undefined, binDir: string): string | undefined {
+  if (!sourceStatus?.up) return undefined;
+  for (const tool of ['pg_basebackup', 'pg_verifybackup'] as const) {
+    const p = toolProblem(tool, tools[tool], sourceStatus.serverVersionNum, binDir);
+    if (p) return p;
+  }
+  return undefined;
+}
 
 /**
  * Every node's status and this node's data directory: what the clone and the rewind (which hands
  * over to the clone when it cannot work) both decide from.
  */
 export function clusterAndDataDirFacts(ctx: StepContext<PgParams>) {
-  return { ...clusterStatusFacts(clusterOf(ctx)), dataDir: dataDirFact(layoutOf(ctx)) };
+  return { ...clusterStatusFacts(clusterOf(ctx)), dataDir: dataDirFact(layoutOf(ctx)), tools: toolVersionsFact(layoutOf(ctx)) };
 }
 
 /** The clone step. `on`: every cluster node (setup, failback) or the chosen targets (base-backup). */
@@ -155,6 +172,8 @@ export function cloneStep<P extends CloneParams>(id: string, on: (ctx: RunContex
       const l = layoutOf(ctx);
       const d = planClone({ cluster: c, self: nodeOf(c, ctx.host.name), statuses: statusesOf(f), dataDir: f.dataDir, dataDirPath: l.dataDir }, o(ctx.params));
       if (d.kind !== 'clone') return d.kind === 'noop' ? noop(d.reason) : blocked(d.reason);
+      const tool = cloneToolProblem(f.tools, statusesOf(f)[d.source.name], l.binDir);
+      if (tool) return blocked(`cannot clone ${ctx.host.name} from ${d.source.name}: ${tool}; install that major's client tools on ${ctx.host.name} (or point pg_bin_dir at them)`);
       return change(`${d.summary}; old data dir kept as ${l.dataDir}.old.<timestamp> (${ctx.params.keep_old_copies} copies kept)`, []);
     },
     confirm: {

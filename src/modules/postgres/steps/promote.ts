@@ -1,46 +1,32 @@
 /**
- * Making a standby the primary: fence the old primary, promote, CHECKPOINT (pg_rewind needs it
- * later), verify. Used by failover (unplanned) and, through `promoteLocal`, by failback's planned
- * switchover. The peer is judged over the network (psql to its port), so a host that is gone
- * (no SSH) does not stop a failover.
+ * Making a standby the primary: guard, promote, CHECKPOINT (pg_rewind needs it later), verify.
+ * Used by failover (unplanned; the candidate is chosen in ./candidate.ts, the old primary fenced in
+ * ./fence.ts) and, through `promoteLocal`, by failback's planned switchover.
  */
-import { blocked, change, fact, noop, onHost, stepsFor } from '../../../engine/define.js';
-import type { ApplyContext, RunContext, StepDef } from '../../../engine/types.js';
-import { UnreachableError } from '../../../errors.js';
-import { layoutFact } from '../layout-facts.js';
+import { blocked, change, fact, noop, stepsFor } from '../../../engine/define.js';
+import type { ApplyContext, StepDef } from '../../../engine/types.js';
 import { MARKER_TABLE, type PeerView, type PgStatus, lsnGte, peerViewFact, psqlCommand, statusFact } from '../facts.js';
 import { waitFor } from '../../../core/wait.js';
 import { sql } from '../../../shell/index.js';
-import { type PgCluster, type PgNode, type PgParams, clusterOf, connOfLayout, layoutOf, nodeOf, peersOf } from '../cluster.js';
-import { fenceCommand, promoteCommand, stopCommand } from '../control.js';
+import { type PgCluster, clusterOf, connOfLayout, layoutOf, peersOf } from '../cluster.js';
+import { promoteCommand } from '../control.js';
 import type { PgLayout } from '../layout.js';
+import { type CandidateParams, candidateHost } from './candidate.js';
 
-export interface FailoverParams extends PgParams {
-  candidate: string | undefined;
+export interface FailoverParams extends CandidateParams {
   force: boolean;
-}
-
-/** The node to promote: the param, else the first node that is not the intended primary. */
-export function candidateOf(c: PgCluster, candidate: string | undefined): PgNode {
-  return candidate ? nodeOf(c, candidate) : c.nodes.find((n) => !n.intendedPrimary)!;
-}
-
-export function candidateHost<P extends FailoverParams>(ctx: RunContext<P>): string[] {
-  try {
-    return [candidateOf(clusterOf(ctx), ctx.params.candidate).name];
-  } catch {
-    return [];
-  }
+  /** Run on the controller to fence an old primary that SSH cannot reach (see ../fence.ts). */
+  fence_command: string | undefined;
 }
 
 /** What the candidate sees of each other node on its PostgreSQL port (over TCP, as the replication user). */
-function peerFacts(c: PgCluster, self: string): Record<string, ReturnType<typeof peerViewFact>> {
+export function peerFacts(c: PgCluster, self: string): Record<string, ReturnType<typeof peerViewFact>> {
   return Object.fromEntries(
     peersOf(c, self).map((n) => [`peer:${n.name}`, peerViewFact({ port: n.port, host: n.address, user: c.replicationUser })]),
   );
 }
 
-function peersFrom(f: Record<string, unknown>): Record<string, PeerView> {
+export function peersFrom(f: Record<string, unknown>): Record<string, PeerView> {
   const out: Record<string, PeerView> = {};
   for (const [k, v] of Object.entries(f)) if (k.startsWith('peer:')) out[k.slice(5)] = v as PeerView;
   return out;
@@ -49,14 +35,15 @@ function peersFrom(f: Record<string, unknown>): Record<string, PeerView> {
 export type GuardVerdict = { kind: 'noop' | 'blocked'; reason: string } | { kind: 'go'; reason: string };
 
 /** Pure: may `self` be promoted, given what it sees of itself and its peers? */
-export function failoverVerdict(self: string, me: PgStatus, peers: Record<string, PeerView>, force: boolean): GuardVerdict {
+export function failoverVerdict(self: string, me: PgStatus, peers: Record<string, PeerView>, force: boolean, pauseDecided = false): GuardVerdict {
   const writablePeers = Object.entries(peers).filter(([, v]) => v.answers && !v.inRecovery).map(([n]) => n);
   if (!me.up) return { kind: 'blocked', reason: `${self} does not answer: ${me.error}` };
   if (!me.inRecovery) {
     if (writablePeers.length) return { kind: 'blocked', reason: `${self} and ${writablePeers.join(', ')} are all writable: split brain; fence one by hand, then run failback` };
     return { kind: 'noop', reason: `${self} is already the primary (writable); no other node answers as writable` };
   }
-  if (me.replayPause && me.replayPause !== 'not paused') return { kind: 'blocked', reason: `replay on ${self} is ${me.replayPause}: resume it (pg_wal_replay_resume()) first` };
+  // The candidate step decides about a paused replay (refused unless approved by name).
+  if (!pauseDecided && me.replayPause && me.replayPause !== 'not paused') return { kind: 'blocked', reason: `replay on ${self} is ${me.replayPause}: resume it (pg_wal_replay_resume()) first` };
   if (writablePeers.length && !force)
     return {
       kind: 'blocked',
@@ -77,7 +64,7 @@ export function failoverGuardStep<P extends FailoverParams>(): StepDef<P, Record
     become: true,
     gather: (ctx) => ({ self: statusFact(connOfLayout(layoutOf(ctx))), ...peerFacts(clusterOf(ctx), ctx.host.name) }) as never,
     plan: (f, ctx) => {
-      const v = failoverVerdict(ctx.host.name, f.self as PgStatus, peersFrom(f), ctx.params.force);
+      const v = failoverVerdict(ctx.host.name, f.self as PgStatus, peersFrom(f), ctx.params.force, true);
       return v.kind === 'blocked' ? blocked(v.reason) : noop(v.reason);
     },
     remember: (f) => {
@@ -87,68 +74,15 @@ export function failoverGuardStep<P extends FailoverParams>(): StepDef<P, Record
   });
 }
 
-/** Stop `peer` and keep it from starting as a primary; false when its host cannot be reached. */
-async function fencePeer<P>(ctx: ApplyContext<P>, peer: PgNode): Promise<boolean> {
-  try {
-    const l = await ctx.read(onHost(peer.name, layoutFact(peer.vars)));
-    if (typeof l === 'string') throw new Error(`${peer.name}: ${l}`);
-    await ctx.execOn(peer.name, stopCommand(l), { become: true });
-    await ctx.execOn(peer.name, fenceCommand(l), { become: true });
-    ctx.log(`${peer.name}: stopped and fenced (standby.signal${l.family === 'debian' ? ', start.conf manual' : ''}${l.ctl === 'systemd' ? ', unit disabled' : ''})`);
-    return true;
-  } catch (e) {
-    if (e instanceof UnreachableError || (e as Error).name === 'UnreachableError') {
-      ctx.log(`${peer.name}: host unreachable (${(e as Error).message}): cannot fence it; it does not answer on its port either`);
-      return false;
-    }
-    throw e;
-  }
-}
-
-export function fenceStep<P extends FailoverParams>(): StepDef<P, Record<string, unknown>> {
-  const { step } = stepsFor<P>();
-  return step({
-    id: 'fence-old-primary',
-    title: 'Fence the old primary: stop it and keep it from starting as a primary',
-    on: candidateHost,
-    become: true,
-    gather: (ctx) => ({ self: statusFact(connOfLayout(layoutOf(ctx))), ...peerFacts(clusterOf(ctx), ctx.host.name) }) as never,
-    plan: (f, ctx) => {
-      const me = f.self as PgStatus;
-      const peers = peersFrom(f);
-      const v = failoverVerdict(ctx.host.name, me, peers, ctx.params.force);
-      if (v.kind !== 'go') return v.kind === 'blocked' ? blocked(v.reason) : noop(v.reason);
-      const names = peersOf(clusterOf(ctx), ctx.host.name).map((n) => {
-        const p = peers[n.name];
-        return `${n.name} (${p?.answers ? (p.inRecovery ? 'in recovery' : 'WRITABLE') : 'not answering'})`;
-      });
-      return change(`fence ${names.join(', ')}: stop PostgreSQL, standby.signal, no start at boot`, []);
-    },
-    confirm: {
-      destructive: true,
-      message: (ctx, plan) => `${plan.summary}. ${ctx.params.force ? 'force=true: a WRITABLE primary loses its clients and any write not yet replicated to ' + ctx.host.name + '.' : ''}`,
-    },
-    apply: async (ctx) => {
-      for (const peer of peersOf(clusterOf(ctx), ctx.host.name)) await fencePeer(ctx, peer);
-    },
-    verify: {
-      converge: false,
-      assertions: (ctx) =>
-        peersOf(clusterOf(ctx), ctx.host.name).map((n) => ({
-          name: `${n.name} is not writable`,
-          timeoutMs: 20_000,
-          check: async (a: ApplyContext<P>) => {
-            const v = await a.read(peerViewFact({ port: n.port, host: n.address, user: clusterOf(a).replicationUser }));
-            return v.answers && !v.inRecovery ? `${n.name} still answers as writable` : true;
-          },
-        })),
-    },
-  });
-}
-
 /** Promote this node, wait until it accepts writes, CHECKPOINT (so the new timeline is in pg_control). */
 export async function promoteLocal<P>(ctx: ApplyContext<P>, l: PgLayout): Promise<void> {
   const conn = connOfLayout(l);
+  const first = await ctx.read(statusFact(conn));
+  if (first.up && first.inRecovery && first.replayPause && first.replayPause !== 'not paused') {
+    // Only reached when the candidate was approved by name (or switchover's gates passed).
+    ctx.log(`replay is ${first.replayPause}: resuming it so replay catches up with what was received`);
+    await ctx.exec(psqlCommand(conn, sql`SELECT pg_wal_replay_resume();`));
+  }
   await waitFor(ctx, {
     name: 'replay caught up with receive',
     timeoutMs: 30_000,
@@ -183,7 +117,7 @@ export function promoteStep<P extends FailoverParams>(): StepDef<P, Record<strin
     gather: (ctx) => ({ self: statusFact(connOfLayout(layoutOf(ctx))), ...peerFacts(clusterOf(ctx), ctx.host.name) }) as never,
     plan: (f, ctx) => {
       // force no longer counts here: the fence step ran, so a writable peer now means it failed.
-      const v = failoverVerdict(ctx.host.name, f.self as PgStatus, peersFrom(f), ctx.checkMode && ctx.params.force);
+      const v = failoverVerdict(ctx.host.name, f.self as PgStatus, peersFrom(f), ctx.checkMode && ctx.params.force, true);
       if (v.kind !== 'go') return v.kind === 'blocked' ? blocked(v.reason) : noop(v.reason);
       return change(`promote ${ctx.host.name}: ${v.reason}`, []);
     },

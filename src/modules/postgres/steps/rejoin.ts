@@ -9,7 +9,7 @@
 import { change, noop, stepsFor } from '../../../engine/define.js';
 import type { ApplyContext, RunContext, StepDef } from '../../../engine/types.js';
 import { controlDataFact, type DataDirState, isCleanShutdown } from '../layout-facts.js';
-import { statusFact } from '../facts.js';
+import { type PgStatus, statusFact } from '../facts.js';
 import { waitFor } from '../../../core/wait.js';
 import { quoteConfValue } from '../ops.js';
 import { type Command, sh } from '../../../shell/index.js';
@@ -17,6 +17,7 @@ import { type PgCluster, type PgNode, type PgParams, clusterOf, conninfoFor, con
 import { asPostgres, cLocale, startCommand, stopCommand } from '../control.js';
 import type { PgLayout } from '../layout.js';
 import { clusterAndDataDirFacts } from './clone.js';
+import { type ToolVersions, pgFeatures, toolProblem } from '../version.js';
 import { followsPrimary, statusesOf, topology } from '../topology.js';
 
 export type RewindOutcome =
@@ -34,8 +35,8 @@ export function parseRewindOutput(exitCode: number | null, text: string): Rewind
   return { kind: 'rewind', divergedAt: m?.[1] ?? null, timeline: m?.[2] ?? null, detail };
 }
 
-function rewindCommand(l: PgLayout, source: string, dryRun: boolean, versionNum: number): Command {
-  const cfg = l.configDir !== l.dataDir && versionNum >= 15 ? sh` --config-file=${l.confFile}` : sh``;
+export function rewindCommand(l: PgLayout, source: string, dryRun: boolean, versionNum: number): Command {
+  const cfg = l.configDir !== l.dataDir && pgFeatures(versionNum).rewindConfigFile ? sh` --config-file=${l.confFile}` : sh``;
   const dry = dryRun ? sh` --dry-run` : sh``;
   return asPostgres(cLocale(sh`${`${l.binDir}/pg_rewind`} -D ${l.dataDir} --source-server=${source} --no-ensure-shutdown${cfg}${dry} 2>&1`));
 }
@@ -52,7 +53,8 @@ function standbyConfig(l: PgLayout, conninfo: string, slot: string): Command {
   return asPostgres(sh`sh -c ${`touch "$1/standby.signal" && printf '%s' "$2" >> "$1/postgresql.auto.conf"`} rejoin ${l.dataDir} ${lines}`);
 }
 
-export async function rejoinWithRewind<P>(ctx: ApplyContext<P>, l: PgLayout, c: PgCluster, self: PgNode, primary: PgNode): Promise<boolean> {
+/** `versionNum`: the primary's server_version_num (the target's major is the same, or pg_rewind refuses). */
+export async function rejoinWithRewind<P>(ctx: ApplyContext<P>, l: PgLayout, c: PgCluster, self: PgNode, primary: PgNode, versionNum: number): Promise<boolean> {
   await ctx.exec(stopCommand(l));
   // pg_rewind refuses to run single-user recovery with a standby.signal ("standby mode is not supported by single-user servers").
   await ctx.exec(sh`rm -f ${`${l.dataDir}/standby.signal`} ${`${l.dataDir}/recovery.signal`}`);
@@ -66,7 +68,6 @@ export async function rejoinWithRewind<P>(ctx: ApplyContext<P>, l: PgLayout, c: 
     await ctx.exec(singleUserRecovery(l), { timeoutSec: 600 });
   }
   const source = `host=${primary.address} port=${primary.port} user=${c.replicationUser} dbname=postgres application_name=${self.applicationName}-rewind`;
-  const versionNum = Number(l.version) * 10000;
   const dry = await ctx.exec(rewindCommand(l, source, true, versionNum), { check: false });
   const outcome = parseRewindOutput(dry.exitCode, dry.stdout);
   ctx.log(`pg_rewind --dry-run: ${outcome.kind}: ${outcome.detail}`);
@@ -98,7 +99,11 @@ export async function rejoinWithRewind<P>(ctx: ApplyContext<P>, l: PgLayout, c: 
   return true;
 }
 
-export type RejoinFacts = { dataDir: DataDirState } & Record<string, unknown>;
+function serverVersionOf(s: PgStatus | undefined): number {
+  return s?.up ? s.serverVersionNum : NaN;
+}
+
+export type RejoinFacts = { dataDir: DataDirState; tools: ToolVersions } & Record<string, unknown>;
 
 export function rewindStep<P extends PgParams>(id: string, on: (ctx: RunContext<P>) => string[]): StepDef<P, RejoinFacts> {
   const { step } = stepsFor<P>();
@@ -118,6 +123,8 @@ export function rewindStep<P extends PgParams>(id: string, on: (ctx: RunContext<
       if (!t.primary) return noop(`no single writable node to rejoin (writable: ${t.writable.map((n) => n.name).join(', ') || 'none'})`);
       if (followsPrimary(me, t.primary)) return noop(`a standby of ${t.primary.name}`);
       if (!f.dataDir.pgVersion) return noop('no cluster in the data dir: the clone step clones it');
+      const tool = toolProblem('pg_rewind', f.tools.pg_rewind, serverVersionOf(statuses[t.primary.name]), layoutOf(ctx).binDir);
+      if (tool) return noop(`${tool}: not rewinding; the clone step re-clones ${ctx.host.name} from ${t.primary.name} instead (with its own confirmation)`);
       return change(
         `rejoin ${ctx.host.name} (${me.up ? 'running, not following ' + t.primary.name : 'stopped'}) as a standby of ${t.primary.name}: pg_rewind --dry-run decides; writes after the divergence point are discarded`,
         [],
@@ -131,7 +138,7 @@ export function rewindStep<P extends PgParams>(id: string, on: (ctx: RunContext<
       const c = clusterOf(ctx);
       const t = topology(c, statusesOf(f));
       if (!t.primary) throw new Error('no single writable node any more');
-      await rejoinWithRewind(ctx, layoutOf(ctx), c, nodeOf(c, ctx.host.name), t.primary);
+      await rejoinWithRewind(ctx, layoutOf(ctx), c, nodeOf(c, ctx.host.name), t.primary, serverVersionOf(statusesOf(f)[t.primary.name]));
     },
     // When pg_rewind cannot, the node stays stopped for the clone step: that is not a failure here.
     verify: { converge: false },

@@ -1,0 +1,217 @@
+/**
+ * One changing run per cluster: a run that may change hosts takes a lock on each of them, a file
+ * /var/lib/runbook/lock (JSON: run id, runbook, owner, controller host, PID, start, lease) written
+ * with O_EXCL under flock(1). A second run refuses before any step, naming the holder and how to
+ * break the lock. A lock is stale when its process is gone (same controller) or its lease expired
+ * (the holder renews it every LEASE_RENEW_MS). See docs/locks.md.
+ */
+import { hostname, userInfo } from 'node:os';
+import { ExitCode, RunbookError, UnreachableError } from '../errors.js';
+import type { Executor } from '../engine/gather.js';
+import { type Command, sh } from '../shell/command.js';
+
+export const LOCK_FILE = '/var/lib/runbook/lock';
+const MUTEX = '/var/lib/runbook/.lock.mutex';
+export const LEASE_MS = 120_000;
+export const LEASE_RENEW_MS = 30_000;
+/** A run started by an outer run that holds the lock (the drill) names it here: see docs/locks.md. */
+export const LOCK_ENV = 'RUNBOOK_LOCK_HELD';
+
+export interface LockHolder {
+  runId: string;
+  runbook: string;
+  owner: string;
+  controller: string;
+  pid: number;
+  startedAt: string;
+  leaseUntil: string;
+}
+
+export class LockedError extends RunbookError {
+  constructor(
+    message: string,
+    readonly holder: LockHolder,
+  ) {
+    super(message, ExitCode.locked);
+  }
+}
+
+export function lockHolder(runId: string, runbook: string, now = Date.now()): LockHolder {
+  return {
+    runId,
+    runbook,
+    owner: safeUser(),
+    controller: hostname(),
+    pid: process.pid,
+    startedAt: new Date(now).toISOString(),
+    leaseUntil: new Date(now + LEASE_MS).toISOString(),
+  };
+}
+
+function safeUser(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return String(process.getuid?.() ?? 'unknown');
+  }
+}
+
+export function parseHolder(text: string): LockHolder | null {
+  try {
+    const v = JSON.parse(text.trim()) as Partial<LockHolder>;
+    if (typeof v.runId !== 'string' || typeof v.pid !== 'number') return null;
+    return {
+      runId: v.runId,
+      runbook: String(v.runbook ?? '?'),
+      owner: String(v.owner ?? '?'),
+      controller: String(v.controller ?? '?'),
+      pid: v.pid,
+      startedAt: String(v.startedAt ?? ''),
+      leaseUntil: String(v.leaseUntil ?? ''),
+    };
+  } catch {
+    return null;
+  }
+}
+
+/** Why a held lock is stale, or undefined when it is live. Pure: the caller says what it sees. */
+export function staleReason(h: LockHolder, o: { now: number; controller: string; pidAlive: (pid: number) => boolean }): string | undefined {
+  if (h.controller === o.controller && !o.pidAlive(h.pid)) return `its process ${h.pid} on ${h.controller} is gone`;
+  const lease = Date.parse(h.leaseUntil);
+  if (!Number.isFinite(lease)) return 'it has no readable lease';
+  if (lease < o.now) return `its lease expired at ${h.leaseUntil}`;
+  return undefined;
+}
+
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export function describeHolder(h: LockHolder): string {
+  return `run ${h.runId} (${h.runbook}, ${h.owner}@${h.controller} PID ${h.pid}, since ${h.startedAt})`;
+}
+
+const serialised = (body: Command): Command =>
+  sh`mkdir -p /var/lib/runbook && exec 9>${MUTEX} && flock -w 10 9 || { echo 'cannot take' ${MUTEX} >&2; exit 90; }
+f=${LOCK_FILE}
+${body}`;
+
+/** Take the lock for `me` (or renew it when it is already ours); prints `held` + the holder's JSON otherwise. */
+export function acquireCommand(me: LockHolder, o: { breakRunId?: string; reentrantRunId?: string } = {}): Command {
+  const json = JSON.stringify(me);
+  const mine = [me.runId, o.reentrantRunId].filter((x): x is string => Boolean(x));
+  const removable = o.breakRunId ? [o.breakRunId] : [];
+  return serialised(sh`cur=$(cat "$f" 2>/dev/null)
+id=$(printf '%s' "$cur" | sed -n 's/.*"runId":"\\([^"]*\\)".*/\\1/p')
+for m in ${mine}; do [ -n "$cur" ] && [ "$id" = "$m" ] && { [ "$m" = ${me.runId} ] && printf '%s\\n' ${json} > "$f"; echo "acquired $m"; exit 0; }; done
+for b in ${removable.length ? removable : ['']}; do [ -n "$b" ] && [ "$id" = "$b" ] && mv -f "$f" "$f.broken" && cur=; done
+if [ -z "$cur" ]; then rm -f "$f"; printf '%s\\n' ${json} > "$f" && { echo "acquired ${me.runId}"; exit 0; }; fi
+echo held
+printf '%s\\n' "$cur"`);
+}
+
+/** Remove the lock only if `runId` still holds it. */
+export function releaseCommand(runId: string): Command {
+  return serialised(sh`grep -q ${`"runId":"${runId}"`} "$f" 2>/dev/null && rm -f "$f"; true`);
+}
+
+export interface HostLockOutcome {
+  host: string;
+  /** acquired: ours now; reentrant: held by the outer run named in RUNBOOK_LOCK_HELD; held: someone else's. */
+  state: 'acquired' | 'reentrant' | 'held' | 'unreachable';
+  holder?: LockHolder;
+  note?: string;
+}
+
+export interface AcquireOptions {
+  /** --break-lock RUN_ID: remove that run's lock first. */
+  breakRunId?: string;
+  /** The outer run that holds the lock (RUNBOOK_LOCK_HELD): its lock counts as ours and stays. */
+  heldBy?: string;
+  log?: (line: string) => void;
+}
+
+/**
+ * The lock of one run on a set of hosts. `acquire` takes it on every reachable host (an unreachable
+ * host cannot be changed either; it is reported), refusing with LockedError when another live run
+ * holds any of them — after releasing what it took, so a refused run leaves nothing behind.
+ */
+export class ClusterLock {
+  #timer: NodeJS.Timeout | undefined;
+  #taken: string[] = [];
+
+  private constructor(
+    private readonly pool: Executor,
+    readonly me: LockHolder,
+    private readonly o: AcquireOptions,
+  ) {}
+
+  get hosts(): readonly string[] {
+    return this.#taken;
+  }
+
+  static async acquire(pool: Executor, hosts: string[], me: LockHolder, o: AcquireOptions = {}): Promise<ClusterLock> {
+    const lock = new ClusterLock(pool, me, o);
+    const outcomes = await Promise.all([...hosts].sort().map((h) => lock.#tryHost(h, o.breakRunId)));
+    // Stale locks (dead process, expired lease) are broken once, with a note.
+    const retried = await Promise.all(
+      outcomes.map(async (out) => {
+        if (out.state !== 'held' || !out.holder) return out;
+        const why = staleReason(out.holder, { now: Date.now(), controller: me.controller, pidAlive });
+        if (!why) return out;
+        o.log?.(`${out.host}: breaking the stale lock of ${describeHolder(out.holder)}: ${why}`);
+        return lock.#tryHost(out.host, out.holder.runId);
+      }),
+    );
+    lock.#taken = retried.filter((x) => x.state === 'acquired').map((x) => x.host);
+    const held = retried.filter((x) => x.state === 'held');
+    if (held.length) {
+      await lock.release();
+      const first = held[0]!.holder;
+      const who = first ? describeHolder(first) : 'another run';
+      const where = held.map((x) => x.host).join(', ');
+      throw new LockedError(
+        `${where}: locked by ${who}: another run is changing this cluster. No host was changed. ` +
+          `Wait for it to end, or, if it is dead: --break-lock ${first?.runId ?? 'RUN_ID'}`,
+        first ?? lockHolder('?', '?'),
+      );
+    }
+    for (const x of retried) if (x.state === 'unreachable') o.log?.(`${x.host}: not locked (unreachable: ${x.note})`);
+    lock.#timer = setInterval(() => void lock.#renew(), LEASE_RENEW_MS);
+    lock.#timer.unref();
+    return lock;
+  }
+
+  async #tryHost(host: string, breakRunId?: string): Promise<HostLockOutcome> {
+    try {
+      const r = await this.pool.exec(host, acquireCommand(this.me, { ...(breakRunId ? { breakRunId } : {}), ...(this.o.heldBy ? { reentrantRunId: this.o.heldBy } : {}) }), { become: true, timeoutSec: 30 });
+      if (r.exitCode !== 0) return { host, state: 'unreachable', note: `lock command failed (exit ${r.exitCode}): ${r.stderr.trim()}` };
+      const m = /^acquired (.*)$/m.exec(r.stdout);
+      if (m) return { host, state: m[1] === this.me.runId ? 'acquired' : 'reentrant' };
+      const holder = parseHolder(r.stdout.replace(/^held\n/, '')) ?? undefined;
+      return { host, state: 'held', ...(holder ? { holder } : {}) };
+    } catch (error) {
+      if (error instanceof UnreachableError) return { host, state: 'unreachable', note: error.reason };
+      throw error;
+    }
+  }
+
+  async #renew(): Promise<void> {
+    this.me.leaseUntil = new Date(Date.now() + LEASE_MS).toISOString();
+    await Promise.allSettled(this.#taken.map((h) => this.pool.exec(h, acquireCommand(this.me), { become: true, timeoutSec: 30 })));
+  }
+
+  /** Remove our lock from every host that has it (best effort: an unreachable host's lease expires). */
+  async release(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+    const taken = this.#taken;
+    this.#taken = [];
+    await Promise.allSettled(taken.map((h) => this.pool.exec(h, releaseCommand(this.me.runId), { become: true, timeoutSec: 30 })));
+  }
+}

@@ -1,0 +1,160 @@
+/**
+ * failover's fence step: every peer that is not a running standby must be proven unable to take
+ * writes before the promote (../fence.ts decides). Healthy standbys are never fenced: they follow
+ * the new primary afterwards. The decision is part of the plan, so an `unknown` old primary stops
+ * the run (exit 8) before anything changes.
+ */
+import { blocked, change, noop, onHost, stepsFor } from '../../../engine/define.js';
+import type { ApplyContext, StepContext, StepDef } from '../../../engine/types.js';
+import { dataDirFact, type DataDirState, layoutFact } from '../layout-facts.js';
+import { type PgStatus, peerViewFact, statusFact } from '../facts.js';
+import { type PgNode, clusterOf, connOfLayout, layoutOf, nodeOf, peersOf } from '../cluster.js';
+import { fenceCommand, stopCommand } from '../control.js';
+import type { PgLayout } from '../layout.js';
+import { APPROVE_UNFENCED, type FenceDecision, type SshView, classifyPort, decideFence, fenceCommandFor, runFenceCommand } from '../fence.js';
+import { failoverVerdict, type FailoverParams, peerFacts, peersFrom } from './promote.js';
+import { candidateHost } from './candidate.js';
+
+/** State key on the candidate: each peer's layout, or why its SSH did not answer. */
+export const PEER_SSH = 'pg.peer_ssh';
+type PeerSsh = Record<string, { layout: PgLayout } | { unreachable: string }>;
+
+/** Every peer's layout over SSH; unreachable is a value. */
+function peerLayoutFacts(ctx: StepContext<FailoverParams>): Record<string, unknown> {
+  return Object.fromEntries(
+    peersOf(clusterOf(ctx), ctx.host.name).map((n) => [`layout:${n.name}`, onHost(n.name, layoutFact(n.vars), (reason) => ({ unreachable: reason }) as never)]),
+  );
+}
+
+function rememberPeerSsh(f: Record<string, unknown>): { [PEER_SSH]: PeerSsh } {
+  const out: PeerSsh = {};
+  for (const [k, v] of Object.entries(f)) {
+    if (!k.startsWith('layout:')) continue;
+    const name = k.slice(7);
+    if (typeof v === 'string') out[name] = { unreachable: `layout: ${v}` };
+    else if (v && typeof v === 'object' && 'unreachable' in v) out[name] = v as { unreachable: string };
+    else out[name] = { layout: v as PgLayout };
+  }
+  return { [PEER_SSH]: out };
+}
+
+/** Which peers answer SSH, and their layouts (the fence step reads pg_ctl status with them). */
+export function peerSshStep<P extends FailoverParams>(): StepDef<P, Record<string, unknown>> {
+  const { step } = stepsFor<P>();
+  return step({
+    id: 'fence-probe',
+    title: 'Reach every peer over SSH (an unreachable host is evidence of nothing)',
+    on: candidateHost,
+    become: true,
+    gather: (ctx) => peerLayoutFacts(ctx) as never,
+    plan: (f) => {
+      const s = rememberPeerSsh(f)[PEER_SSH];
+      return noop(Object.entries(s).map(([n, v]) => `${n}: ${'layout' in v ? 'SSH ok' : `SSH unreachable (${v.unreachable})`}`).join('; ') || 'no peers');
+    },
+    remember: (f) => rememberPeerSsh(f),
+  });
+}
+
+function sshViewOf(ssh: PeerSsh[string] | undefined, dd: DataDirState | { unreachable: string } | undefined): SshView {
+  if (!ssh) return { reachable: false, reason: 'not probed' };
+  if ('unreachable' in ssh) return { reachable: false, reason: ssh.unreachable };
+  if (!dd) return { reachable: false, reason: 'not probed' };
+  if ('unreachable' in dd) return { reachable: false, reason: dd.unreachable };
+  return { reachable: true, running: dd.running, hasCluster: Boolean(dd.pgVersion), standbySignal: dd.standbySignal };
+}
+
+interface FencePlanItem extends Record<string, unknown> {
+  node: string;
+  decision: FenceDecision;
+}
+
+function decisions(f: Record<string, unknown>, ctx: StepContext<FailoverParams>): FencePlanItem[] {
+  const c = clusterOf(ctx);
+  const ssh = (ctx.state[PEER_SSH] ?? {}) as PeerSsh;
+  const views = peersFrom(f);
+  return peersOf(c, ctx.host.name).map((n) => {
+    const port = classifyPort(views[n.name] ?? { answers: false, error: 'not probed' });
+    return {
+      node: n.name,
+      decision: decideFence({
+        node: n.name,
+        port,
+        ssh: sshViewOf(ssh[n.name], f[`dd:${n.name}`] as DataDirState | { unreachable: string } | undefined),
+        hasFenceCommand: fenceCommandFor(ctx.params.fence_command, n.vars) !== undefined,
+        approvedUnfenced: ctx.approvedByName?.(APPROVE_UNFENCED) ?? false,
+      }),
+    };
+  });
+}
+
+async function fenceOverSsh<P extends FailoverParams>(ctx: ApplyContext<P>, peer: PgNode, l: PgLayout): Promise<string> {
+  await ctx.execOn(peer.name, stopCommand(l), { become: true });
+  await ctx.execOn(peer.name, fenceCommand(l), { become: true });
+  const dd = await ctx.read(onHost(peer.name, dataDirFact(l)));
+  if (dd.running) throw new Error(`${peer.name}: pg_ctl status still reports a running server after the stop`);
+  return `pg_ctl status: no server running; standby.signal${l.family === 'debian' ? ', start.conf manual' : ''}${l.ctl === 'systemd' ? ', unit disabled' : ''}`;
+}
+
+export function fenceStep<P extends FailoverParams>(): StepDef<P, Record<string, unknown>> {
+  const { step } = stepsFor<P>();
+  return step({
+    id: 'fence-old-primary',
+    title: 'Fence the old primary with evidence (SSH + pg_ctl status, port refused, or fence_command); standbys are left to follow',
+    on: candidateHost,
+    become: true,
+    gather: (ctx) => {
+      const ssh = (ctx.state[PEER_SSH] ?? {}) as PeerSsh;
+      const dd: Record<string, unknown> = {};
+      for (const [name, s] of Object.entries(ssh))
+        if ('layout' in s) dd[`dd:${name}`] = onHost(name, dataDirFact(s.layout), (reason) => ({ unreachable: reason }) as never);
+      return { self: statusFact(connOfLayout(layoutOf(ctx))), ...peerFacts(clusterOf(ctx), ctx.host.name), ...dd } as never;
+    },
+    plan: (f, ctx) => {
+      const v = failoverVerdict(ctx.host.name, f.self as PgStatus, peersFrom(f), ctx.params.force, true);
+      if (v.kind !== 'go') return v.kind === 'blocked' ? blocked(v.reason) : noop(v.reason);
+      const items = decisions(f, ctx);
+      const data = { fence: Object.fromEntries(items.map((i) => [i.node, { evidence: i.decision.evidence, action: i.decision.action, reason: i.decision.reason }])) };
+      const refused = items.filter((i) => i.decision.action === 'refuse');
+      if (refused.length) return { ...blocked(refused.map((i) => i.decision.reason).join('; ')), data };
+      const todo = items.filter((i) => i.decision.action === 'ssh' || i.decision.action === 'command');
+      const said = items.map((i) => `${i.node}: ${i.decision.evidence ?? 'standby'} (${i.decision.reason})`).join('; ');
+      if (!todo.length) return { ...noop(said), data };
+      return { ...change(`fence ${todo.map((i) => `${i.node} (${i.decision.action === 'ssh' ? 'stop over SSH, standby.signal, no start at boot' : 'fence_command'})`).join(', ')}. ${said}`, []), data };
+    },
+    confirm: {
+      destructive: true,
+      message: (ctx, plan) => `${plan.summary}. ${ctx.params.force ? `force=true: a WRITABLE primary loses its clients and any write not yet replicated to ${ctx.host.name}.` : ''}`,
+    },
+    apply: async (ctx, _plan, f) => {
+      const c = clusterOf(ctx);
+      const ssh = (ctx.state[PEER_SSH] ?? {}) as PeerSsh;
+      for (const item of decisions(f, ctx)) {
+        const peer = nodeOf(c, item.node);
+        if (item.decision.action === 'ssh') {
+          const s = ssh[peer.name];
+          if (!s || !('layout' in s)) throw new Error(`${peer.name}: no layout known`);
+          ctx.log(`${peer.name}: ${await fenceOverSsh(ctx, peer, s.layout)} [evidence: down-ssh-pgctl]`);
+        } else if (item.decision.action === 'command') {
+          const cmd = fenceCommandFor(ctx.params.fence_command, peer.vars)!;
+          ctx.log(`${peer.name}: fence_command: /bin/sh -c "$fence_command" runbook-fence ${peer.name} ${peer.address}`);
+          const r = await runFenceCommand(cmd, peer.name, peer.address);
+          if (!r.ok) throw new Error(`${peer.name}: fence_command failed (exit ${r.exitCode}): ${r.output || 'no output'}; nothing promoted`);
+          ctx.log(`${peer.name}: fence_command succeeded${r.output ? `: ${r.output}` : ''} [evidence: fence-command]`);
+        } else if (item.decision.action === 'none') ctx.log(`${peer.name}: [evidence: ${item.decision.evidence}] ${item.decision.reason}`);
+      }
+    },
+    verify: {
+      // Re-planning a fenced peer over SSH plans the (idempotent) fence again: not a convergence test.
+      converge: false,
+      assertions: (ctx) =>
+        peersOf(clusterOf(ctx), ctx.host.name).map((n) => ({
+          name: `${n.name} is not writable`,
+          timeoutMs: 20_000,
+          check: async (a: ApplyContext<P>) => {
+            const v = await a.read(peerViewFact({ port: n.port, host: n.address, user: clusterOf(a).replicationUser }));
+            return v.answers && !v.inRecovery ? `${n.name} still answers as writable` : true;
+          },
+        })),
+    },
+  });
+}

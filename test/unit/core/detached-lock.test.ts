@@ -1,0 +1,37 @@
+import { describe, expect, it } from 'vitest';
+import { jobId, parseJobState, startJobCommand } from '../../../src/core/detached.js';
+import { acquireCommand, lockHolder, parseHolder, staleReason } from '../../../src/core/lock.js';
+import { secret, sh } from '../../../src/shell/index.js';
+
+describe('detached job records', () => {
+  it('parses every state', () => {
+    expect(parseJobState('j', 'state=absent\n')).toEqual({ state: 'absent', id: 'j' });
+    expect(parseJobState('j', 'pid=12\nstarted=T\ncmd=sleep 1\nstate=running\n')).toEqual({ state: 'running', id: 'j', pid: 12, startedAt: 'T', command: 'sleep 1' });
+    expect(parseJobState('j', 'pid=12\nstarted=T\ncmd=x\nstate=exited\nexit=3\nended=E\n')).toMatchObject({ state: 'exited', exitCode: 3, endedAt: 'E' });
+    expect(parseJobState('j', 'pid=12\nstarted=T\ncmd=x\nstate=lost\n')).toMatchObject({ state: 'lost', pid: 12 });
+  });
+  it('makes stable ids and refuses secrets', () => {
+    expect(jobId('pg-clone', '/var/lib/postgresql/15/main')).toBe('pg-clone-var-lib-postgresql-15-main');
+    expect(() => startJobCommand('x', sh`echo ${secret('hunter22')}`)).toThrow(/cannot take secrets/);
+    expect(() => startJobCommand('../x', sh`true`)).toThrow(/letters, digits/);
+  });
+});
+
+describe('cluster lock', () => {
+  const now = Date.parse('2026-12-01T21:00:00Z');
+  const h = { ...lockHolder('r1', 'failover', now), controller: 'ctl', pid: 42 };
+  it('is stale when its process is gone on the same controller, or its lease expired', () => {
+    expect(staleReason(h, { now, controller: 'ctl', pidAlive: () => true })).toBeUndefined();
+    expect(staleReason(h, { now, controller: 'ctl', pidAlive: () => false })).toMatch(/process 42 on ctl is gone/);
+    // another controller: its PID says nothing here; only the lease counts
+    expect(staleReason(h, { now, controller: 'other', pidAlive: () => false })).toBeUndefined();
+    expect(staleReason(h, { now: now + 121_000, controller: 'other', pidAlive: () => true })).toMatch(/lease expired/);
+  });
+  it('round-trips its holder and quotes it into the command', () => {
+    expect(parseHolder(JSON.stringify(h))).toEqual(h);
+    expect(parseHolder('garbage')).toBeNull();
+    const c = acquireCommand(h, { breakRunId: 'old' }).toString();
+    expect(c).toContain('flock -w 10 9');
+    expect(c).toContain(`'${JSON.stringify(h)}'`);
+  });
+});
