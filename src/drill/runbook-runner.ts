@@ -26,6 +26,8 @@ export interface RunbookArgs {
   secrets: string[];
   extraVars: string[];
   knownHosts?: string;
+  /** The shared host flags (-u, -b, --private-key, vault…) as arguments for the child runs. */
+  hostsArgs?: string[];
 }
 
 export async function runRunbook(id: string, a: RunbookArgs, log: (line: string) => void, extra: string[] = []): Promise<RunbookRun> {
@@ -37,6 +39,7 @@ export async function runRunbook(id: string, a: RunbookArgs, log: (line: string)
     ...a.secrets.flatMap((s) => ['--secret', s]),
     ...a.extraVars.flatMap((e) => ['-e', e]),
     ...(a.knownHosts ? ['--known-hosts', a.knownHosts] : []),
+    ...(a.hostsArgs ?? []),
     '--yes', '--report', `json=${reportPath}`,
     ...extra,
   ];

@@ -2,12 +2,12 @@
 import type { Command as Program } from 'commander';
 import { BadInputError } from '../../errors.js';
 import type { FaultKind } from '../../drill/types.js';
-import { collect, inventoryOption } from '../options.js';
+import { collect, connectionOverrides, formatHostList, hostsArgs, hostsOptions, limitPattern, loadInventoryFrom, type HostsFlags } from '../options.js';
 
 const FAULTS: readonly FaultKind[] = ['stop', 'kill', 'partition'];
 
 export function registerDrill(program: Program): void {
-  inventoryOption(program.command('drill'))
+  hostsOptions(program.command('drill'))
     .description('Rehearse failover and failback: inject a fault on the primary, measure downtime (RTO) and lost writes (RPO), restore the topology, write a report')
     .option('--fault <kind>', `fault on the primary: ${FAULTS.join(' | ')}`, 'stop')
     .option('--report-dir <dir>', 'where drill.md, drill.json, drill.junit.xml and drill-timeline.svg go', 'drill-report')
@@ -15,16 +15,24 @@ export function registerDrill(program: Program): void {
     .option('--group <name>', 'the cluster group of the inventory', 'postgres')
     .option('-e, --extra-vars <key=value|@file>', 'params for the failover and failback runbooks (repeatable)', collect, [])
     .option('--secret <NAME=env:VAR|NAME=file:PATH>', 'secrets for the runbooks (repeatable)', collect, [])
-    .option('--known-hosts <file>', 'known_hosts file to verify host keys against')
     .option('--yes', 'approve the fault and the runbooks unattended (CI)', false)
     .option('--dry-run', 'show what the drill would do and touch nothing', false)
-    .action(async (opts: {
-      inventory: string[]; fault: string; reportDir: string; compare?: string; group: string;
-      extraVars: string[]; secret: string[]; knownHosts?: string; yes: boolean; dryRun: boolean;
+    .action(async (opts: HostsFlags & {
+      fault: string; reportDir: string; compare?: string; group: string;
+      extraVars: string[]; secret: string[]; yes: boolean; dryRun: boolean;
     }) => {
       if (opts.inventory.length === 0) throw new BadInputError('drill: give the cluster\'s inventory with -i PATH');
       if (!FAULTS.includes(opts.fault as FaultKind)) throw new BadInputError(`--fault must be one of ${FAULTS.join(', ')}, not "${opts.fault}"`);
+      // Its runbooks run as child processes without a terminal: a vault prompt cannot reach them.
+      if (opts.askVaultPass) throw new BadInputError('drill: --ask-vault-pass cannot reach its runbooks; give --vault-password-file FILE or --vault-id ID@FILE');
       const { runDrill } = await import('../../drill/run-drill.js');
+      const { vaultKeyring } = await import('../../inventory/vault-passwords.js');
+      if (opts.listHosts) {
+        const { selectHosts } = await import('../../inventory/index.js');
+        const pattern = limitPattern(opts.limit) ?? opts.group;
+        process.stdout.write(formatHostList(selectHosts(await loadInventoryFrom(opts), pattern), pattern));
+        return;
+      }
       const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY);
       const stamp = (): string => (interactive ? '' : `${new Date().toISOString()} `);
       const outcome = await runDrill({
@@ -33,6 +41,9 @@ export function registerDrill(program: Program): void {
         reportDir: opts.reportDir,
         ...(opts.compare ? { compare: opts.compare } : {}),
         clusterGroup: opts.group,
+        overrides: connectionOverrides(opts),
+        loadOptions: { vault: await vaultKeyring(opts) },
+        hostsArgs: hostsArgs(opts),
         extraVars: opts.extraVars,
         secrets: opts.secret,
         ...(opts.knownHosts ? { knownHosts: opts.knownHosts } : {}),
