@@ -14,14 +14,16 @@ import { rewindStep } from '../src/modules/postgres/steps/rejoin.js';
 import { standbySteps } from '../src/modules/postgres/steps/standby.js';
 import { markersEverywhereStep, switchoverStep } from '../src/modules/postgres/steps/switchover.js';
 import { failbackGuardStep } from '../src/modules/postgres/steps/guard.js';
+import { type SyncParams, syncParams, syncStep } from '../src/modules/postgres/steps/sync.js';
 import { vipSteps } from '../src/modules/vip/vip.js';
 
 export const params = {
   ...pgParams,
   keep_old_copies: param.number({ description: 'moved-aside data directories kept per node (re-clone fallback)', default: 2 }),
+  ...syncParams,
 };
 
-type P = PgParams & { keep_old_copies: number };
+type P = PgParams & SyncParams & { keep_old_copies: number };
 
 export { docs };
 
@@ -44,8 +46,11 @@ export default definePgRunbook({
     failbackGuardStep<P>('failback-guard'),
     ...rejoin('rejoin'),
     switchoverStep<P>('switchover'),
+    // The new primary's standby rejoins only next: until then it must not wait on it (unless strict).
+    syncStep<P>('switchover-synchronous', clusterHosts),
     ...rejoin('rejoin-old'),
     markersEverywhereStep<P>('zero-loss'),
+    syncStep<P>('synchronous', clusterHosts),
     // keepalived moves the VIP with the role (only the writable node passes its check): verify it followed.
     ...vipSteps<P>({ nodes: clusterHosts, vip: (p) => p.vip }),
   ],

@@ -9,19 +9,21 @@
 import { param } from '../src/index.js';
 import { pgParams } from '../src/modules/postgres/cluster.js';
 import { definePgRunbook, docs } from '../src/modules/postgres/runbook.js';
-import { clusterHosts, layoutStep } from '../src/modules/postgres/steps/inspect.js';
+import { layoutStep } from '../src/modules/postgres/steps/inspect.js';
 import { slotsStep } from '../src/modules/postgres/steps/primary.js';
 import { candidateAndFollowers, candidateHost, chooseCandidateStep } from '../src/modules/postgres/steps/candidate.js';
 import { fenceStep, peerSshStep } from '../src/modules/postgres/steps/fence.js';
 import { followNewPrimaryStep } from '../src/modules/postgres/steps/follow.js';
 import { type FailoverParams, failoverGuardStep, promoteStep, verifyPrimaryStep } from '../src/modules/postgres/steps/promote.js';
 import { resetUpstreamStep } from '../src/modules/postgres/steps/standby.js';
+import { type SyncParams, syncParams, syncStep } from '../src/modules/postgres/steps/sync.js';
 import { vipSteps } from '../src/modules/vip/vip.js';
 
 export const params = {
   ...pgParams,
   candidate: param.string({ description: 'node to promote; default: the most advanced healthy standby (ties: the higher pg_priority var)' }),
   max_lag_on_failover: param.string({ description: 'refuse a candidate further behind than this (bytes, or 16MB/1GB), unless --approve candidate:NODE', default: '16MB' }),
+  ...syncParams,
   force: param.boolean({ description: 'promote even though the old primary is reachable and writable (it is fenced first, with its own confirmation)', default: false }),
   fence_command: param.string({
     description:
@@ -29,7 +31,7 @@ export const params = {
   }),
 };
 
-type P = FailoverParams;
+type P = FailoverParams & SyncParams;
 
 export { docs };
 
@@ -47,10 +49,15 @@ export default definePgRunbook({
     fenceStep<P>(),
     promoteStep<P>(),
     resetUpstreamStep<P>('new-primary-upstream', candidateHost),
+    // Before any write: a new primary whose standbys are gone must not wait on them (unless strict).
+    syncStep<P>('new-primary-synchronous', candidateHost),
     { ...slotsStep<P>('slots-on-new-primary'), on: candidateHost },
     verifyPrimaryStep<P>(),
     followNewPrimaryStep<P>('standbys-follow'),
-    // keepalived moves the VIP by itself (only the writable node passes its check): verify it followed.
-    ...vipSteps<P>({ nodes: clusterHosts, vip: (p) => p.vip }),
+    // The standbys that follow now stream: synchronous again over them.
+    syncStep<P>('synchronous-after-follow', candidateHost),
+    // keepalived moves the VIP (only the writable node passes its check): verify it followed, on the
+    // nodes that answer (the fenced old primary may be gone).
+    ...vipSteps<P>({ nodes: candidateAndFollowers, vip: (p) => p.vip }),
   ],
 });

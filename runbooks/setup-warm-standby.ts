@@ -4,23 +4,26 @@
  * changes nothing.
  */
 import { param } from '../src/index.js';
-import { pgParams, type PgParams } from '../src/modules/postgres/cluster.js';
+import { pgParams } from '../src/modules/postgres/cluster.js';
 import { definePgRunbook, docs } from '../src/modules/postgres/runbook.js';
 import { cloneStep } from '../src/modules/postgres/steps/clone.js';
 import { intendedPrimaryWritableStep } from '../src/modules/postgres/steps/guard.js';
 import { clusterHosts, layoutStep } from '../src/modules/postgres/steps/inspect.js';
-import { archiveVerifyStep, primaryConfigSteps } from '../src/modules/postgres/steps/primary.js';
+import { type ReplicationSettingsParams, archiveVerifyStep, primaryConfigSteps, settingsProblems } from '../src/modules/postgres/steps/primary.js';
+import { syncParams, syncStep } from '../src/modules/postgres/steps/sync.js';
 import { standbySteps } from '../src/modules/postgres/steps/standby.js';
 
 export const params = {
   ...pgParams,
   wal_keep_size: param.string({ description: 'wal_keep_size on every node', default: '256MB' }),
   max_slot_wal_keep_size: param.string({ description: 'max_slot_wal_keep_size: WAL an abandoned slot may pin', default: '2GB' }),
-  wal_archive_dir: param.string({ description: 'optional WAL archive directory (local or an NFS mount); archive_command refuses to overwrite' }),
+  wal_archive_dir: param.string({ description: 'optional WAL archive directory (local or an NFS mount): basic_archive from 15, a temp-sync-link archive_command before; never overwrites a different file' }),
+  wal_archive_shared: param.boolean({ description: 'wal_archive_dir is one shared mount on every node: standbys get a restore_command from it (else none: they could not read it)', default: false }),
+  ...syncParams,
   keep_old_copies: param.number({ description: 'moved-aside data directories kept per node', default: 2 }),
 };
 
-type P = PgParams & { wal_keep_size: string; max_slot_wal_keep_size: string; wal_archive_dir: string | undefined; keep_old_copies: number };
+type P = ReplicationSettingsParams & { keep_old_copies: number };
 
 export { docs };
 
@@ -28,6 +31,15 @@ export default definePgRunbook({
   id: 'setup-warm-standby',
   description: 'Streaming replication: primary-side config on every node, standbys cloned from the intended primary, verified',
   params,
+  validate: (p: P, ctx) => {
+    let hosts: ReturnType<typeof ctx.select> = [];
+    try {
+      hosts = ctx.select(p.cluster_group);
+    } catch {
+      // the cluster validation reports a bad group
+    }
+    return settingsProblems(p, hosts);
+  },
   steps: [
     layoutStep<P>(),
     intendedPrimaryWritableStep<P>('guard-intended-primary', 'Run failback to restore the intended topology, or fix pg_primary in the inventory.'),
@@ -35,5 +47,6 @@ export default definePgRunbook({
     cloneStep<P>('clone-standby', clusterHosts, () => ({ explicitTarget: false, allowPristine: true, reclone: false })),
     ...standbySteps<P>('standby', clusterHosts),
     archiveVerifyStep<P>('wal-archive-verify'),
+    syncStep<P>('pg-synchronous', clusterHosts),
   ],
 });

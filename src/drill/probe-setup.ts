@@ -11,6 +11,7 @@ import { sql } from '../shell/sql.js';
 import { raw, stdinText } from '../shell/command.js';
 import { secret, type Secret } from '../shell/secret.js';
 import type { ClusterReader } from './cluster-reader.js';
+import { WORKLOAD_DB } from './workload.js';
 
 export const PROBE_ROLE = 'runbook_drill';
 export const PROBE_TABLE = 'runbook_drill_probe';
@@ -32,7 +33,7 @@ export async function prepareProbe(reader: ClusterReader, primary: string, nodes
     const hbaFile = status.up ? status.hbaFile : `${layout.configDir}/pg_hba.conf`;
     const address = await clientAddressSeenBy(reader, host);
     const mask = address.includes(':') ? '128' : '32';
-    const block = wrapBlock(HBA_BLOCK, [`host postgres ${PROBE_ROLE} ${address}/${mask} scram-sha-256`]);
+    const block = wrapBlock(HBA_BLOCK, [`host postgres,${WORKLOAD_DB} ${PROBE_ROLE} ${address}/${mask} scram-sha-256`]);
     await reader.exec(host, replaceBlockCommand(hbaFile, HBA_BLOCK, stdinText`${block}`, 'top', { mode: '0640', owner: 'postgres' }), { become: true, check: true });
     if (status.up) await reader.exec(host, psqlCommand(connOfLayout(layout), sql`SELECT pg_reload_conf()`), { become: true, check: true });
   }
@@ -46,6 +47,14 @@ TRUNCATE ${sql.ident(PROBE_TABLE)};
 GRANT SELECT, INSERT ON ${sql.ident(PROBE_TABLE)} TO ${sql.ident(PROBE_ROLE)};`;
   await reader.exec(primary, psqlCommand(conn, setup), { become: true, check: true });
   return password;
+}
+
+/** The workload's own database, owned by the probe role (pgbench -i then runs as that role). */
+export async function prepareWorkloadDb(reader: ClusterReader, primary: string): Promise<void> {
+  const conn = connOfLayout(await reader.layout(primary));
+  const q = sql`SELECT format('CREATE DATABASE %I OWNER %I', ${WORKLOAD_DB}::text, ${PROBE_ROLE}::text) WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = ${WORKLOAD_DB})
+\gexec`;
+  await reader.exec(primary, psqlCommand(conn, q), { become: true, check: true });
 }
 
 /** Probe ids present on a node. */

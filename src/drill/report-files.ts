@@ -9,6 +9,7 @@ import type { Difference } from './compare.js';
 import { renderTimelineSvg } from './timeline-svg.js';
 import type { DrillReport } from './types.js';
 import { xmlEscape } from '../report/xml.js';
+import { describeMode } from './budget.js';
 
 export interface ReportPaths {
   markdown: string;
@@ -48,7 +49,19 @@ export function renderMarkdown(report: DrillReport, differences?: Difference[]):
     `| Acknowledged writes lost in the switchover | ${report.switchover_lost_writes} |`,
     `| Replication lag before the fault | ${report.lag_before_fault_bytes === null ? 'n/a' : `${report.lag_before_fault_bytes} bytes`} |`,
     `| Probe writes (acknowledged / failed) | ${report.probe_writes} (${report.probe_acknowledged} / ${report.probe_failed}) |`,
+    ...(report.replication_mode ? [`| Replication mode | ${describeMode(report.replication_mode)} |`] : []),
+    ...(report.fence ? [`| Old primary proved dead or fenced by | ${report.fence.verdict}: ${report.fence.detail} |`] : []),
     '',
+    '## Loss budgets',
+    '',
+    '| budget | lost | max | result |',
+    '| --- | --- | --- | --- |',
+    ...(report.budgets ?? []).map((b) => `| ${b.name} | ${b.lost} | ${b.max ?? 'none (reported only)'} | ${b.ok ? 'ok' : 'EXCEEDED'}: ${b.basis} |`),
+    '',
+    ...workloadLines(report),
+    ...faultLines(report),
+    ...(report.markers?.length ? ['## Marks', '', ...report.markers.map((m) => `- ${new Date(m.at).toISOString()} ${m.name}${m.detail ? `: ${m.detail}` : ''}`), ''] : []),
+    ...(report.write_gaps?.length ? ['## Write gaps (no acknowledged probe write)', '', ...report.write_gaps.map((g) => `- ${new Date(g.from).toISOString()} → ${new Date(g.to).toISOString()}: ${g.to - g.from} ms`), ''] : []),
     '## Phases',
     '',
     '| phase | duration | result |',
@@ -74,10 +87,45 @@ export function renderMarkdown(report: DrillReport, differences?: Difference[]):
   return lines.join('\n');
 }
 
+function workloadLines(report: DrillReport): string[] {
+  const w = report.workload;
+  if (!w) return [];
+  return [
+    '## Workload (pgbench)',
+    '',
+    `${w.clients} clients in ${w.rounds} rounds: **${w.committed} committed**, ${w.failed} failed, ${w.aborted_clients} clients aborted (their server went away), ${w.refused_rounds} rounds could not connect.`,
+    w.history_rows === undefined
+      ? 'pgbench_history on the final primary: not read.'
+      : `pgbench_history on the final primary: **${w.history_rows} rows**; committed but missing: ${w.lost ?? 0}; present but never acknowledged: ${w.unacknowledged_present ?? 0}.`,
+    '',
+  ];
+}
+
+function faultLines(report: DrillReport): string[] {
+  const out: string[] = [];
+  const p = report.partition;
+  if (p) {
+    out.push('## Partition', '', `- cut by ${p.tool}: ${p.addresses.join(', ')}; guard ${p.guard}; deadline ${p.deadline}`);
+    if (p.cut_verified) out.push(`- cut verified: ${p.cut_verified}`);
+    if (p.restored_verified) out.push(`- restored: ${p.restored_verified}`);
+    out.push('');
+  }
+  const l = report.lag;
+  if (l) {
+    out.push('## Lagging standby', '', `- ${l.standby}: replay paused, ${l.lag_bytes ?? 'n/a'} bytes behind when the primary stopped`);
+    if (l.refused) out.push(`- promotion of ${l.standby} refused: ${l.refused}`);
+    if (l.promoted) out.push(`- promoted instead: ${l.promoted}`);
+    out.push('');
+  }
+  if (report.ledger !== undefined) out.push('## Divergence ledger (failback)', '', '```json', JSON.stringify(report.ledger, null, 2), '```', '');
+  return out;
+}
+
 export function renderJunit(report: DrillReport): string {
   const cases = [
     ...report.phases.map((p) => ({ name: `phase ${p.name}`, ms: p.endedAt - p.startedAt, failure: p.ok ? undefined : p.detail ?? 'failed' })),
     ...report.exit_checks.map((c) => ({ name: `exit check ${c.name}`, ms: 0, failure: c.ok ? undefined : c.detail })),
+    ...(report.budgets ?? []).map((b) => ({ name: `loss budget ${b.name}`, ms: 0, failure: b.ok ? undefined : b.detail })),
   ];
   const failures = cases.filter((c) => c.failure !== undefined).length;
   const total = (report.phases.reduce((s, p) => s + p.endedAt - p.startedAt, 0) / 1000).toFixed(3);

@@ -1,26 +1,40 @@
 /**
  * `runbook drill`: rehearse a failover and a failback on a cluster, measuring what users feel.
- * Phases: baseline → probe → fault → failover → recovery → failback → exit checks. The drill
- * judges by what it reads itself (ClusterReader, the probe), never by a runbook's own report, and
- * whatever happens it does not leave two writable nodes behind.
+ * Phases: baseline → probe (and workload) → fault → failover → recovery (→ link-restore after a
+ * partition) → failback → exit checks. The drill judges by what it reads itself (ClusterReader,
+ * the probe, pgbench's counters), takes the runbooks' exit codes at their word, and whatever
+ * happens it does not leave two writable nodes behind. Nothing here needs a lab: every fault is
+ * made over SSH, and a fault that cuts the drill off undoes itself on the host.
  */
+import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { BadInputError, ConfirmationError, ExitCode } from '../errors.js';
+import { Socket } from 'node:net';
+import { BadInputError, ConfirmationError, EnvironmentError, ExitCode } from '../errors.js';
 import { connectionSpec, loadInventory, selectHosts, type ConnectionOverrides, type LoadOptions } from '../inventory/index.js';
 import type { InventoryHost } from '../inventory/types.js';
 import { SshTransport } from '../transport/index.js';
 import { stopCommand, fenceCommand } from '../modules/postgres/control.js';
-import { joinCommands } from '../shell/command.js';
-import { maskSecrets } from '../shell/secret.js';
+import { parseRows, psqlCommand } from '../modules/postgres/facts.js';
+import { connOfLayout } from '../modules/postgres/cluster.js';
+import { joinCommands, raw, sh } from '../shell/command.js';
+import { maskSecrets, type Secret } from '../shell/secret.js';
+import { sql } from '../shell/sql.js';
+import { lossBudgets, promisesNoLoss, describeMode, type ReplicationMode } from './budget.js';
 import { ClusterReader, writable, type NodeSnapshot } from './cluster-reader.js';
 import { compareDrills, type Difference } from './compare.js';
-import { describeFault, faultCommand, LabHands } from './faults.js';
-import { computeMeasures } from './measures.js';
+import { describeFault, faultCommand, replayLagCommand, replayPauseCommand } from './faults.js';
+import { Heartbeat } from './heartbeat.js';
+import { computeMeasures, writeGaps } from './measures.js';
+import {
+  TOOLS_PROBE, chooseCutTool, cutPresentCommand, guardCommand, isIpv4, parseGuardLog, routeSource, toolsOf, type GuardSpec,
+} from './partition.js';
+import { jobFact, startDetached, waitDetached, type JobExec } from '../core/detached.js';
 import { WriteProbe } from './probe.js';
-import { PROBE_ROLE, PROBE_TABLE, prepareProbe, probeIdsOn } from './probe-setup.js';
+import { PROBE_ROLE, PROBE_TABLE, clientAddressSeenBy, prepareProbe, prepareWorkloadDb, probeIdsOn } from './probe-setup.js';
 import { writeDrillReport, type ReportPaths } from './report-files.js';
-import { failureSummary, runRunbook, stepTimings, type RunbookArgs } from './runbook-runner.js';
-import type { DrillReport, ExitCheck, FaultKind, PhaseRecord } from './types.js';
+import { failureSummary, fenceEvidence, runRunbook, stepTimings, type RunbookArgs, type RunbookRun } from './runbook-runner.js';
+import type { DrillReport, ExitCheck, FaultKind, FenceEvidence, LagRecord, Marker, PartitionRecord, PhaseRecord } from './types.js';
+import { PgbenchWorkload, WORKLOAD_DB, findPgbench, initPgbench, withHistory, type WorkloadResult } from './workload.js';
 
 export interface DrillOptions extends RunbookArgs {
   fault: FaultKind;
@@ -35,6 +49,14 @@ export interface DrillOptions extends RunbookArgs {
   log: (line: string) => void;
   /** Asks the admin (TTY only); undefined without a TTY. */
   confirm?: (message: string) => Promise<boolean>;
+  /** --max-lost-writes; undefined: the default of the fault and the replication mode. */
+  maxLostWrites?: number;
+  /** --workload pgbench[:clients] */
+  workload?: { clients: number };
+  /** How long a partition lasts before the host's guard restores the link (seconds). */
+  faultSeconds: number;
+  /** --fault lag: the standby whose replay is paused (default: the one failover would pick first). */
+  lagStandby?: string;
 }
 
 export interface DrillOutcome {
@@ -53,13 +75,15 @@ class PhaseFailure extends Error {
 
 const RECOVERY_TIMEOUT_MS = 60_000;
 const SETTLE_TIMEOUT_MS = 20_000;
+const PROBE_INTERVAL_MS = 100;
+/** After the deadline, how long the partitioned host may take to answer SSH again. */
+const RESTORE_GRACE_MS = 60_000;
 
 interface ClusterPlan {
   nodes: InventoryHost[];
   primary: string;
   vip?: string;
   port: number;
-  labName?: unknown;
 }
 
 function clusterPlan(hosts: InventoryHost[], group: string): ClusterPlan {
@@ -71,27 +95,35 @@ function clusterPlan(hosts: InventoryHost[], group: string): ClusterPlan {
   }
   const vip = typeof vars.vip === 'string' ? vars.vip : undefined;
   const port = typeof vars.pg_port === 'number' ? vars.pg_port : 5432;
-  return { nodes: hosts, primary, port, labName: vars.lab_name, ...(vip ? { vip } : {}) };
+  return { nodes: hosts, primary, port, ...(vip ? { vip } : {}) };
 }
 
 export async function runDrill(o: DrillOptions): Promise<DrillOutcome> {
   const inventory = await loadInventory(o.inventory, o.loadOptions);
   const plan = clusterPlan(selectHosts(inventory, o.clusterGroup), o.clusterGroup);
   const standbys = plan.nodes.map((h) => h.name).filter((n) => n !== plan.primary);
-  const lab = o.fault === 'partition' ? LabHands.forInventory(plan.labName) : undefined;
-  if (o.fault === 'partition' && !lab) {
-    throw new BadInputError('--fault partition needs out-of-band access to cut and fence the host: it works on a lab inventory (var lab_name)');
+  const lagging = o.fault === 'lag' ? (o.lagStandby ?? standbys[0]!) : undefined;
+  if (o.fault === 'lag') {
+    if (standbys.length < 2) throw new BadInputError(`--fault lag needs at least two standbys (one lags, another is promoted); group "${o.clusterGroup}" has ${standbys.join(', ')}`);
+    if (!standbys.includes(lagging!)) throw new BadInputError(`--lag-standby ${lagging}: not a standby of group "${o.clusterGroup}" (${standbys.join(', ')})`);
   }
+  if (!Number.isInteger(o.faultSeconds) || o.faultSeconds < 20 || o.faultSeconds > 3600) {
+    throw new BadInputError(`--fault-seconds ${o.faultSeconds}: a whole number of seconds from 20 to 3600 (the failover must finish inside it)`);
+  }
+  const pgbench = o.workload ? await findPgbench() : undefined;
+  if (o.workload && !pgbench) throw new EnvironmentError('--workload pgbench: pgbench is not installed on this machine (Debian: postgresql-contrib or postgresql-15; RHEL: postgresql15-contrib)');
   const previous = o.compare ? await readPrevious(o.compare) : undefined;
   const serviceAddress = plan.vip ?? addressOf(plan.nodes.find((h) => h.name === plan.primary)!);
   const planLines = [
     `drill on ${plan.nodes.map((h) => h.name).join(', ')} (primary ${plan.primary}), service address ${serviceAddress}:${plan.port}`,
-    `  1. baseline: one writable node (${plan.primary}), ${standbys.join(', ')} streaming, lag 0${plan.vip ? `, VIP ${plan.vip} on ${plan.primary} only` : ''}`,
-    `  2. write probe: role ${PROBE_ROLE}, table ${PROBE_TABLE}, one insert every 100 ms against ${serviceAddress}`,
-    `  3. fault: ${describeFault(o.fault, plan.primary)}`,
-    `  4. runbook failover --yes, then wait for writes to come back`,
+    `  1. baseline: one writable node (${plan.primary}), ${standbys.join(', ')} streaming, lag 0${plan.vip ? `, VIP ${plan.vip} on ${plan.primary} only` : ''}; replication mode read`,
+    `  2. write probe: role ${PROBE_ROLE}, table ${PROBE_TABLE}, one insert every ${PROBE_INTERVAL_MS} ms against ${serviceAddress}${o.workload ? `; pgbench with ${o.workload.clients} clients (database ${WORKLOAD_DB})` : ''}`,
+    `  3. fault: ${describeFault(o.fault, plan.primary, lagging)}${o.fault === 'partition' ? `; the link comes back ${o.faultSeconds} s after the cut` : ''}`,
+    o.fault === 'lag'
+      ? `  4. runbook failover -e candidate=${lagging} (must be refused), then runbook failover --yes, then wait for writes to come back`
+      : `  4. runbook failover --yes (its fencing decides whether ${plan.primary} is proved dead or fenced), then wait for writes to come back`,
     `  5. runbook failback --yes (rejoin ${plan.primary}, planned switchover back)`,
-    `  6. exit checks: original topology, latest timeline on all, no inactive slots, lag 0${plan.vip ? ', VIP on the primary only' : ''}`,
+    `  6. exit checks: original topology, latest timeline on all, no inactive slots, lag 0${plan.vip ? ', VIP on the primary only' : ''}; loss budgets`,
   ];
   for (const l of planLines) o.log(l);
   if (o.dryRun) {
@@ -107,6 +139,7 @@ export async function runDrill(o: DrillOptions): Promise<DrillOutcome> {
   const phases: PhaseRecord[] = [];
   const exitChecks: ExitCheck[] = [];
   const timings: Record<string, number> = {};
+  const markers: Marker[] = [];
   const startedAt = Date.now();
   let faultAt = startedAt;
   let lagBefore: number | null = null;
@@ -114,12 +147,31 @@ export async function runDrill(o: DrillOptions): Promise<DrillOutcome> {
   let failure: string | undefined;
   let exitCode: number = ExitCode.ok;
   let probe: WriteProbe | undefined;
+  let workload: PgbenchWorkload | undefined;
   let primaryAfterFailover: string | undefined;
+  let mode: ReplicationMode | undefined;
+  let fence: FenceEvidence | undefined;
+  let partition: (PartitionRecord & { spec: GuardSpec }) | undefined;
+  let lag: LagRecord | undefined;
+  let lagPaused = false;
+  let ledger: unknown;
+  /** Hosts the drill must not touch over SSH (cut off: their connections hang). */
+  const unreachable = new Set<string>();
+
+  const heartbeat = new Heartbeat(o.log, () => {
+    if (!probe) return undefined;
+    const last = [...probe.samples].reverse().find((s) => s.ackAt !== undefined);
+    return `probe: ${probe.acknowledged} acknowledged${last ? `, last ${((Date.now() - last.ackAt!) / 1000).toFixed(1)} s ago` : ''}${workload ? `; pgbench: ${workload.committed} committed` : ''}`;
+  });
+  const log = heartbeat.log;
+  heartbeat.start();
+  const roles = new RoleWatcher(reader, nodes, unreachable);
 
   const phase = async <T>(name: string, body: () => Promise<T>): Promise<T> => {
     const record: PhaseRecord = { name, startedAt: Date.now(), endedAt: 0, ok: false };
     phases.push(record);
-    o.log(`▶ ${name}`);
+    heartbeat.enter(name);
+    log(`▶ ${name}`);
     try {
       const value = await body();
       record.ok = true;
@@ -129,8 +181,19 @@ export async function runDrill(o: DrillOptions): Promise<DrillOutcome> {
       throw error;
     } finally {
       record.endedAt = Date.now();
-      o.log(`${record.ok ? '✔' : '✘'} ${name} (${record.endedAt - record.startedAt} ms)${record.detail ? `: ${record.detail}` : ''}`);
+      heartbeat.leave();
+      log(`${record.ok ? '✔' : '✘'} ${name} (${record.endedAt - record.startedAt} ms)${record.detail ? `: ${record.detail}` : ''}`);
     }
+  };
+  const wait = (what: string, timeoutMs: number, problem: () => Promise<string | undefined>): Promise<void> => {
+    heartbeat.waiting(what);
+    return waitFor(what, timeoutMs, problem);
+  };
+  const runbook = async (id: string, extra: string[] = []): Promise<RunbookRun> => {
+    heartbeat.waiting(`runbook ${id}`);
+    const run = await runRunbook(id, o, log, extra);
+    Object.assign(timings, stepTimings(id + (extra.length ? `(${extra.join(' ')})` : ''), run));
+    return run;
   };
 
   try {
@@ -140,59 +203,110 @@ export async function runDrill(o: DrillOptions): Promise<DrillOutcome> {
       if (problems.length) {
         throw new PhaseFailure(`the cluster is not in its original topology, so there is nothing to rehearse from: ${problems.join('; ')} (run setup-warm-standby or failback first)`, ExitCode.blocked);
       }
-      await waitFor('replication lag 0', 15_000, async () => laggingStandbys(await reader.senders(plan.primary), reader, standbys));
+      await wait('replication lag 0', 15_000, async () => laggingStandbys(await reader.senders(plan.primary), reader, standbys));
+      mode = await reader.replicationMode(plan.primary);
+      log(`  replication: ${describeMode(mode)}`);
     });
 
     await phase('probe', async () => {
       const pw = await prepareProbe(reader, plan.primary, nodes);
-      probe = new WriteProbe({ host: serviceAddress, port: plan.port, user: PROBE_ROLE, password: pw, database: 'postgres', table: PROBE_TABLE });
+      probe = new WriteProbe({ host: serviceAddress, port: plan.port, user: PROBE_ROLE, password: pw, database: 'postgres', table: PROBE_TABLE }, { intervalMs: PROBE_INTERVAL_MS });
       probe.start();
-      await waitFor('the probe writes', 10_000, async () => (probe!.acknowledged >= 5 ? undefined : `${probe!.acknowledged} acknowledged`));
+      if (o.workload) workload = await startWorkload(reader, plan, serviceAddress, pw, pgbench!, o.workload.clients, log);
+      await wait('the probe writes', 10_000, async () => (probe!.acknowledged >= 5 ? undefined : `${probe!.acknowledged} acknowledged`));
+      if (workload) {
+        const w = workload;
+        await wait('pgbench commits', 20_000, async () =>
+          w.committed > 0 ? undefined : w.rounds.length ? `no commit in ${w.rounds.length} rounds: ${w.rounds.at(-1)?.error ?? ''}` : 'first round running',
+        );
+      }
       const senders = await reader.senders(plan.primary);
       lagBefore = Math.max(0, ...senders.map((s) => s.replayLagBytes ?? 0));
     });
 
     await phase('fault', async () => {
-      faultAt = Date.now();
       if (o.fault === 'partition') {
-        await lab!.setLink(plan.primary, false);
+        partition = await cutPrimary(reader, plan, standbys, o.faultSeconds, log, wait);
+        unreachable.add(plan.primary);
+        faultAt = partition.log?.cutAt ?? Date.now();
+      } else if (o.fault === 'lag') {
+        const l = await reader.layout(lagging!);
+        await reader.exec(lagging!, replayPauseCommand(l, true), { become: true, check: true });
+        lagPaused = true;
+        markers.push({ name: 'replay paused', at: Date.now(), detail: lagging! });
+        let bytes = 0;
+        await wait(`replay on ${lagging} to fall behind`, 20_000, async () => {
+          const r = await reader.exec(lagging!, replayLagCommand(l), { become: true, check: true });
+          bytes = Number(parseRows(r.stdout)[0]?.[0] ?? 0);
+          return bytes > 0 ? undefined : 'replay not behind yet';
+        });
+        lag = { standby: lagging!, lag_bytes: bytes };
+        log(`  ${lagging}: replay paused, ${bytes} bytes received and not replayed`);
+        faultAt = Date.now();
+        const cmd = faultCommand('stop', await reader.layout(plan.primary));
+        log(`  ${plan.primary} $ ${cmd.toString()}`);
+        await reader.exec(plan.primary, cmd, { become: true, check: true });
       } else {
         const cmd = faultCommand(o.fault, await reader.layout(plan.primary));
-        o.log(`  ${plan.primary} $ ${cmd.toString()}`);
+        log(`  ${plan.primary} $ ${cmd.toString()}`);
+        faultAt = Date.now();
         await reader.exec(plan.primary, cmd, { become: true, check: true });
       }
+      roles.start();
     });
+
+    if (o.fault === 'lag') {
+      await phase('failover-refused', async () => {
+        const run = await runbook('failover', ['-e', `candidate=${lagging}`]);
+        const snap = (await reader.snapshot([lagging!]))[0]!;
+        if (snap.status.up && !snap.status.inRecovery) throw new PhaseFailure(`failover promoted ${lagging}, whose replay is paused and behind: the candidate checks did not hold`);
+        if (run.exitCode !== ExitCode.blocked) throw new PhaseFailure(`failover -e candidate=${lagging} should have been refused by its guard (exit 8); it exited ${run.exitCode}: ${failureSummary('failover', run)}`);
+        lag!.refused = refusal(run);
+        log(`  refused as it should: ${lag!.refused}`);
+      });
+    }
 
     await phase('failover', async () => {
-      const run = await runRunbook('failover', o, o.log);
-      Object.assign(timings, stepTimings('failover', run));
-      const snaps = await reader.snapshot(standbys);
-      const promoted = writable(snaps);
+      const run = await runbook('failover');
+      fence = fenceEvidence(run, plan.primary);
+      if (fence) log(`  fence evidence for ${plan.primary}: ${fence.verdict} (${fence.detail})`);
+      if (run.exitCode !== 0) throw new PhaseFailure(failureSummary('failover', run), run.exitCode === ExitCode.blocked ? ExitCode.blocked : ExitCode.topologyNotRestored);
+      const promoted = writable(await reader.snapshot(standbys));
       if (promoted.length !== 1) {
-        throw new PhaseFailure(`failover left ${promoted.length} writable standbys; ${failureSummary('failover', run)}`);
+        throw new PhaseFailure(`failover exited 0 but ${promoted.length} standbys are writable (${promoted.map((p) => p.host).join(', ') || 'none'})`);
       }
       primaryAfterFailover = promoted[0]!.host;
-      if (o.fault === 'partition') {
-        // The cut-off old primary still believes it is primary: fence it out of band before the link returns.
-        await lab!.fenceOutOfBand(plan.primary, await reader.layout(plan.primary));
+      if (lag) {
+        lag.promoted = primaryAfterFailover;
+        if (primaryAfterFailover === lagging) throw new PhaseFailure(`failover promoted ${lagging}, the lagging standby`);
       }
     });
 
+    if (lagPaused) {
+      await reader.exec(lagging!, replayPauseCommand(await reader.layout(lagging!), false), { become: true, check: true });
+      lagPaused = false;
+      markers.push({ name: 'replay resumed', at: Date.now(), detail: lagging! });
+    }
+
     await phase('recovery', async () => {
-      await waitFor('the first acknowledged write after the fault', RECOVERY_TIMEOUT_MS, async () =>
+      await wait('the first acknowledged write after the fault', RECOVERY_TIMEOUT_MS, async () =>
         probe!.samples.some((s) => s.sentAt > faultAt && s.ackAt !== undefined && s.error === undefined && hadFailureBefore(probe!, s.id, faultAt))
           ? undefined
           : 'no write acknowledged yet',
       );
-      if (o.fault === 'partition') {
-        await lab!.setLink(plan.primary, true);
-        reader.forget(plan.primary);
-      }
     });
 
+    if (partition) {
+      await phase('link-restore', async () => {
+        await awaitRestore(reader, plan.primary, partition!, log, wait);
+        unreachable.delete(plan.primary);
+        markers.push({ name: 'link restored', at: partition!.log?.restoredAt ?? Date.now() });
+      });
+    }
+
     await phase('failback', async () => {
-      const run = await runRunbook('failback', o, o.log);
-      Object.assign(timings, stepTimings('failback', run));
+      const run = await runbook('failback');
+      ledger = divergenceLedger(run);
       if (run.exitCode !== 0) throw new PhaseFailure(failureSummary('failback', run));
       // The rejoin does not interrupt writes (the new primary serves them): the longest gap in the
       // failback's window is the planned switchover's outage.
@@ -200,7 +314,7 @@ export async function runDrill(o: DrillOptions): Promise<DrillOutcome> {
     });
 
     await phase('exit-checks', async () => {
-      await waitFor('writes on the final primary', SETTLE_TIMEOUT_MS, async () =>
+      await wait('writes on the final primary', SETTLE_TIMEOUT_MS, async () =>
         probe!.samples.some((s) => s.sentAt > failbackWindow!.endedAt && s.ackAt !== undefined) ? undefined : 'no write acknowledged since failback',
       );
       exitChecks.push(...(await finalChecks(reader, nodes, plan.primary, standbys, plan.vip)));
@@ -210,28 +324,59 @@ export async function runDrill(o: DrillOptions): Promise<DrillOutcome> {
   } catch (error) {
     failure = maskSecrets(error instanceof Error ? error.message : String(error));
     exitCode = error instanceof PhaseFailure ? error.exitCode : error instanceof ConfirmationError ? ExitCode.confirmation : ExitCode.topologyNotRestored;
-    if (o.fault === 'partition') await lab!.setLink(plan.primary, true).catch(() => undefined);
+    if (lagPaused) await reader.exec(lagging!, replayPauseCommand(await reader.layout(lagging!), false), { become: true }).catch(() => undefined);
+    if (partition && unreachable.has(plan.primary)) {
+      // The drill cannot lift the cut (it cannot reach the host): the host's guard does, at the deadline.
+      await phase('link-restore', async () => {
+        await awaitRestore(reader, plan.primary, partition!, log, wait);
+        unreachable.delete(plan.primary);
+      }).catch((e: unknown) => {
+        failure = `${failure}; ${e instanceof Error ? e.message : String(e)}`;
+      });
+    }
     if (phases.some((p) => p.name === 'fault')) {
       // Say what state the failure left, as far as it can be read.
-      exitChecks.push(...(await finalChecks(reader, nodes, plan.primary, standbys, plan.vip).catch(() => [])));
+      exitChecks.push(...(await finalChecks(reader, nodes.filter((n) => !unreachable.has(n)), plan.primary, standbys, plan.vip).catch(() => [])));
     }
   }
 
+  heartbeat.enter('wrap-up');
+  heartbeat.waiting('the probe and the workload to stop');
+  await roles.stop();
   const samples = probe ? await probe.stop() : [];
-  const safety = await neverTwoWritable(reader, nodes, plan.primary, o.log);
+  let workloadResult: WorkloadResult | undefined = workload ? await workload.stop() : undefined;
+  const reachable = nodes.filter((n) => !unreachable.has(n));
+  const safety = await neverTwoWritable(reader, reachable, plan.primary, log);
   if (safety) failure = failure ? `${failure}; ${safety}` : safety;
-  const finalSnaps = await reader.snapshot(nodes);
+  const finalSnaps = await reader.snapshot(reachable);
   const finalPrimary = writable(finalSnaps)[0]?.host;
   const idsOnFinal = finalPrimary && samples.length ? await probeIdsOn(reader, finalPrimary).catch(() => new Set<number>()) : new Set<number>();
+  if (workloadResult && finalPrimary) {
+    const rows = await historyRows(reader, finalPrimary).catch(() => undefined);
+    if (rows !== undefined) workloadResult = withHistory(workloadResult, rows);
+  }
+  heartbeat.stop();
   await transport.closeAll();
 
+  markers.push(...roles.markers(plan.primary, faultAt, failbackWindow));
   const measures = computeMeasures({ samples, faultAt, idsOnFinalPrimary: idsOnFinal, ...(failbackWindow ? { switchover: failbackWindow } : {}) });
-  if (!failure && (measures.switchover_lost_writes > 0 || (o.fault === 'stop' && measures.rpo_lost_writes > 0))) {
-    failure = `acknowledged writes were lost where none may be: ${measures.rpo_lost_writes} in all, ${measures.switchover_lost_writes} in the switchover`;
-    exitCode = ExitCode.verifyFailed;
+  const budgets = lossBudgets({
+    fault: o.fault,
+    ...(o.maxLostWrites !== undefined ? { maxLostWrites: o.maxLostWrites } : {}),
+    ...(mode ? { mode } : {}),
+    probeLostFault: measures.rpo_lost_writes - measures.switchover_lost_writes,
+    probeLostSwitchover: measures.switchover_lost_writes,
+    ...(workloadResult?.lost !== undefined ? { workloadLost: workloadResult.lost } : {}),
+    ...(ledger !== undefined ? { ledger: summariseLedger(ledger) } : {}),
+  });
+  const over = budgets.filter((b) => !b.ok);
+  if (over.length) {
+    const text = `loss budget exceeded: ${over.map((b) => `${b.name}: ${b.detail}`).join('; ')}`;
+    failure = failure ? `${failure}; ${text}` : text;
+    if (exitCode === ExitCode.ok) exitCode = ExitCode.verifyFailed;
   }
   const report: DrillReport = {
-    version: 1,
+    version: 2,
     fault: o.fault,
     started_at: new Date(startedAt).toISOString(),
     finished_at: new Date().toISOString(),
@@ -248,10 +393,232 @@ export async function runDrill(o: DrillOptions): Promise<DrillOutcome> {
     exit_checks: exitChecks,
     step_timings: timings,
     samples,
+    probe_interval_ms: PROBE_INTERVAL_MS,
+    markers: markers.sort((a, b) => a.at - b.at),
+    write_gaps: writeGaps(samples, 1000),
+    ...(mode ? { replication_mode: { ...(mode as ReplicationMode), promises_no_loss: promisesNoLoss(mode) } } : {}),
+    budgets,
+    ...(workloadResult ? { workload: workloadResult } : {}),
+    ...(fence ? { fence } : {}),
+    ...(partition ? { partition: partitionRecord(partition) } : {}),
+    ...(lag ? { lag } : {}),
+    ...(ledger !== undefined ? { ledger } : {}),
   };
   const differences = previous ? compareDrills(previous, report) : undefined;
   const paths = await writeDrillReport(o.reportDir, report, differences);
   return { exitCode, report, paths, ...(differences ? { differences } : {}) };
+}
+
+function partitionRecord(p: PartitionRecord & { spec: GuardSpec }): PartitionRecord {
+  const { spec: _spec, ...rest } = p;
+  return rest;
+}
+
+/** The guard's refusal, in its words: the first blocked step's message. */
+function refusal(run: RunbookRun): string {
+  const blocked = (run.report?.results ?? []).find((r) => r.status === 'blocked');
+  return blocked ? `${blocked.stepId}@${blocked.host}: ${blocked.message.split('\n')[0]}` : run.tail.slice(-1).join('');
+}
+
+/** The failback's divergence ledger, where its steps' data carry one. */
+function divergenceLedger(run: RunbookRun): unknown {
+  const found = (run.report?.results ?? [])
+    .map((r) => (r.data as { ledger?: unknown; divergence?: unknown } | undefined) ?? {})
+    .map((d) => d.ledger ?? d.divergence)
+    .filter((x) => x !== undefined);
+  return found.length === 0 ? undefined : found.length === 1 ? found[0] : found;
+}
+
+function summariseLedger(ledger: unknown): string {
+  if (Array.isArray(ledger)) return `${ledger.length} entries`;
+  if (ledger && typeof ledger === 'object') {
+    return Object.entries(ledger as Record<string, unknown>)
+      .filter(([, v]) => typeof v === 'number' || typeof v === 'string')
+      .map(([k, v]) => `${k} ${String(v)}`)
+      .join(', ');
+  }
+  return String(ledger);
+}
+
+async function startWorkload(
+  reader: ClusterReader,
+  plan: ClusterPlan,
+  serviceAddress: string,
+  password: Secret,
+  bin: string,
+  clients: number,
+  log: (l: string) => void,
+): Promise<PgbenchWorkload> {
+  await prepareWorkloadDb(reader, plan.primary);
+  const target = { host: serviceAddress, port: plan.port, user: PROBE_ROLE, password, database: WORKLOAD_DB };
+  await initPgbench(bin, target);
+  log(`  pgbench: tables initialised in ${WORKLOAD_DB} (scale 1), ${clients} clients against ${serviceAddress}:${plan.port}`);
+  const w = new PgbenchWorkload(bin, target, clients);
+  w.start();
+  return w;
+}
+
+async function historyRows(reader: ClusterReader, host: string): Promise<number> {
+  const conn = { ...connOfLayout(await reader.layout(host)), db: WORKLOAD_DB };
+  const r = await reader.exec(host, psqlCommand(conn, sql`SELECT count(*) FROM pgbench_history;`), { become: true, check: true });
+  return Number(parseRows(r.stdout)[0]?.[0] ?? NaN);
+}
+
+type Wait = (what: string, timeoutMs: number, problem: () => Promise<string | undefined>) => Promise<void>;
+
+/**
+ * Cut the primary off: find what it can cut with, which addresses the others and this
+ * controller reach it from, start the guard (which cuts a second later and restores at the
+ * deadline), then check from outside that the cut holds.
+ */
+async function cutPrimary(
+  reader: ClusterReader,
+  plan: ClusterPlan,
+  standbys: string[],
+  faultSeconds: number,
+  log: (l: string) => void,
+  wait: Wait,
+): Promise<PartitionRecord & { spec: GuardSpec }> {
+  const primary = plan.primary;
+  const tools = toolsOf((await reader.exec(primary, TOOLS_PROBE, { check: true })).stdout);
+  const tool = chooseCutTool(tools);
+  if (!tool) throw new PhaseFailure(`${primary} has neither nft, iptables nor ip: cannot cut it`, ExitCode.environment);
+  const own = (await reader.exec(primary, raw('hostname -I 2>/dev/null || true'), { check: true })).stdout.split(/\s+/).filter(Boolean);
+  const controller = await clientAddressSeenBy(reader, primary);
+  const primaryAddress = addressOf(plan.nodes.find((h) => h.name === primary)!);
+  const addresses = [controller];
+  for (const s of standbys) {
+    const r = await reader.exec(s, sh`ip -o route get "$(getent ahostsv4 ${primaryAddress} | awk 'NR == 1 { print $1 }')" 2>/dev/null || true`, { check: true });
+    const src = routeSource(r.stdout) ?? addressOf(plan.nodes.find((h) => h.name === s)!);
+    if (!isIpv4(src)) throw new PhaseFailure(`cannot tell the IPv4 address ${s} reaches ${primary} from (got "${src}")`, ExitCode.environment);
+    addresses.push(src);
+  }
+  const selfCut = addresses.filter((a) => own.includes(a) || a.startsWith('127.'));
+  if (selfCut.length) throw new PhaseFailure(`cannot partition ${primary} from ${selfCut.join(', ')}: that is ${primary}'s own address (is the drill running on ${primary}?)`, ExitCode.badInput);
+  const unique = [...new Set(addresses)];
+  const id = `drill-partition-${randomBytes(4).toString('hex')}`;
+  // Long enough for the start command's reply to leave before the cut, on a loaded host.
+  const delaySec = 3;
+  const deadline = Math.ceil(Date.now() / 1000) + delaySec + faultSeconds;
+  const spec: GuardSpec = { id, tool, addresses: unique, deadline, delaySec };
+  log(`  ${primary}: cutting ${unique.join(', ')} by ${tool === 'blackhole' ? 'blackhole routes' : `${tool} rules`}; guard job ${id} restores the link at ${new Date(deadline * 1000).toISOString()}`);
+  const record: PartitionRecord & { spec: GuardSpec } = { spec, tool, addresses: unique, guard: id, deadline: new Date(deadline * 1000).toISOString() };
+  const started = await startDetached(jobExec(reader, primary), id, guardCommand(spec), { timeoutSec: delaySec + faultSeconds + 120 });
+  if (started.state.state === 'running') record.guard = `${id} (detached job, PID ${started.state.pid})`;
+  // The SSH connection is about to go silent: never use it again.
+  reader.forget(primary);
+  record.log = { cutAt: Date.now() + delaySec * 1000 };
+  const sshPort = Number(plan.nodes.find((h) => h.name === primary)!.vars.ansible_port ?? 22);
+  await wait(`the cut of ${primary} to hold`, 15_000, async () => {
+    const ssh = await tcpAnswers(primaryAddress, sshPort, 1500);
+    const pg = await tcpAnswers(primaryAddress, plan.port, 1500);
+    return ssh || pg ? `${primaryAddress} still answers on ${[ssh ? sshPort : 0, pg ? plan.port : 0].filter(Boolean).join(' and ')}` : undefined;
+  });
+  const peer = standbys[0]!;
+  const l = await reader.layout(peer);
+  const seen = await reader.exec(peer, sh`${`${l.binDir}/pg_isready`} -h ${primaryAddress} -p ${plan.port} -t 3 || true`, { check: true });
+  record.cut_verified = `this controller: ${primaryAddress}:${sshPort} and :${plan.port} do not answer; ${peer}: pg_isready says "${seen.stdout.trim()}"`;
+  if (/accepting connections/.test(seen.stdout)) throw new PhaseFailure(`${peer} still reaches ${primary}: ${seen.stdout.trim()}`);
+  log(`  cut holds: ${record.cut_verified}`);
+  return record;
+}
+
+/** Commands on `host` as root, for detached jobs (which never fail on an exit code). */
+function jobExec(reader: ClusterReader, host: string): JobExec {
+  return (command, options) => reader.exec(host, command, { become: true, ...options, check: false });
+}
+
+/** Wait for the guard's deadline, then for SSH to answer; check the guard's log and the rules. */
+async function awaitRestore(reader: ClusterReader, primary: string, p: PartitionRecord & { spec: GuardSpec }, log: (l: string) => void, wait: Wait): Promise<void> {
+  const deadlineMs = p.spec.deadline * 1000;
+  const toDeadline = deadlineMs - Date.now();
+  if (toDeadline > 0) log(`  ${primary} is cut off until its guard restores the link, in ${(toDeadline / 1000).toFixed(0)} s`);
+  await wait(`${primary}'s guard to restore the link (deadline ${p.deadline})`, Math.max(0, toDeadline) + RESTORE_GRACE_MS, async () => {
+    if (Date.now() < deadlineMs) return `deadline in ${((deadlineMs - Date.now()) / 1000).toFixed(0)} s`;
+    try {
+      const job = await reader.read(primary, jobFact(p.spec.id), 10);
+      return job.state === 'exited' ? undefined : `guard job ${job.state}`;
+    } catch (e) {
+      reader.forget(primary);
+      return `SSH to ${primary}: ${e instanceof Error ? e.message : String(e)}`;
+    }
+  });
+  const done = await waitDetached(jobExec(reader, primary), p.spec.id, { timeoutMs: 10_000 });
+  p.log = { ...p.log, ...parseGuardLog(done.outputTail) };
+  if (done.exitCode !== 0 || !p.log.restoredAt) throw new PhaseFailure(`${primary}: the partition guard ended with exit ${done.exitCode}: ${done.outputTail.trim().split('\n').slice(-2).join(' | ')}`);
+  const present = await reader.exec(primary, cutPresentCommand(p.spec), { become: true, check: true });
+  if (present.stdout.includes('cut')) throw new PhaseFailure(`${primary}: the guard logged its restore but rules of the cut are still in place`);
+  p.restored_verified = `guard restored the link at ${new Date(p.log.restoredAt).toISOString()}; SSH answers again; no rule of the cut left`;
+  log(`  ${p.restored_verified}`);
+}
+
+function tcpAnswers(host: string, port: number, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = new Socket();
+    const done = (ok: boolean): void => {
+      s.destroy();
+      resolve(ok);
+    };
+    s.setTimeout(timeoutMs, () => done(false));
+    s.once('connect', () => done(true));
+    s.once('error', () => done(false));
+    s.connect(port, host);
+  });
+}
+
+/**
+ * Who is writable, every half second, on the hosts the drill can reach: the moment a standby
+ * became writable is the promotion, the moment the intended primary became writable again during
+ * the failback is the switchover. Read by the drill itself, not taken from a runbook's log.
+ */
+class RoleWatcher {
+  readonly events: Array<{ at: number; host: string; writable: boolean }> = [];
+  #running = false;
+  #loop: Promise<void> | undefined;
+
+  constructor(
+    private readonly reader: ClusterReader,
+    private readonly nodes: string[],
+    private readonly skip: ReadonlySet<string>,
+  ) {}
+
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    this.#loop = (async () => {
+      const last = new Map<string, boolean>();
+      while (this.#running) {
+        const t = Date.now();
+        await Promise.all(
+          this.nodes.filter((n) => !this.skip.has(n)).map(async (host) => {
+            const s = await this.reader.status(host, 5).catch(() => undefined);
+            const w = Boolean(s?.up && !s.inRecovery);
+            if (s && last.get(host) !== w) {
+              last.set(host, w);
+              this.events.push({ at: t, host, writable: w });
+            }
+          }),
+        );
+        await new Promise((r) => setTimeout(r, Math.max(0, t + 500 - Date.now())));
+      }
+    })();
+  }
+
+  async stop(): Promise<void> {
+    this.#running = false;
+    await this.#loop;
+  }
+
+  markers(primary: string, faultAt: number, failback?: { startedAt: number; endedAt: number }): Marker[] {
+    const out: Marker[] = [];
+    const promote = this.events.find((e) => e.at >= faultAt && e.writable && e.host !== primary);
+    if (promote) out.push({ name: 'promote', at: promote.at, detail: `${promote.host} writable` });
+    if (failback) {
+      const back = this.events.find((e) => e.at >= failback.startedAt && e.writable && e.host === primary);
+      if (back) out.push({ name: 'switchover', at: back.at, detail: `${primary} writable again` });
+    }
+    return out;
+  }
 }
 
 async function approve(o: DrillOptions, primary: string): Promise<void> {
@@ -309,10 +676,10 @@ async function finalChecks(reader: ClusterReader, nodes: string[], primary: stri
   const checks: ExitCheck[] = [];
   const problems = topologyProblems(snaps, primary, vip);
   checks.push({ name: 'original topology', ok: problems.length === 0, detail: problems.join('; ') || `${primary} writable, ${standbys.join(', ')} in recovery` });
-  const p = snaps.find((s) => s.host === primary)!.status;
-  const timeline = p.up ? p.timeline : -1;
+  const p = snaps.find((s) => s.host === primary)?.status;
+  const timeline = p?.up ? p.timeline : -1;
   const tl: string[] = [];
-  for (const s of standbys) {
+  for (const s of standbys.filter((n) => nodes.includes(n))) {
     const receiver = await reader.walReceiver(s).catch(() => null);
     if (!receiver || receiver.receivedTli !== timeline) tl.push(`${s} receives timeline ${receiver?.receivedTli ?? 'none'}`);
   }

@@ -97,3 +97,16 @@ export function stepTimings(id: string, run: RunbookRun): Record<string, number>
   for (const r of run.report?.results ?? []) out[`${id}/${r.stepId}@${r.host}`] = Math.round(r.durationMs);
   return out;
 }
+
+/**
+ * Which evidence proved the old primary dead or fenced, in the failover's own words: the fence
+ * step's plan data (`fence: { NODE: { evidence, action, reason } }`). Undefined without one.
+ */
+export function fenceEvidence(run: RunbookRun, oldPrimary: string): { verdict: string; detail: string } | undefined {
+  for (const r of run.report?.results ?? []) {
+    const fence = (r.data as { fence?: Record<string, { evidence?: string; action?: string; reason?: string }> } | undefined)?.fence;
+    const mine = fence?.[oldPrimary];
+    if (mine) return { verdict: mine.evidence ?? 'unknown', detail: `${r.stepId}@${r.host} ${r.status}: ${mine.action ?? ''}${mine.reason ? `: ${mine.reason}` : ''}` };
+  }
+  return undefined;
+}

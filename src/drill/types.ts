@@ -1,6 +1,48 @@
 /** What a drill records and what its report says. Times are epoch milliseconds. */
+import type { LossBudget, ReplicationMode } from './budget.js';
+import type { GuardLog } from './partition.js';
+import type { WorkloadResult } from './workload.js';
 
-export type FaultKind = 'stop' | 'kill' | 'partition';
+export type FaultKind = 'stop' | 'kill' | 'partition' | 'lag';
+
+/** A moment on the timeline: the fault, the promotion, the switchover, the link's return. */
+export interface Marker {
+  name: string;
+  at: number;
+  detail?: string;
+}
+
+/** A stretch without any acknowledged probe write: from the last ack before to the first after. */
+export interface WriteGap {
+  from: number;
+  to: number;
+}
+
+/** How the old primary was proved dead or fenced before the promotion (the failover's words). */
+export interface FenceEvidence {
+  /** down-ssh-pgctl | refused-port | fence-command | approved-unfenced | unknown */
+  verdict: string;
+  detail: string;
+}
+
+export interface PartitionRecord {
+  tool: string;
+  addresses: string[];
+  guard: string;
+  deadline: string;
+  /** From the guard's own log on the host. */
+  log?: GuardLog;
+  cut_verified?: string;
+  restored_verified?: string;
+}
+
+export interface LagRecord {
+  standby: string;
+  /** received − replayed on the lagging standby when the primary was stopped. */
+  lag_bytes: number | null;
+  refused?: string;
+  promoted?: string;
+}
 
 /** One write of the probe: sent, and acknowledged or failed. */
 export interface ProbeSample {
@@ -43,7 +85,7 @@ export interface DrillMeasures {
 }
 
 export interface DrillReport extends DrillMeasures {
-  version: 1;
+  version: 2;
   fault: FaultKind;
   started_at: string;
   finished_at: string;
@@ -61,4 +103,18 @@ export interface DrillReport extends DrillMeasures {
   /** Every runbook step's duration, "runbook/step@host" → ms. */
   step_timings: Record<string, number>;
   samples: ProbeSample[];
+  /** The probe's interval, for the timeline. */
+  probe_interval_ms?: number;
+  markers: Marker[];
+  write_gaps: WriteGap[];
+  replication_mode?: ReplicationMode & { promises_no_loss: boolean };
+  budgets: LossBudget[];
+  workload?: WorkloadResult;
+  fence?: FenceEvidence;
+  partition?: PartitionRecord;
+  lag?: LagRecord;
+  /** The failback's divergence ledger (what the old timeline had that the new one does not). */
+  ledger?: unknown;
+  /** Faults asked for that cannot be done safely, and why. */
+  notes?: string[];
 }

@@ -3,18 +3,19 @@
  * - the /etc overlay's upper layer: hostname, hosts, passwd/shadow/group with the `ops` user, a
  *   sudoers.d entry, a lab sshd_config. The real /etc is only the read-only lower layer.
  * - per-host folders bind-mounted over the directories services write to.
- * - RHEL layout: overlays over /usr (the /usr/pgsql-15 tree, no postgresql-common wrappers) and
+ * - RHEL layout: overlays over /usr (the /usr/pgsql-<major> tree, no postgresql-common wrappers) and
  *   /var/lib (/var/lib/pgsql), so the host looks like a PGDG server to a runbook probing it.
+ * - Another PostgreSQL major on the Debian layout: an overlay over /usr/lib/postgresql adding
+ *   <major> (pg-server.ts), so pg_createcluster, pg_ctlcluster and pg_wrapper find it as installed.
  */
 import { chmodSync, chownSync, mkdirSync, readFileSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { DbLayout, LabHost, LabSpec } from './spec.js';
+import { DEBIAN_MAJOR, pgServerDir } from './pg-server.js';
+import { labPgMajor, type DbLayout, type LabHost, type LabSpec } from './spec.js';
 
 export const OPS_USER = 'ops';
-const PG_MAJOR = 15;
-const DEBIAN_PG_BIN = `/usr/lib/postgresql/${PG_MAJOR}/bin`;
-export const RHEL_PG_BIN = `/usr/pgsql-${PG_MAJOR}/bin`;
-export const RHEL_PGDATA = `/var/lib/pgsql/${PG_MAJOR}/data`;
+export const rhelPgBin = (major: string) => `/usr/pgsql-${major}/bin`;
+export const rhelPgData = (major: string) => `/var/lib/pgsql/${major}/data`;
 
 export type Mount =
   | { kind: 'overlay'; target: string; upper: string; work: string }
@@ -54,6 +55,8 @@ export function hostMounts(spec: LabSpec, host: LabHost, hostDir: string): Mount
   }
   // Overlays after the binds: their sources live under /var/lib, which the /var/lib overlay covers.
   if (rhel) mounts.push(overlay('/usr', 'usr'), overlay('/var/lib', 'varlib'));
+  // Another major (pg-server.ts): /usr/lib/postgresql/<major> appears in this host only.
+  else if (host.role === 'db' && labPgMajor(spec) !== DEBIAN_MAJOR) mounts.push(overlay('/usr/lib/postgresql', 'usrlibpg'));
   return mounts;
 }
 
@@ -157,7 +160,9 @@ export function prepareHostFs(spec: LabSpec, host: LabHost, hostDir: string, acc
   writeFile(join(etc, 'gshadow'), accounts.gshadow, 0o640, { uid: 0, gid: groupId(accounts.group, 'shadow') });
   writeFile(join(etc, 'sudoers.d', OPS_USER), `${OPS_USER} ALL=(ALL:ALL) NOPASSWD: ALL\n`, 0o440);
   writeFile(join(etc, 'ssh', 'sshd_config'), sshdConfig(host));
-  if (rhel) prepareRhelLook(hostDir, accounts);
+  const major = labPgMajor(spec);
+  if (rhel) prepareRhelLook(hostDir, accounts, major);
+  else if (host.role === 'db' && major !== DEBIAN_MAJOR) symlinkSync(pgServerDir(major), join(hostDir, 'usrlibpg.upper', major));
 
   // Homes and service folders, owned as the packages would have made them.
   mkdir(fs('root'), 0o700, root);
@@ -174,10 +179,13 @@ export function prepareHostFs(spec: LabSpec, host: LabHost, hostDir: string, acc
 }
 
 /** What makes a RHEL-layout host look like a PGDG install (see docs in lab/index.ts). */
-function prepareRhelLook(hostDir: string, accounts: Accounts): void {
+function prepareRhelLook(hostDir: string, accounts: Accounts, major: string): void {
   const usr = join(hostDir, 'usr.upper');
-  mkdir(join(usr, `pgsql-${PG_MAJOR}`));
-  symlinkSync(DEBIAN_PG_BIN, join(usr, `pgsql-${PG_MAJOR}`, 'bin'));
+  // /usr/pgsql-<major>/bin: Debian's 15, or the other major's tree (its bin/ already mixes server and client tools).
+  if (major === DEBIAN_MAJOR) {
+    mkdir(join(usr, `pgsql-${major}`));
+    symlinkSync(pgServerDir(major) + '/bin', join(usr, `pgsql-${major}`, 'bin'));
+  } else symlinkSync(pgServerDir(major), join(usr, `pgsql-${major}`));
   // /usr/bin/psql & co. point at postgresql-common's pg_wrapper on Debian; PGDG links them to
   // /usr/pgsql-15/bin. Wrapper-only tools (pg_lsclusters, pg_ctlcluster…) are hidden by init.
   mkdir(join(usr, 'bin'));
@@ -188,9 +196,9 @@ function prepareRhelLook(hostDir: string, accounts: Accounts): void {
     } catch {
       continue;
     }
-    if (target.endsWith('/pg_wrapper')) symlinkSync(`${RHEL_PG_BIN}/${tool}`, join(usr, 'bin', tool));
+    if (target.endsWith('/pg_wrapper')) symlinkSync(`${rhelPgBin(major)}/${tool}`, join(usr, 'bin', tool));
   }
-  mkdir(join(hostDir, 'varlib.upper', 'pgsql', String(PG_MAJOR)), 0o700, accounts.postgres);
+  mkdir(join(hostDir, 'varlib.upper', 'pgsql', major), 0o700, accounts.postgres);
   const etc = join(hostDir, 'etc.upper');
   writeFile(
     join(etc, 'os-release'),

@@ -21,11 +21,13 @@ import { checkSubnetFree, createNetwork, listNetworkObjects } from './network.js
 import { run } from './local.js';
 import { initPostgres } from './postgres.js';
 import { requirePackages, requireRoot } from './preflight.js';
-import { buildSpec, labName, labTag, PRESETS, sameShape, type LabSpec } from './spec.js';
+import { buildSpec, labName, labPgMajor, labTag, PRESETS, sameShape, type LabSpec } from './spec.js';
+import { describeLabPg, ensurePgServer } from './pg-server.js';
 import { isAlive, labPaths, listLabs, readState, withLock, writeState, type LabState } from './state.js';
 
 export { labPaths, listLabs, readState, STATE_ROOT, type LabState } from './state.js';
-export { names, type LabSpec, type LabHost } from './spec.js';
+export { names, labPgMajor, type LabSpec, type LabHost } from './spec.js';
+export { describeLabPg, ensurePgServer, LAB_PG_MAJORS } from './pg-server.js';
 export { nsenterArgv } from './local.js';
 
 export interface UpOptions {
@@ -34,6 +36,8 @@ export interface UpOptions {
   /** "pg1=db,pg2=db,nfs1=nfs" or a count of plain hosts. */
   hosts?: string;
   layout?: string;
+  /** PostgreSQL major of the database hosts: 15 (Debian's) or 13, 14, 16, 17 (pg-server.ts). */
+  pgVersion?: string;
 }
 
 export type Log = (line: string) => void;
@@ -56,19 +60,22 @@ export async function labUp(opts: UpOptions = {}, log: Log = quiet): Promise<UpR
     const previous = existing && {
       hosts: existing.spec.hosts.map((h) => `${h.name}=${h.role}`).join(','),
       layout: existing.spec.layout,
+      pgVersion: labPgMajor(existing.spec),
     };
     const spec = buildSpec({ ...previous, ...definedOnly(opts), name }, defaultNet(name, existing));
     if (existing) {
       if (await isHealthy(existing)) {
-        const explicit = opts.subnet !== undefined || opts.hosts !== undefined || opts.layout !== undefined;
+        const explicit = opts.subnet !== undefined || opts.hosts !== undefined || opts.layout !== undefined || opts.pgVersion !== undefined;
         if (explicit && !sameShape(existing.spec, spec)) {
-          throw new BadInputError(`lab ${name} is up with other hosts, subnet or layout; run \`runbook lab down --name ${name}\` first`);
+          throw new BadInputError(`lab ${name} is up with other hosts, subnet, layout or PostgreSQL version; run \`runbook lab down --name ${name}\` first`);
         }
         log(`lab ${name} is already up`);
         return { state: existing, alreadyUp: true, ms: Date.now() - started };
       }
       log(`lab ${name}: cleaning up what a previous run left`);
     }
+    // Before anything is built: a failed download leaves nothing to tear down.
+    if (spec.hosts.some((h) => h.role === 'db')) await ensurePgServer(labPgMajor(spec), log);
     await cleanupStale(existing ?? { spec }, log);
     try {
       const state = await build(spec, log);
@@ -106,8 +113,8 @@ async function build(spec: LabSpec, log: Log): Promise<LabState> {
 
   const dbHosts = spec.hosts.filter((h) => h.role === 'db');
   if (dbHosts.length) {
-    log(`lab ${spec.name}: initialising PostgreSQL 15 (${spec.layout} layout) on ${dbHosts.map((h) => h.name).join(', ')}`);
-    await Promise.all(dbHosts.map((h) => initPostgres(state.hosts[h.name]!.init.pid, spec.layout)));
+    log(`lab ${spec.name}: initialising ${describeLabPg(labPgMajor(spec))} (${spec.layout} layout) on ${dbHosts.map((h) => h.name).join(', ')}`);
+    await Promise.all(dbHosts.map((h) => initPostgres(state.hosts[h.name]!.init.pid, spec.layout, labPgMajor(spec))));
   }
   state.upAt = new Date().toISOString();
   writeState(state);

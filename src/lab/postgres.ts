@@ -1,25 +1,28 @@
 /**
- * A stand-alone PostgreSQL 15 cluster on each database host, in the host's layout. Replication
+ * A stand-alone PostgreSQL cluster (15, or the lab's --pg-version) on each database host, in the host's layout. Replication
  * and everything else is the runbooks' job. Runs inside the host (nsenter), all hosts in parallel.
  */
 import { quoteWord as q } from '../shell/quote.js';
-import { RHEL_PG_BIN, RHEL_PGDATA } from './host-fs.js';
+import { rhelPgBin, rhelPgData } from './host-fs.js';
 import { inHost } from './local.js';
 import type { DbLayout } from './spec.js';
 
 // --no-sync: durability against a machine crash is worthless in a lab; it saves ~1 s per host.
-const DEBIAN = `pg_createcluster 15 main --start -o listen_addresses='*' -- --no-sync >/dev/null`;
+const debian = (major: string) => `pg_createcluster ${q(major)} main --start -o listen_addresses='*' -- --no-sync >/dev/null`;
 
 // PGDG style: data and config in one directory, started with pg_ctl, no pg_ctlcluster registry.
-const RHEL_AS_POSTGRES = [
-  `${RHEL_PG_BIN}/initdb -D ${RHEL_PGDATA} --no-sync -A peer --auth-host=scram-sha-256 >/var/lib/pgsql/15/initdb.log`,
-  `echo "listen_addresses = '*'" >> ${RHEL_PGDATA}/postgresql.conf`,
-  `${RHEL_PG_BIN}/pg_ctl -D ${RHEL_PGDATA} -l /var/lib/pgsql/15/logfile -w start >/dev/null`,
-].join(' && ');
-const RHEL = `su -s /bin/sh postgres -c ${q(RHEL_AS_POSTGRES)}`;
+function rhel(major: string): string {
+  const [bin, data, home] = [rhelPgBin(major), rhelPgData(major), `/var/lib/pgsql/${major}`];
+  const asPostgres = [
+    `${bin}/initdb -D ${data} --no-sync -A peer --auth-host=scram-sha-256 >${home}/initdb.log`,
+    `echo "listen_addresses = '*'" >> ${data}/postgresql.conf`,
+    `${bin}/pg_ctl -D ${data} -l ${home}/logfile -w start >/dev/null`,
+  ].join(' && ');
+  return `su -s /bin/sh postgres -c ${q(asPostgres)}`;
+}
 
-export async function initPostgres(pid: number, layout: DbLayout): Promise<void> {
-  await inHost(pid, layout === 'rhel' ? RHEL : DEBIAN, { timeoutMs: 60_000 });
+export async function initPostgres(pid: number, layout: DbLayout, major: string): Promise<void> {
+  await inHost(pid, layout === 'rhel' ? rhel(major) : debian(major), { timeoutMs: 60_000 });
 }
 
 /** Does the server answer a query on the host's local socket? */

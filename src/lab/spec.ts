@@ -4,6 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { BadInputError } from '../errors.js';
+import { checkLabPgVersion, DEBIAN_MAJOR } from './pg-server.js';
 
 export type HostRole = 'db' | 'nfs' | 'plain';
 export type DbLayout = 'debian' | 'rhel';
@@ -23,7 +24,13 @@ export interface LabSpec {
   /** The /24 network, e.g. "10.231.0". */
   net: string;
   layout: DbLayout;
+  /** PostgreSQL major of the database hosts ('15' when absent: labs made before the option). */
+  pgVersion?: string;
   hosts: LabHost[];
+}
+
+export function labPgMajor(spec: Pick<LabSpec, 'pgVersion'>): string {
+  return spec.pgVersion ?? DEBIAN_MAJOR;
 }
 
 export const DEFAULT_LAB = 'lab';
@@ -94,12 +101,13 @@ export function parseHosts(text: string, net: string): LabHost[] {
   });
 }
 
-export function buildSpec(opts: { name?: string; subnet?: string; hosts?: string; layout?: string }, defaultNet: string): LabSpec {
+export function buildSpec(opts: { name?: string; subnet?: string; hosts?: string; layout?: string; pgVersion?: string }, defaultNet: string): LabSpec {
   const name = labName(opts.name);
   const layout = opts.layout ?? PRESETS[name]?.layout ?? 'debian';
   if (layout !== 'debian' && layout !== 'rhel') throw new BadInputError(`--layout ${layout}: debian or rhel`);
   const net = opts.subnet ? parseSubnet(opts.subnet) : defaultNet;
-  return { name, tag: labTag(name), net, layout, hosts: parseHosts(opts.hosts ?? DEFAULT_HOSTS, net) };
+  const pgVersion = checkLabPgVersion(opts.pgVersion ?? DEBIAN_MAJOR);
+  return { name, tag: labTag(name), net, layout, pgVersion, hosts: parseHosts(opts.hosts ?? DEFAULT_HOSTS, net) };
 }
 
 /** Kernel object names; interface names stay within Linux's 15 characters. */
@@ -116,6 +124,6 @@ export const vip = (spec: LabSpec) => `${spec.net}.${VIP_OCTET}`;
 export const subnetCidr = (spec: LabSpec) => `${spec.net}.0/24`;
 
 export function sameShape(a: LabSpec, b: LabSpec): boolean {
-  const key = (s: LabSpec) => JSON.stringify([s.net, s.layout, s.hosts.map((h) => [h.name, h.role, h.address])]);
+  const key = (s: LabSpec) => JSON.stringify([s.net, s.layout, labPgMajor(s), s.hosts.map((h) => [h.name, h.role, h.address])]);
   return key(a) === key(b);
 }

@@ -2,7 +2,7 @@
 import { spawnSync } from 'node:child_process';
 import { Option, type Command as Program } from 'commander';
 import { BadInputError } from '../../errors.js';
-import { labDown, labPaths, labStatus, labUp, listLabs, readState, STATE_ROOT } from '../../lab/index.js';
+import { describeLabPg, ensurePgServer, LAB_PG_MAJORS, labDown, labPaths, labPgMajor, labStatus, labUp, listLabs, readState, STATE_ROOT } from '../../lab/index.js';
 import { labFence } from '../../lab/fence.js';
 
 const nameOption = () =>
@@ -13,7 +13,7 @@ const log = (line: string) => process.stdout.write(`${line}\n`);
 export function registerLab(program: Program): void {
   const lab = program
     .command('lab')
-    .description('Real hosts on this machine (namespaces, sshd, PostgreSQL 15) for tests, demos and drill rehearsals. Needs root.');
+    .description('Real hosts on this machine (namespaces, sshd, PostgreSQL 15 or --pg-version) for tests, demos and drill rehearsals. Needs root.');
 
   lab
     .command('up')
@@ -22,13 +22,27 @@ export function registerLab(program: Program): void {
     .option('--subnet <cidr>', 'a /24 network (default: 10.231.0.0/24 for "lab", 10.231.1.0/24 for "rhel", else a free 10.231.N.0/24)')
     .option('--hosts <list>', 'NAME=db|nfs|plain,… or a count N of sshd-only hosts h01..hNN (default: pg1=db,pg2=db,nfs1=nfs)')
     .addOption(new Option('--layout <layout>', 'PostgreSQL layout of the database hosts (default: rhel for the "rhel" lab, else debian)').choices(['debian', 'rhel']))
-    .action(async (opts: { name: string; subnet?: string; hosts?: string; layout?: string }) => {
+    .addOption(
+      new Option('--pg-version <major>', "PostgreSQL major of the database hosts (default 15, Debian's; others: server binaries from npm, see `lab fetch-pg`)").choices([
+        ...LAB_PG_MAJORS,
+      ]),
+    )
+    .action(async (opts: { name: string; subnet?: string; hosts?: string; layout?: string; pgVersion?: string }) => {
       const { state, alreadyUp, ms } = await labUp(opts, log);
       const paths = labPaths(state.spec.name);
       if (!alreadyUp) log(`lab ${state.spec.name} is up in ${(ms / 1000).toFixed(1)} s`);
+      log(`postgres:  ${describeLabPg(labPgMajor(state.spec))}`);
       for (const h of state.spec.hosts) log(`  ${h.name.padEnd(8)} ${h.address.padEnd(15)} ${h.role}`);
       log(`inventory: ${paths.inventory}`);
       log(`state:     ${paths.dir}`);
+    });
+
+  lab
+    .command('fetch-pg')
+    .description('Fetch and prepare the server binaries of other PostgreSQL majors for lab hosts (cache: $RUNBOOK_PG_CACHE, default /var/cache/runbook/pg)')
+    .argument('<major...>', `majors (${LAB_PG_MAJORS.join(', ')}; 15 is Debian's and needs nothing)`)
+    .action(async (majors: string[]) => {
+      for (const m of majors) log(`${m}: ${await ensurePgServer(m, log)}`);
     });
 
   lab
@@ -54,7 +68,7 @@ export function registerLab(program: Program): void {
       const spec = status.spec;
       if (!spec) log(`lab ${status.name}: down`);
       else {
-        log(`lab ${status.name}: ${status.up ? 'up' : 'DEGRADED (run `runbook lab up` to rebuild it)'}, ${spec.net}.0/24, ${spec.layout} layout, since ${status.upAt}`);
+        log(`lab ${status.name}: ${status.up ? 'up' : 'DEGRADED (run `runbook lab up` to rebuild it)'}, ${spec.net}.0/24, ${spec.layout} layout, PostgreSQL ${labPgMajor(spec)}, since ${status.upAt}`);
         for (const h of status.hosts) {
           const health = !h.running ? 'init not running' : h.sshd ? 'sshd ok' : 'sshd not answering';
           log(`  ${h.name.padEnd(8)} ${h.address.padEnd(15)} ${h.role.padEnd(6)} pid ${String(h.pid ?? '-').padEnd(8)} ${health}`);

@@ -92,6 +92,10 @@ export interface CandidateInput {
   /** The best LSN known outside the standbys (the old primary's, when it still answers). */
   knownPrimaryLsn?: string | null;
   approved: (node: string) => boolean;
+  /** -e force=true: abandon a writable primary (else a re-run with a primary in place is a no-op). */
+  force?: boolean;
+  /** The inventory's intended primary: writable, it is what failover would move away from. */
+  intendedPrimary?: string;
 }
 
 /** Pure: rank the standbys and pick (or refuse) the candidate. */
@@ -124,6 +128,13 @@ export function chooseCandidate(i: CandidateInput): CandidateVerdict {
   const describe = ranking.map((r) => `${r.name} at ${r.position ?? '?'}${r.problems.length ? ` (${r.problems.join('; ')})` : ''}`).join(', ');
   const followersOf = (c: string) => standbys.map((v) => v.name).filter((n) => n !== c);
 
+  const writable = i.views.filter((v) => v.reachable && v.status?.up && !v.status.inRecovery);
+  if (!i.named && !i.force && writable.length === 1 && writable[0]!.name !== i.intendedPrimary) {
+    // A failover already happened (a re-run): the guard says so, the standbys stay. A writable
+    // intended primary instead gets a candidate, and the guard refuses while it answers.
+    const w = writable[0]!.name;
+    return { kind: 'go', candidate: w, followers: followersOf(w), ranking, reason: `${w} is writable (the primary): no failover needed unless -e force=true` };
+  }
   if (i.named) {
     const r = ranking.find((x) => x.name === i.named);
     if (!r) {

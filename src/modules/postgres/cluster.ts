@@ -6,6 +6,7 @@
 import type { HostView, RunContext, StepContext } from '../../engine/types.js';
 import { param } from '../../engine/define.js';
 import type { Secret } from '../../shell/secret.js';
+import { conninfoString } from '../../shell/config-text.js';
 import type { PgConn } from './facts.js';
 import type { PgLayout } from './layout.js';
 
@@ -98,6 +99,10 @@ export function resolveCluster(ctx: Pick<RunContext<unknown>, 'select'>, params:
     if (other) errors.push(`${n.name} and ${other} would share the replication slot ${n.slotName}: set pg_slot_name on one`);
     slots.set(n.slotName, n.name);
     if (!Number.isInteger(n.port) || n.port <= 0) errors.push(`${n.name}: pg_port must be a port number`);
+    // The server keeps printable ASCII only (others become ?) and 63 bytes: a name it would change could never be matched.
+    if (!/^[\x20-\x7e]{1,63}$/.test(n.applicationName)) errors.push(`${n.name}: pg_application_name ${JSON.stringify(n.applicationName)} must be 1-63 printable ASCII characters (PostgreSQL replaces others with ?)`);
+    // The address goes into pg_hba.conf and conninfo strings: an IP or a host name, nothing that could add a field.
+    if (!/^[A-Za-z0-9][A-Za-z0-9.:-]*$/.test(n.address)) errors.push(`${n.name}: address (ansible_host) ${JSON.stringify(n.address)} must be an IP address or a host name`);
   }
   if (!params.replication_password) errors.push('replication_password is required: --secret replication_password=env:VAR, or a secret inventory var replication_password');
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(params.replication_user)) errors.push(`replication_user ${JSON.stringify(params.replication_user)} must be a plain identifier`);
@@ -140,7 +145,12 @@ export function connOfLayout(l: PgLayout): PgConn {
 
 /** What a standby puts in primary_conninfo: no password (it comes from ~postgres/.pgpass). */
 export function conninfoFor(cluster: PgCluster, primary: PgNode, standby: PgNode): string {
-  return `host=${primary.address} port=${primary.port} user=${cluster.replicationUser} application_name=${standby.applicationName}`;
+  return conninfoString(`${standby.name}: primary_conninfo`, [
+    ['host', primary.address],
+    ['port', primary.port],
+    ['user', cluster.replicationUser],
+    ['application_name', standby.applicationName],
+  ]);
 }
 
 /** key=value pairs of a libpq conninfo string (values possibly single-quoted). */

@@ -424,7 +424,8 @@ export function peerViewFact(conn: PgConn): Fact<PeerView> {
     command: psqlCommand(conn, sql`SELECT pg_is_in_recovery()`),
     parse(r) {
       if (r.exitCode === 0) return { answers: true, inRecovery: parseRows(r.stdout)[0]?.[0] === 't' };
-      return { answers: false, error: r.stderr.trim().split('\n').pop() ?? `psql exit ${r.exitCode}` };
+      // libpq's reason ("Connection refused", "timeout expired") is on the first line, a hint on the next.
+      return { answers: false, error: r.stderr.split('\n').map((x) => x.trim()).filter(Boolean).join(' ') || `psql exit ${r.exitCode}` };
     },
   });
 }

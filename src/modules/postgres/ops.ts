@@ -15,18 +15,20 @@ import {
   type PgRoleState,
   type PgSlot,
   type PgStatus,
-  pendingRestartFact,
   psqlCommand,
   roleFact,
   REWIND_FUNCTIONS,
   slotsFact,
   statusFact,
 } from './facts.js';
-import { asPostgres, restartCommand } from './control.js';
+import { asPostgres } from './control.js';
+import { RESTART_SETTINGS, SHELL_SETTINGS, type SettingValue } from './settings.js';
+import { gucString, isShellLine } from '../../shell/config-text.js';
 import { type FileState, appendLineCommand, blockFact, fileFact, lineFact, markers, replaceBlockCommand, wrapBlock, writeFileCommand } from './files.js';
 import type { PgLayout } from './layout.js';
 import { parseConninfo } from './cluster.js';
 import { verifierMatches } from './scram.js';
+import { majorOf, unknownConninfoKeys } from './version.js';
 
 /** SIGHUP the postmaster when it runs (a stopped server reads its files at start anyway). */
 export function reloadCommand(l: PgLayout): Command {
@@ -36,22 +38,20 @@ export function reloadCommand(l: PgLayout): Command {
 
 // ---------------------------------------------------------------- settings in one managed file
 
-/** Settings that only a restart applies (context postmaster). */
-const RESTART_SETTINGS = new Set([
-  'wal_level', 'max_wal_senders', 'max_replication_slots', 'hot_standby', 'wal_log_hints', 'archive_mode',
-  'listen_addresses', 'port', 'shared_buffers', 'max_connections', 'max_worker_processes', 'shared_preload_libraries',
-]);
-
+/** A postgresql.conf string (one quoting for the whole module: config-text's gucString). */
 export function quoteConfValue(v: string): string {
-  return `'${v.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
+  return gucString('setting', v);
 }
 
-export function renderSettings(settings: Record<string, string>): string {
+/** The managed file; a shell-command setting must be a ShellLine (built by pgShellLine), never a plain string. */
+export function renderSettings(settings: Record<string, SettingValue>): string {
   const lines = Object.keys(settings)
     .sort()
     .map((k) => {
       if (!/^[a-z_][a-z0-9_.]*$/.test(k)) throw new Error(`not a setting name: ${JSON.stringify(k)}`);
-      return `${k} = ${quoteConfValue(settings[k]!)}`;
+      const v = settings[k]!;
+      if (SHELL_SETTINGS.has(k) && !isShellLine(v)) throw new TypeError(`${k} runs through /bin/sh: build it with pgShellLine, not from a string`);
+      return `${k} = ${gucString(k, v)}`;
     });
   return [
     '# Managed by runbook (PostgreSQL replication settings): local edits are overwritten.',
@@ -65,7 +65,7 @@ export function parseConfLines(text: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const line of text.split('\n')) {
     const m = /^\s*([a-z_][a-z0-9_.]*)\s*=\s*(.*?)\s*(#.*)?$/.exec(line);
-    if (m) out[m[1]!] = m[2]!.replace(/^'(.*)'$/, '$1').replace(/''/g, "'");
+    if (m) out[m[1]!] = /^'.*'$/.test(m[2]!) ? m[2]!.slice(1, -1).replace(/''/g, "'").replace(/\\\\/g, '\\') : m[2]!;
   }
   return out;
 }
@@ -82,14 +82,14 @@ export function includePattern(l: PgLayout): string {
     : `^[[:space:]]*include(_if_exists)?[[:space:]]*=[[:space:]]*'?([^']*/)?runbook-replication\\.conf'?`;
 }
 
-export function planSettings(l: PgLayout, settings: Record<string, string>, f: SettingsFacts): Plan {
+export function planSettings(l: PgLayout, settings: Record<string, SettingValue>, f: SettingsFacts): Plan {
   const want = renderSettings(settings);
   const current = f.file.exists ? f.file.content : '';
   if (current === want && f.included) return noop(`${l.managedConf} holds the ${Object.keys(settings).length} settings`);
   const before = parseConfLines(current);
   const changed = Object.keys(settings)
     .sort()
-    .filter((k) => before[k] !== settings[k]);
+    .filter((k) => before[k] !== String(settings[k]));
   const restart = changed.filter((k) => RESTART_SETTINGS.has(k));
   const what = changed.map((k) => `${k}=${settings[k]}`).join(', ') || 'rewrite';
   const commands = [writeFileCommand(l.managedConf, want, { mode: '0644', owner: 'postgres' })];
@@ -99,22 +99,11 @@ export function planSettings(l: PgLayout, settings: Record<string, string>, f: S
   return change(summary, commands, createPatch(l.managedConf, current, want));
 }
 
-export function settingsOp(l: PgLayout, settings: Record<string, string>): Operation<SettingsFacts> {
+export function settingsOp(l: PgLayout, settings: Record<string, SettingValue>): Operation<SettingsFacts> {
   return {
     facts: { file: fileFact('pg.managed_conf', l.managedConf), included: lineFact('pg.conf_include', l.confFile, includePattern(l)) },
     plan: (f) => planSettings(l, settings, f),
   };
-}
-
-/** Restart only when pg_settings.pending_restart says a restart is owed. */
-export function planRestart(l: PgLayout, host: string, pending: string[] | null): Plan {
-  if (pending === null) return noop('not running: settings apply when it starts');
-  if (pending.length === 0) return noop('no setting waits for a restart');
-  return change(`restart PostgreSQL on ${host} (pending_restart: ${pending.join(', ')})`, [restartCommand(l)]);
-}
-
-export function restartIfPendingOp(l: PgLayout, host: string, conn: PgConn): Operation<{ pending: string[] | null }> {
-  return { facts: { pending: pendingRestartFact(conn) }, plan: (f) => planRestart(l, host, f.pending) };
 }
 
 // ---------------------------------------------------------------- pg_hba entries
@@ -322,10 +311,12 @@ export function planUpstream(conn: PgConn, status: PgStatus, wanted: WantedUpstr
       psqlCommand(conn, sql`ALTER SYSTEM RESET primary_conninfo;\nALTER SYSTEM RESET primary_slot_name;\nSELECT pg_reload_conf();\nSELECT pg_sleep(0.2);\n`),
     ]);
   }
-  const okInfo = conninfoMatches(status.primaryConninfo, wanted.conninfo);
+  const unknown = unknownConninfoKeys(Object.keys(parseConninfo(status.primaryConninfo)), status.serverVersionNum);
+  const okInfo = conninfoMatches(status.primaryConninfo, wanted.conninfo) && unknown.length === 0;
   const okSlot = status.primarySlotName === wanted.slot;
   if (okInfo && okSlot) return noop(`streams from ${parseConninfo(wanted.conninfo).host} with slot ${wanted.slot}`);
-  return change(`set primary_conninfo '${wanted.conninfo}' and primary_slot_name ${wanted.slot}`, [
+  const why = unknown.length ? ` (the current one has ${unknown.join(', ')}, which PostgreSQL ${majorOf(status.serverVersionNum)}'s walreceiver rejects)` : '';
+  return change(`set primary_conninfo '${wanted.conninfo}' and primary_slot_name ${wanted.slot}${why}`, [
     psqlCommand(
       conn,
       sql`ALTER SYSTEM SET primary_conninfo = ${wanted.conninfo};\nALTER SYSTEM SET primary_slot_name = ${wanted.slot};\nSELECT pg_reload_conf();\nSELECT pg_sleep(0.2);\n`,

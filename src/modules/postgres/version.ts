@@ -134,3 +134,24 @@ export function toolProblem(tool: PgTool, toolNum: number | null | undefined, se
       return have >= 13 ? undefined : `${tool} ${have} (${where}) is older than 13`;
   }
 }
+
+// ---------------------------------------------------------------- libpq connection options
+
+/**
+ * libpq keywords newer than 13, with the version that first knows them. A standby's walreceiver
+ * parses primary_conninfo with its *server's* libpq: `pg_basebackup -R` of a newer client writes
+ * e.g. sslsni=1, and a 13 standby then never connects ("invalid connection option "sslsni"", seen).
+ */
+export const LIBPQ_KEYWORDS_SINCE: Readonly<Record<string, number>> = {
+  sslsni: 140000,
+  sslcertmode: 160000,
+  require_auth: 160000,
+  load_balance_hosts: 160000,
+  gssdelegation: 160000,
+  sslnegotiation: 170000,
+};
+
+/** Keys of a conninfo that a server of `versionNum` does not know. */
+export function unknownConninfoKeys(keys: string[], versionNum: number): string[] {
+  return keys.filter((k) => (LIBPQ_KEYWORDS_SINCE[k] ?? 0) > versionNum);
+}

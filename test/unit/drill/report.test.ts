@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { describe, expect, it } from 'vitest';
+import { lossBudgets } from '../../../src/drill/budget.js';
 import { compareDrills } from '../../../src/drill/compare.js';
 import { writeDrillReport } from '../../../src/drill/report-files.js';
 import type { DrillReport } from '../../../src/drill/types.js';
@@ -11,7 +12,7 @@ import { secret } from '../../../src/shell/secret.js';
 function sampleReport(overrides: Partial<DrillReport> = {}): DrillReport {
   const t = 1_700_000_000_000;
   return {
-    version: 1,
+    version: 2,
     fault: 'kill',
     started_at: new Date(t).toISOString(),
     finished_at: new Date(t + 9000).toISOString(),
@@ -41,6 +42,9 @@ function sampleReport(overrides: Partial<DrillReport> = {}): DrillReport {
       { id: 2, sentAt: t + 1100, error: 'connection refused' },
       { id: 3, sentAt: t + 3400, ackAt: t + 3405 },
     ],
+    markers: [{ name: 'promote', at: t + 3000, detail: 'pg2 writable' }],
+    write_gaps: [{ from: t + 105, to: t + 3405 }],
+    budgets: lossBudgets({ fault: 'kill', probeLostFault: 0, probeLostSwitchover: 0 }),
     ...overrides,
   };
 }
@@ -60,12 +64,17 @@ describe('drill report files', () => {
     const junit = await readFile(paths.junit, 'utf8');
     expect(XMLValidator.validate(junit)).toBe(true);
     const parsed = new XMLParser({ ignoreAttributes: false }).parse(junit);
-    expect(parsed.testsuites['@_tests']).toBe('4');
+    // 3 phases, 1 exit check, 2 loss budgets (one testcase each)
+    expect(parsed.testsuites['@_tests']).toBe('6');
     expect(parsed.testsuites['@_failures']).toBe('1');
+    const names = parsed.testsuites.testsuite.testcase.map((c: { '@_name': string }) => c['@_name']);
+    expect(names).toEqual(expect.arrayContaining(['loss budget lost writes (kill)', 'loss budget lost writes (planned switchover)']));
 
     const md = await readFile(paths.markdown, 'utf8');
     expect(md).toContain('FAILED');
     expect(md).toContain('| failback | 5000 ms | failed: pg_rewind <failed> |');
+    expect(md).toContain('## Loss budgets');
+    expect(md).toContain('none (reported only)');
   });
 
   it('masks secrets that reached the report', async () => {

@@ -222,10 +222,27 @@ describe('probes and checks', () => {
     expect(r.code).toBe(0);
     expect(recap(r.results, ['h1'])[0]).toMatchObject({ ok: 1, unverified: 1 });
     expect(recapTable(recap(r.results, ['h1']), 0)).toMatch(/h1 +ok=1 .*not-verified=1 failed=0/);
-    // Outside --check the probe runs on every poll (never cached).
-    const applied = await runIt(checkBook(root, true), root);
-    expect(applied.code).toBe(4);
-    expect(readFileSync(join(root, 'probe.log'), 'utf8').split('\n').filter(Boolean).length).toBeGreaterThanOrEqual(2);
+    // Outside --check the probe runs on every poll (never cached): the file it appends to grows
+    // one line per poll until the check (2 lines) holds.
+    const grows = defineRunbook({
+      id: 'g',
+      description: 'g',
+      params,
+      steps: [
+        defineCheck<P, { n: number; w: string }>({
+          id: 'grows',
+          title: 'grows',
+          on: 'h1',
+          name: 'probe.log has 2 lines',
+          intervalMs: 20,
+          timeoutMs: 20_000,
+          gather: () => ({ n: lineCount(join(root, 'probe.log')), w: probe({ name: 'write', command: sh`echo probe >> ${join(root, 'probe.log')}`, parse: (x) => x.stdout }) }),
+          holds: (f) => (f.n >= 2 ? { ok: `${f.n} lines` } : `${f.n} lines`),
+        }),
+      ],
+    });
+    const applied = await runIt(grows, root);
+    expect(applied.results[0]).toMatchObject({ status: 'ok', message: '2 lines' });
   });
 
   it('in --check, a read-only check failing after a pending change is "not verified", not a failure', async () => {

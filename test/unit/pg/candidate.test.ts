@@ -56,6 +56,17 @@ describe('candidate by data, not by inventory order', () => {
     expect(choose([view('pg1', null), view('pg2', { up: false, error: 'x' })])).toMatchObject({ kind: 'blocked', reason: expect.stringContaining('no running standby') });
   });
 
+  it('after a failover (a node other than the intended primary is writable) that node is the "candidate": a re-run is a no-op', () => {
+    const primary = standby({ inRecovery: false, currentLsn: '0/5000000' });
+    const after = chooseCandidate({ views: [view('pg1', null), view('pg2', primary), view('pg3', standby())], named: undefined, maxLagBytes: MB16, approved: () => false, intendedPrimary: 'pg1' });
+    expect(after).toMatchObject({ kind: 'go', candidate: 'pg2', followers: ['pg3'] });
+    // The intended primary writable: a standby is the candidate (and the guard refuses while pg1 answers).
+    const before = chooseCandidate({ views: [view('pg1', primary), view('pg2', standby())], named: undefined, maxLagBytes: MB16, approved: () => false, intendedPrimary: 'pg1' });
+    expect(before).toMatchObject({ kind: 'go', candidate: 'pg2' });
+    const forced = chooseCandidate({ views: [view('pg1', primary), view('pg2', standby())], named: undefined, maxLagBytes: MB16, approved: () => false, force: true });
+    expect(forced).toMatchObject({ kind: 'go', candidate: 'pg2' });
+  });
+
   it('sizes', () => {
     expect(parseSize('16MB')).toBe(MB16);
     expect(parseSize('512kB')).toBe(512 * 1024);

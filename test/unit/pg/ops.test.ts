@@ -6,7 +6,6 @@ import {
   conninfoMatches,
   hbaBlockText,
   planHba,
-  planRestart,
   planRole,
   planSettings,
   planSlots,
@@ -19,17 +18,19 @@ import { resolveLayout, type PgLayout } from '../../../src/modules/postgres/layo
 import { parseRewindOutput } from '../../../src/modules/postgres/steps/rejoin.js';
 import { verifierMatches } from '../../../src/modules/postgres/scram.js';
 import { secret, toWire } from '../../../src/shell/index.js';
+import { pgShellLine } from '../../../src/shell/config-text.js';
 
 const l = resolveLayout({ osId: 'debian', osLike: [], systemd: false, debianClusters: [{ version: '15', cluster: 'main', port: 5432, status: 'online', dataDir: '/var/lib/postgresql/15/main' }], pgdgBins: [], pgdgData: [], debianBins: ['15'] }) as PgLayout;
 const conn = { port: 5432, bin: l.binDir };
 const file = (content: string, over = {}) => ({ exists: true, mode: '644', owner: 'postgres', content, same: false, ...over });
 
 describe('settings in one managed file', () => {
-  const want = { wal_level: 'replica', wal_log_hints: 'on', tcp_keepalives_idle: '60', archive_command: "test ! -f /a/%f && cp %p '/a/%f'" };
+  const want = { wal_level: 'replica', wal_log_hints: 'on', tcp_keepalives_idle: '60', archive_command: pgShellLine`cp %p ${"/a b/it's 100%"}/%f` };
 
-  it('renders sorted, quoted settings (a quote in a value is doubled)', () => {
+  it('renders sorted, quoted settings (shell quoting, % doubled, then the GUC quoting)', () => {
     const text = renderSettings(want);
-    expect(text).toContain("archive_command = 'test ! -f /a/%f && cp %p ''/a/%f'''");
+    // shell: '/a b/it'\''s 100%%'   GUC: every ' doubled, every \ doubled
+    expect(text).toContain(`archive_command = 'cp %p ''/a b/it''\\\\''''s 100%%''/%f'`);
     expect(text.split('\n').filter((x) => /^[a-z]/.test(x)).map((x) => x.split(' ')[0])).toEqual(['archive_command', 'tcp_keepalives_idle', 'wal_level', 'wal_log_hints']);
   });
 
@@ -44,11 +45,9 @@ describe('settings in one managed file', () => {
     expect(missing.kind === 'change' && missing.commands.map(String).join('\n')).toContain(`'include_dir = '\\''conf.d'\\''' >> /etc/postgresql/15/main/postgresql.conf`);
   });
 
-  it('restarts only for pending_restart', () => {
-    expect(planRestart(l, 'pg1', []).kind).toBe('noop');
-    expect(planRestart(l, 'pg1', null).kind).toBe('noop');
-    const p = planRestart(l, 'pg1', ['wal_log_hints']);
-    expect(p.kind === 'change' && String(p.commands[0])).toBe('pg_ctlcluster 15 main restart -m fast');
+  it('a shell-command setting given as a plain string is refused: only pgShellLine makes one', () => {
+    expect(() => renderSettings({ archive_command: 'cp %p /a/%f' })).toThrow(/archive_command runs through \/bin\/sh/);
+    expect(() => renderSettings({ cluster_name: 'two\nlines' })).toThrow(/cluster_name: holds a line break/);
   });
 });
 

@@ -19,6 +19,7 @@ import {
   unsupportedReason,
 } from '../../../src/modules/postgres/version.js';
 import { sql } from '../../../src/shell/index.js';
+import { planUpstream } from '../../../src/modules/postgres/ops.js';
 import type { PgStatus } from '../../../src/modules/postgres/facts.js';
 
 const SERVERS = [
@@ -92,6 +93,16 @@ describe.each(SERVERS)('PostgreSQL $major ($num)', ({ major, num, tool }) => {
     if (major <= 15) expect(clone).toBeUndefined();
     else expect(clone).toBe(`pg_basebackup 15 (/b) cannot clone from PostgreSQL ${major}: it refuses servers newer than itself`);
     expect(toolProblem('pg_controldata', 150010, num, 'x')).toBeUndefined();
+  });
+
+  it("primary_conninfo: what Debian 15's pg_basebackup -R writes is rewritten where the server's libpq lacks a key (sslsni before 14)", () => {
+    const fromR = "user=replicator passfile='/var/lib/postgresql/.pgpass' channel_binding=prefer host=10.0.0.11 port=5432 sslmode=prefer sslcompression=0 sslsni=1 ssl_min_protocol_version=TLSv1.2 gssencmode=prefer krbsrvname=postgres target_session_attrs=any application_name=pg2";
+    const status = { ...(parseStatusRow(parseRows(pausedRow(num, 'not paused'))[0]!) as Extract<PgStatus, { up: true }>), primaryConninfo: fromR };
+    const p = planUpstream({ port: 5432 }, status, { conninfo: 'host=10.0.0.11 port=5432 user=replicator application_name=pg2', slot: 'pg2' });
+    if (major === 13) {
+      expect(p.kind).toBe('change');
+      expect(p.summary).toContain("(the current one has sslsni, which PostgreSQL 13's walreceiver rejects)");
+    } else expect(p.kind).toBe('noop');
   });
 });
 

@@ -83,6 +83,8 @@ export function chooseCandidateStep<P extends CandidateParams>(): StepDef<P, Rec
       maxLagBytes: parseSize(ctx.params.max_lag_on_failover ?? DEFAULT_MAX_LAG),
       knownPrimaryLsn,
       approved: (n) => ctx.approvedByName?.(approveCandidateId(n)) ?? false,
+      force: Boolean((ctx.params as { force?: boolean }).force),
+      intendedPrimary: c.intendedPrimary.name,
     });
   };
   return step({

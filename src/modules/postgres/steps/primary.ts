@@ -1,6 +1,7 @@
 /**
  * Primary-side configuration, on EVERY node (so that any of them can be primary after a failover):
- * settings in one managed file, restart only when pending_restart says so, pg_hba admitting every
+ * settings in one managed file (steps/settings.ts: minimums that never lower what a node has, the
+ * restart they may need, the archive check), pg_hba admitting every
  * node, ~postgres/.pgpass, and — on the node that is writable — the replication role, the slots
  * and the marker table. Files are identical on all nodes, so a clone or a rewind that copies them
  * from the peer leaves them right.
@@ -8,17 +9,13 @@
 import { blocked, change, fact, noop, stepsFor } from '../../../engine/define.js';
 import type { Plan, StepContext, StepDef } from '../../../engine/types.js';
 import { MARKER_TABLE, optionalQueryFact, type PgStatus, psqlCommand, statusFact } from '../facts.js';
-import { Command, sh, sql, stdinText } from '../../../shell/index.js';
-import {
-  type HbaEntry,
-  hbaAddress,
-  hbaOp,
-  pgpassOp,
-  restartIfPendingOp,
-  roleOp,
-  settingsOp,
-  slotsOp,
-} from '../ops.js';
+import { sh, sql } from '../../../shell/index.js';
+import { gucProblem } from '../../../shell/config-text.js';
+import { type HbaEntry, hbaAddress, hbaOp, pgpassOp, roleOp, slotsOp } from '../ops.js';
+import { archiveDir, archiveDirProblem, archiveSettings } from '../archive.js';
+import { SHELL_SETTINGS, type SettingValue, settingRank } from '../settings.js';
+import { SYNC_MARKER, SYNC_STRICT_MARKER, type SyncWish, syncProblem } from '../sync.js';
+import { restartStep, settingsStep } from './settings.js';
 import { type PgCluster, type PgParams, clusterOf, connOfLayout, layoutOf, nodeOf, peersOf } from '../cluster.js';
 import { isPristine } from '../topology.js';
 import { clusterHosts } from './inspect.js';
@@ -28,11 +25,21 @@ export interface ReplicationSettingsParams extends PgParams {
   max_slot_wal_keep_size: string;
   /** Directory for archived WAL (local or an NFS mount); empty: no archiving. */
   wal_archive_dir: string | undefined;
+  /** The archive directory is one shared mount on every node: standbys get a restore_command. */
+  wal_archive_shared: boolean;
+  /** 'quorum': synchronous_standby_names = ANY 1 (…); default from the inventory var pg_synchronous. */
+  synchronous: string | undefined;
+  /** Keep synchronous replication on a primary with no standby (writes wait), like Patroni's synchronous_mode_strict. */
+  synchronous_strict: boolean | undefined;
 }
 
-/** The settings every node gets; inventory var pg_settings (a mapping) adds or overrides. */
-export function replicationSettings(p: ReplicationSettingsParams, extra: unknown): Record<string, string> {
-  const s: Record<string, string> = {
+/**
+ * The minimum settings every node gets (raised to what the nodes already have by raiseOnly),
+ * the archive settings for this server version, the synchronous-replication marker; inventory var
+ * pg_settings (a mapping) adds or overrides last: an explicit value is the operator's choice.
+ */
+export function replicationSettings(p: ReplicationSettingsParams, extra: unknown, versionNum: number, sync: SyncWish = { mode: 'off', strict: false }): { settings: Record<string, SettingValue>; notes: string[] } {
+  const s: Record<string, SettingValue> = {
     wal_level: 'replica',
     max_wal_senders: '10',
     max_replication_slots: '10',
@@ -47,15 +54,52 @@ export function replicationSettings(p: ReplicationSettingsParams, extra: unknown
     tcp_keepalives_interval: '10',
     tcp_keepalives_count: '6',
   };
+  const notes: string[] = [];
   if (p.wal_archive_dir) {
-    const dir = p.wal_archive_dir.replace(/\/+$/, '');
-    s.archive_mode = 'on';
-    // Refuses to overwrite: a second cluster archiving into the same directory fails loudly.
-    s.archive_command = `test ! -f ${dir}/%f && cp %p ${dir}/%f`;
-    s.restore_command = `cp ${dir}/%f %p`;
+    const a = archiveSettings(versionNum, { dir: p.wal_archive_dir, shared: p.wal_archive_shared });
+    Object.assign(s, a.settings);
+    notes.push(...a.notes);
+  }
+  if (sync.mode !== 'off') {
+    // The choice travels with the file, so failover and failback keep it without being told.
+    s[SYNC_MARKER] = sync.mode;
+    s[SYNC_STRICT_MARKER] = sync.strict ? 'on' : 'off';
   }
   if (extra && typeof extra === 'object' && !Array.isArray(extra)) for (const [k, v] of Object.entries(extra)) s[k] = String(v);
-  return s;
+  return { settings: s, notes };
+}
+
+/** Bad input in the settings-related params and vars, all at once (validate: exit 2, nothing touched). */
+export function settingsProblems(p: ReplicationSettingsParams, hosts: Array<{ name: string; vars: Record<string, unknown> }>): string[] {
+  const out: string[] = [];
+  if (p.wal_archive_dir !== undefined && p.wal_archive_dir !== '') {
+    const why = archiveDirProblem(p.wal_archive_dir);
+    if (why) out.push(`wal_archive_dir ${JSON.stringify(p.wal_archive_dir)} ${why}`);
+  }
+  for (const [name, v] of [['wal_keep_size', p.wal_keep_size], ['max_slot_wal_keep_size', p.max_slot_wal_keep_size]] as const) {
+    if (settingRank(name, v) === undefined) out.push(`${name} ${JSON.stringify(v)} is not a size (e.g. 256MB, 2GB${name === 'max_slot_wal_keep_size' ? ', -1' : ''})`);
+  }
+  const sp = syncProblem(p.synchronous, 'synchronous');
+  if (sp) out.push(sp);
+  for (const h of hosts) {
+    const vp = syncProblem(h.vars.pg_synchronous, `${h.name}: pg_synchronous`);
+    if (vp) out.push(vp);
+    const extra = h.vars.pg_settings;
+    if (extra === undefined || extra === null) continue;
+    if (typeof extra !== 'object' || Array.isArray(extra)) {
+      out.push(`${h.name}: pg_settings must be a mapping of setting names to values`);
+      continue;
+    }
+    for (const [k, v] of Object.entries(extra)) {
+      if (!/^[a-z_][a-z0-9_.]*$/.test(k)) out.push(`${h.name}: pg_settings.${k}: not a setting name`);
+      else if (SHELL_SETTINGS.has(k)) out.push(`${h.name}: pg_settings.${k}: a shell command cannot come from pg_settings (it would reach /bin/sh unquoted); use wal_archive_dir`);
+      else {
+        const why = gucProblem(String(v));
+        if (why) out.push(`${h.name}: pg_settings.${k} ${why}`);
+      }
+    }
+  }
+  return out;
 }
 
 /** Each node admits every node (itself included): replication, and the postgres db for pg_rewind. */
@@ -72,31 +116,21 @@ export function primaryConfigSteps<P extends ReplicationSettingsParams>(): Array
 
   return [
     step({
-      id: 'pg-settings',
-      title: 'Replication settings in one managed file',
-      on: clusterHosts,
-      become: true,
-      operation: (ctx) => settingsOp(layoutOf(ctx), replicationSettings(ctx.params, ctx.host.vars.pg_settings)),
-    }),
-    step({
       id: 'pg-wal-archive-dir',
       title: 'WAL archive directory (owned by postgres, 0700)',
       on: clusterHosts,
       become: true,
       when: (ctx) => (ctx.params.wal_archive_dir ? true : 'no wal_archive_dir given'),
-      gather: (ctx) => ({ dir: dirFact(ctx.params.wal_archive_dir!) }),
-      plan: (f, ctx) =>
-        f.dir === 'postgres 700'
-          ? noop(`${ctx.params.wal_archive_dir} exists (postgres, 0700)`)
-          : change(`create ${ctx.params.wal_archive_dir} (postgres, 0700)`, [sh`install -d -o postgres -g postgres -m 0700 ${ctx.params.wal_archive_dir!}`]),
+      gather: (ctx) => ({ dir: dirFact(archiveDir(ctx.params.wal_archive_dir!)) }),
+      plan: (f, ctx) => {
+        const dir = archiveDir(ctx.params.wal_archive_dir!);
+        return f.dir === 'postgres 700'
+          ? noop(`${dir} exists (postgres, 0700)`)
+          : change(`create ${dir} (postgres, 0700)`, [sh`install -d -o postgres -g postgres -m 0700 ${dir}`]);
+      },
     }),
-    step({
-      id: 'pg-restart-if-pending',
-      title: 'Restart where pg_settings.pending_restart says a restart is owed',
-      on: clusterHosts,
-      become: true,
-      operation: (ctx) => restartIfPendingOp(layoutOf(ctx), ctx.host.name, connOfLayout(layoutOf(ctx))),
-    }),
+    settingsStep<P>('pg-settings'),
+    restartStep<P>('pg-restart'),
     step({
       id: 'pg-hba',
       title: 'pg_hba.conf admits every node for replication and pg_rewind (scram-sha-256)',
@@ -153,48 +187,7 @@ export function primaryConfigSteps<P extends ReplicationSettingsParams>(): Array
   ];
 }
 
-/**
- * Seed 000's check that the archive fills: on the writable node, write a row, switch WAL, and
- * wait for that segment to appear in the archive directory (30 s); pg_stat_archiver must show no
- * failure. Writes, so not in --check.
- */
-export function archiveVerifyStep<P extends ReplicationSettingsParams>(id: string): StepDef<P, { archive: string }> {
-  const { step } = stepsFor<P>();
-  return step({
-    id,
-    title: 'WAL archiving works: a switched segment appears in the archive directory',
-    on: clusterHosts,
-    become: true,
-    when: (ctx) => (!ctx.params.wal_archive_dir ? 'no wal_archive_dir given' : ctx.checkMode ? 'switches WAL: not in --check' : true),
-    gather: (ctx) => ({ archive: archiveProbe(connOfLayout(layoutOf(ctx)), ctx.params.wal_archive_dir!) }),
-    plan: (f) => {
-      const [kind, detail] = [f.archive.split(' ')[0], f.archive.slice(f.archive.indexOf(' ') + 1)];
-      if (kind === 'standby') return noop('in recovery: the primary archives');
-      if (kind === 'archived') return noop(`WAL segment ${detail} archived`);
-      return blocked(`WAL archiving does not work: ${detail}`);
-    },
-  });
-}
-
-function archiveProbe(conn: ReturnType<typeof connOfLayout>, dir: string) {
-  const query = sql`SELECT CASE WHEN pg_is_in_recovery() THEN 'standby' ELSE (SELECT pg_walfile_name(pg_switch_wal()) FROM (SELECT 1) s) END;`;
-  const write = sql`DO $rb$ BEGIN IF NOT pg_is_in_recovery() THEN INSERT INTO ${sql.ident(MARKER_TABLE)} (note) VALUES ('archive check'); END IF; END $rb$;`;
-  const failed = sql`SELECT failed_count || ' failed, last error on ' || coalesce(last_failed_wal, 'none') FROM pg_stat_archiver`;
-  const q = (x: typeof query) => new Command(psqlCommand(conn, x).parts);
-  return fact({
-    name: 'pg.archive_probe',
-    become: true,
-    command: sh`{ read -r w; read -r s; read -r fq; } ; printf '%s\n' "$w" | ${q(write)} >/dev/null 2>&1
-seg=$(printf '%s\n' "$s" | ${q(query)}) || { echo "error cannot switch WAL"; exit 0; }
-[ "$seg" = standby ] && { echo standby; exit 0; }
-i=0; while [ $i -lt 150 ]; do [ -f ${dir}/"$seg" ] && { echo "archived $seg"; exit 0; }; sleep 0.2; i=$((i+1)); done
-echo "missing $seg not in ${dir} after 30 s ($(printf '%s\n' "$fq" | ${q(failed)}))"`.withStdin(stdinText`${String(write)}
-${String(query)}
-${String(failed)}
-`),
-    parse: (r) => r.stdout.trim() || `error ${r.stderr.trim()}`,
-  });
-}
+export { archiveVerifyStep } from './settings.js';
 
 /**
  * The primary-only objects (role, marker table, slots) go to the writable node — but not to a

@@ -13,6 +13,7 @@ import { type PgStatus, statusFact } from '../facts.js';
 import { waitFor } from '../../../core/wait.js';
 import { quoteConfValue } from '../ops.js';
 import { type Command, sh } from '../../../shell/index.js';
+import { conninfoString } from '../../../shell/config-text.js';
 import { type PgCluster, type PgNode, type PgParams, clusterOf, conninfoFor, connOfLayout, layoutOf, nodeOf } from '../cluster.js';
 import { asPostgres, cLocale, startCommand, stopCommand } from '../control.js';
 import type { PgLayout } from '../layout.js';
@@ -67,7 +68,7 @@ export async function rejoinWithRewind<P>(ctx: ApplyContext<P>, l: PgLayout, c: 
     ctx.log(`cluster state "${cd.state}": crash recovery in single-user mode first`);
     await ctx.exec(singleUserRecovery(l), { timeoutSec: 600 });
   }
-  const source = `host=${primary.address} port=${primary.port} user=${c.replicationUser} dbname=postgres application_name=${self.applicationName}-rewind`;
+  const source = conninfoString(`${self.name}: pg_rewind source`, [['host', primary.address], ['port', primary.port], ['user', c.replicationUser], ['dbname', 'postgres'], ['application_name', `${self.applicationName}-rewind`]]);
   const dry = await ctx.exec(rewindCommand(l, source, true, versionNum), { check: false });
   const outcome = parseRewindOutput(dry.exitCode, dry.stdout);
   ctx.log(`pg_rewind --dry-run: ${outcome.kind}: ${outcome.detail}`);

@@ -1,0 +1,209 @@
+/**
+ * The settings steps of setup-warm-standby: the managed file (minimums raised to what the nodes
+ * already have), the restart it may need (its own confirmation, one node at a time, standbys
+ * first), and the proof that WAL archiving works.
+ */
+import { blocked, change, fact, noop, onHost, stepsFor } from '../../../engine/define.js';
+import type { StepContext, StepDef } from '../../../engine/types.js';
+import { type Action, execOn, waitUntil } from '../../../engine/actions.js';
+import { defineCheck, probe } from '../../../engine/checks.js';
+import { Command, sh, sql, stdinText } from '../../../shell/index.js';
+import { type ArchiveProbe, archiveDir, archiveVerdict, parseArchiveProbe } from '../archive.js';
+import { type PgNode, clusterOf, connOfLayout, connOfNode, layoutOf, nodeOf } from '../cluster.js';
+import { restartCommand } from '../control.js';
+import { MARKER_TABLE, type PgConn, psqlCommand, statusFact } from '../facts.js';
+import { layoutFact } from '../layout-facts.js';
+import { MANAGED_CONF_NAME, type PgLayout } from '../layout.js';
+import { type SettingsFacts, planSettings, settingsOp } from '../ops.js';
+import {
+  type CurrentSettings,
+  RAISE_ONLY,
+  type RestartNode,
+  currentSettingsFact,
+  describeKept,
+  describePendingOthers,
+  pendingRestarts,
+  raiseOnly,
+  restartOrder,
+  sourcesOutsideManaged,
+} from '../settings.js';
+import { SYNC_MARKER, SYNC_STRICT_MARKER, syncWish } from '../sync.js';
+import { perNode, pick } from '../topology.js';
+import { type ReplicationSettingsParams, replicationSettings } from './primary.js';
+import { clusterHosts, intendedPrimaryHost } from './inspect.js';
+
+const isManaged = (file: string | null | undefined) => Boolean(file && file.endsWith(`/${MANAGED_CONF_NAME}`));
+const NAMES = [...Object.keys(RAISE_ONLY), 'server_version_num', SYNC_MARKER, SYNC_STRICT_MARKER];
+
+function running(cur: CurrentSettings | null | undefined, name: string): string | undefined {
+  return cur?.running.find((r) => r.name === name)?.setting;
+}
+
+/** The file every node gets: the same on all of them, so it is computed from every node's values. */
+export function wantedSettings<P extends ReplicationSettingsParams>(ctx: StepContext<P>, current: Record<string, CurrentSettings | null>) {
+  const c = clusterOf(ctx);
+  const l = layoutOf(ctx);
+  const mine = current[ctx.host.name];
+  const versionNum = Number(running(mine, 'server_version_num') ?? Number(l.version) * 10000);
+  const markerOf = (cur: CurrentSettings | null | undefined) => ({ mode: running(cur, SYNC_MARKER) ?? null, strict: running(cur, SYNC_STRICT_MARKER) ?? null });
+  const marker = Object.values(current).map(markerOf).find((m) => m.mode) ?? null;
+  const sync = syncWish(ctx.params.synchronous, nodeOf(c, ctx.host.name).vars.pg_synchronous, ctx.params.synchronous_strict, nodeOf(c, ctx.host.name).vars.pg_synchronous_strict, marker);
+  const base = replicationSettings(ctx.params, ctx.host.vars.pg_settings, versionNum, sync);
+  const sources = Object.entries(current).flatMap(([node, cur]) => (cur ? sourcesOutsideManaged(node, managedPathOf(cur), cur) : []));
+  const raised = raiseOnly(base.settings, sources);
+  // pg_settings is the operator's explicit word: it wins over the raise too.
+  const extra = ctx.host.vars.pg_settings;
+  if (extra && typeof extra === 'object' && !Array.isArray(extra)) for (const [k, v] of Object.entries(extra)) raised.settings[k] = String(v);
+  const kept = raised.kept.filter((k) => !(extra && typeof extra === 'object' && k.name in (extra as object)));
+  return { settings: raised.settings, notes: base.notes, kept };
+}
+
+/** The managed file's path as the node itself names it (any layout: by its file name). */
+function managedPathOf(cur: CurrentSettings): string {
+  return cur.files.find((f) => isManaged(f.sourcefile))?.sourcefile ?? `/${MANAGED_CONF_NAME}`;
+}
+
+type SettingsStepFacts = SettingsFacts & Record<string, unknown>;
+
+export function settingsStep<P extends ReplicationSettingsParams>(id: string): StepDef<P, SettingsStepFacts> {
+  const { step } = stepsFor<P>();
+  return step({
+    id,
+    title: 'Replication settings in one managed file (minimums: never lower what a node has)',
+    on: clusterHosts,
+    become: true,
+    gather: (ctx) => {
+      const op = settingsOp(layoutOf(ctx), {});
+      return { ...op.facts, ...perNode('cur', clusterOf(ctx).nodes, (n) => currentSettingsFact(connOfNode(n), NAMES)) } as never;
+    },
+    plan: (f, ctx) => {
+      const w = wantedSettings(ctx, pick<CurrentSettings | null>(f, 'cur'));
+      const p = planSettings(layoutOf(ctx), w.settings, { file: f.file, included: f.included });
+      const extra = [describeKept(w.kept), ...w.notes].filter(Boolean).join('; ');
+      if (!extra) return p;
+      if (p.kind === 'noop') return noop(`${p.reason}; ${extra}`);
+      if (p.kind === 'change') return { ...p, summary: `${p.summary}; ${extra}` };
+      return p;
+    },
+  });
+}
+
+// ---------------------------------------------------------------- restart
+
+/** What each node owes: restart-only settings pending from our file, and others' pending ones. */
+export function restartNodes(nodes: PgNode[], current: Record<string, CurrentSettings | null>, inRecovery: Record<string, boolean | null>): RestartNode[] {
+  return nodes.map((n) => {
+    const cur = current[n.name];
+    const p = cur ? pendingRestarts(managedPathOf(cur), cur) : { ours: [], others: [] };
+    return { name: n.name, inRecovery: cur ? (inRecovery[n.name] ?? null) : null, ...p };
+  });
+}
+
+const recoveryFact = (conn: PgConn) =>
+  fact({
+    name: 'pg.in_recovery',
+    become: true,
+    cache: false,
+    command: psqlCommand(conn, sql`SELECT pg_is_in_recovery()`),
+    parse: (r) => (r.exitCode === 0 ? r.stdout.trim().startsWith('t') : null),
+  });
+
+/**
+ * Restart for the restart-only settings the managed file changed, and only those: a pending
+ * restart someone else staged is reported, not acted on. Destructive (clients are cut), so it has
+ * its own confirmation; one node at a time, standbys first, each verified up in its role before
+ * the next (a wait action between the restarts).
+ */
+export function restartStep<P extends ReplicationSettingsParams>(id: string): StepDef<P, Record<string, unknown>> {
+  const { step } = stepsFor<P>();
+  return step({
+    id,
+    title: 'Restart for the settings this file changed (standbys first, one at a time)',
+    on: intendedPrimaryHost,
+    runOnce: true,
+    become: true,
+    timeoutSec: 900,
+    gather: (ctx) => {
+      const nodes = clusterOf(ctx).nodes;
+      return {
+        ...perNode('cur', nodes, (n) => currentSettingsFact(connOfNode(n), NAMES)),
+        ...perNode('rec', nodes, (n) => recoveryFact(connOfNode(n))),
+        ...perNode('layout', nodes, (n) => layoutFact(n.vars)),
+      } as never;
+    },
+    plan: (f, ctx) => {
+      const c = clusterOf(ctx);
+      const nodes = restartNodes(c.nodes, pick<CurrentSettings | null>(f, 'cur'), pick<boolean | null>(f, 'rec'));
+      const order = restartOrder(nodes);
+      const others = describePendingOthers(nodes);
+      if (!order.length) return noop(["no restart owed for runbook's settings", others].filter(Boolean).join('; '));
+      const layouts = pick<PgLayout | string>(f, 'layout');
+      const bad = order.find((n) => typeof layouts[n.name] === 'string');
+      if (bad) return blocked(`${bad.name}: ${layouts[bad.name] as string}`);
+      const what = order.map((n) => `${n.name} (${n.inRecovery ? 'standby' : 'primary'}: ${n.ours.join(', ')}${n.others.length ? `; also applies ${n.others.map((o) => o.name).join(', ')} staged outside runbook` : ''})`);
+      const actions = order.flatMap((n) => restartActions(n.name, layouts[n.name] as PgLayout, Boolean(n.inRecovery)));
+      return change(`restart one at a time: ${what.join(' → ')}${others ? `; ${others}` : ''}`, actions);
+    },
+    confirm: {
+      destructive: true,
+      message: (_ctx, plan) => `${plan.summary}. Each restart cuts that node's connections; the next waits until it is back in its role.`,
+    },
+  });
+}
+
+/** Restart one node, then wait until it answers in the role it had. */
+export function restartActions(node: string, l: PgLayout, standby: boolean): Action[] {
+  return [
+    execOn(node, restartCommand(l), { timeoutSec: 300 }),
+    waitUntil(`${node} is back up as a ${standby ? 'standby' : 'primary'}`, onHost(node, statusFact(connOfLayout(l))), (s) => (!s.up ? `does not answer yet: ${s.error}` : s.inRecovery === standby ? true : `came back ${s.inRecovery ? 'in recovery' : 'writable'}`), {
+      intervalMs: 500,
+      timeoutMs: 120_000,
+    }),
+  ];
+}
+
+// ---------------------------------------------------------------- WAL archive verification
+
+/**
+ * Seed 000's check that the archive fills: on the writable node, write a row, switch WAL, and
+ * wait for that segment to appear in the archive directory (30 s); otherwise the evidence of
+ * pg_stat_archiver. A probe (it writes): not verified in --check.
+ */
+export function archiveProbeCommand(conn: PgConn, dir: string): Command {
+  const query = sql`SELECT CASE WHEN pg_is_in_recovery() THEN 'standby' ELSE (SELECT pg_walfile_name(pg_switch_wal()) FROM (SELECT 1) s) END;`;
+  const write = sql`DO $rb$ BEGIN IF NOT pg_is_in_recovery() THEN INSERT INTO ${sql.ident(MARKER_TABLE)} (note) VALUES ('archive check'); END IF; END $rb$;`;
+  const failed = sql`SELECT failed_count || ' ' || coalesce(last_failed_wal, '-') || ' ' || coalesce(last_failed_time::text, '') FROM pg_stat_archiver`;
+  const q = (x: typeof query) => new Command(psqlCommand(conn, x).parts);
+  return sh`{ read -r w; read -r s; read -r fq; } ; printf '%s\n' "$w" | ${q(write)} >/dev/null 2>&1
+seg=$(printf '%s\n' "$s" | ${q(query)}) || { echo "error cannot switch WAL"; exit 0; }
+[ "$seg" = standby ] && { echo standby; exit 0; }
+i=0; while [ $i -lt 150 ]; do [ -f ${dir}/"$seg" ] && { echo "archived $seg"; exit 0; }; sleep 0.2; i=$((i+1)); done
+echo "missing $seg $(printf '%s\n' "$fq" | ${q(failed)})"`.withStdin(stdinText`${String(write)}
+${String(query)}
+${String(failed)}
+`);
+}
+
+export function archiveProbe(conn: PgConn, dir: string) {
+  return probe({ name: 'pg.archive_probe', become: true, command: archiveProbeCommand(conn, dir), parse: (r) => parseArchiveProbe(r.stdout || `error ${r.stderr.trim()}`) });
+}
+
+/** A broken archive is a verification failure (exit 4) naming pg_stat_archiver.last_failed_wal. */
+export function archiveVerifyStep<P extends ReplicationSettingsParams>(id: string): StepDef<P, { archive: ArchiveProbe }> {
+  return defineCheck<P, { archive: ArchiveProbe }>({
+    id,
+    title: 'WAL archiving works: a switched segment appears in the archive directory',
+    name: 'WAL archiving',
+    on: clusterHosts,
+    become: true,
+    when: (ctx) => (ctx.params.wal_archive_dir ? true : 'no wal_archive_dir given'),
+    // The probe itself waits up to 30 s for the segment: evaluated once.
+    timeoutMs: 0,
+    gather: (ctx) => ({ archive: archiveProbe(connOfLayout(layoutOf(ctx)), archiveDir(ctx.params.wal_archive_dir!)) }),
+    holds: (f, ctx) => {
+      const v = archiveVerdict(f.archive, archiveDir(ctx.params.wal_archive_dir!));
+      if (v !== true) return v;
+      return { ok: f.archive.kind === 'archived' ? `WAL segment ${f.archive.segment} archived` : 'in recovery: the primary archives' };
+    },
+  });
+}
