@@ -5,6 +5,7 @@
  * deadline; when it does not hold the step fails with kind `verify` (exit 4). `blocked` (exit 8)
  * stays for guards.
  */
+import { factEntries } from './gather.js';
 import type { Fact, FactMap, FactSource, StepContext, StepDef } from './types.js';
 
 /** A remote observation that may write. Never cached, skipped in --check. */
@@ -52,7 +53,7 @@ export function verdictOf(name: string, a: CheckAnswer): CheckVerdict {
 export function checkUsesProbes<P>(c: CheckDef<P, any, any>, ctx: StepContext<P>): boolean {
   if (c.prepare) return true;
   // gather's map shape does not depend on the prepared values: build it with an empty object.
-  return Object.values(c.gather(ctx, {} as never) as Record<string, FactSource<unknown>>).some(isProbe);
+  return factEntries(c.gather(ctx, {} as never) as FactMap<unknown>).some(([, , f]) => isProbe(f));
 }
 
 export interface CheckStepDef<P, F, S> extends CheckDef<P, F, S> {

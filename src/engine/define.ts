@@ -9,6 +9,8 @@ import type {
   BlockedPlan,
   ChangePlan,
   Fact,
+  FactGroup,
+  FactSource,
   NoopPlan,
   ParamSpec,
   ParamSpecs,
@@ -50,6 +52,11 @@ export function change<D = Record<string, unknown>>(summary: string, actions: re
 /** Identity, so a fact's T is inferred from parse. */
 export function fact<T>(def: Fact<T>): Fact<T> {
   return def;
+}
+
+/** One fact per item (node), each read where `f` says (use onHost): a typed record by `key`. */
+export function perHost<N, T>(items: readonly N[], key: (item: N) => string, f: (item: N) => FactSource<T>): FactGroup<Record<string, T>> {
+  return { each: Object.fromEntries(items.map((i) => [key(i), f(i)])) };
 }
 
 /** Read `fact` on another host of the inventory (e.g. the primary's state from a standby's step). */

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { Command, joinCommands, raw, sh } from '../shell/command.js';
 import { maskSecrets } from '../shell/secret.js';
 import type { ExecOptions, ExecResult } from '../transport/types.js';
-import type { Fact, FactMap, FactSource } from './types.js';
+import type { Fact, FactGroup, FactInput, FactMap, FactSource, RemoteFact } from './types.js';
 import { RunbookError, ExitCode, UnreachableError } from '../errors.js';
 import { FactCache } from './context.js';
 
@@ -16,8 +16,20 @@ export interface Executor {
   exec(host: string, command: Command, options?: ExecOptions): Promise<ExecResult>;
 }
 
-export function isRemote<T>(f: FactSource<T>): f is { onHost: string; fact: Fact<T> } {
+export function isRemote<T>(f: FactSource<T>): f is RemoteFact<T> {
   return 'onHost' in f && 'fact' in f;
+}
+
+export function isGroup(f: FactInput<unknown>): f is FactGroup<Record<string, unknown>> {
+  return 'each' in f && typeof (f as FactGroup<unknown>).each === 'object';
+}
+
+/** Every fact source of a map, groups opened: [key, sub-key or undefined, source]. */
+export function factEntries(map: FactMap<unknown>): Array<[string, string | undefined, FactSource<unknown>]> {
+  type Entry = [string, string | undefined, FactSource<unknown>];
+  return (Object.entries(map) as Array<[string, FactInput<unknown>]>).flatMap(([k, src]): Entry[] =>
+    isGroup(src) ? (Object.entries(src.each) as Array<[string, FactSource<unknown>]>).map(([sub, f]): Entry => [k, sub, f]) : [[k, undefined, src as FactSource<unknown>]],
+  );
 }
 
 /** A fact's command as a script piece: stdin (e.g. SQL for psql) is piped from a quoted printf. */
@@ -126,20 +138,26 @@ async function readBatch(exec: Executor, host: string, become: boolean | string 
  * facts an earlier check read with nothing applied since are reused.
  */
 export async function gatherFacts<F>(exec: Executor, host: string, stepBecome: boolean | string | undefined, map: FactMap<F>, timeoutSec = 120, cache?: FactCache): Promise<F> {
-  type Group = { host: string; become: boolean | string | undefined; keys: string[]; facts: Array<Fact<unknown>>; unreachable: Array<((reason: string) => unknown) | undefined> };
+  type Key = [string, string | undefined];
+  type Group = { host: string; become: boolean | string | undefined; keys: Key[]; facts: Array<Fact<unknown>>; unreachable: Array<((reason: string) => unknown) | undefined> };
   const groups = new Map<string, Group>();
-  for (const [key, src] of Object.entries(map) as Array<[string, FactSource<unknown>]>) {
+  const values: Record<string, unknown> = {};
+  const put = ([k, sub]: Key, v: unknown) => {
+    if (sub === undefined) values[k] = v;
+    else ((values[k] ??= {}) as Record<string, unknown>)[sub] = v;
+  };
+  for (const [key, sub, src] of factEntries(map as FactMap<unknown>)) {
+    if (sub !== undefined) values[key] ??= {};
     const target = isRemote(src) ? src.onHost : host;
     const f = isRemote(src) ? src.fact : src;
     const become = f.become ?? stepBecome;
     const gk = `${target}\0${String(become ?? '')}`;
     let g = groups.get(gk);
     if (!g) groups.set(gk, (g = { host: target, become, keys: [], facts: [], unreachable: [] }));
-    g.keys.push(key);
+    g.keys.push([key, sub]);
     g.facts.push(f);
     g.unreachable.push(isRemote(src) ? src.unreachable : undefined);
   }
-  const values: Record<string, unknown> = {};
   await Promise.all(
     [...groups.values()].map(async (g) => {
       let results: ExecResult[];
@@ -148,13 +166,13 @@ export async function gatherFacts<F>(exec: Executor, host: string, stepBecome: b
       } catch (e) {
         // Facts that say what "unreachable" means get that value; any other fact fails as before.
         if (!(e instanceof UnreachableError) || g.unreachable.some((u) => u === undefined)) throw e;
-        g.keys.forEach((k, i) => (values[k] = g.unreachable[i]!(e.reason)));
+        g.keys.forEach((k, i) => put(k, g.unreachable[i]!(e.reason)));
         return;
       }
       results.forEach((r, i) => {
         const f = g.facts[i]!;
         try {
-          values[g.keys[i]!] = f.parse(r);
+          put(g.keys[i]!, f.parse(r));
         } catch (e) {
           throw new RunbookError(`${g.host}: fact ${f.name}: ${(e as Error).message}`, ExitCode.stepFailed, { cause: e });
         }

@@ -11,7 +11,7 @@ import { type ActionView, actionLine, viewAction } from './actions.js';
 import { type CheckDef, NOT_VERIFIED, checkUsesProbes, isProbe, verdictOf } from './checks.js';
 import type { Engine } from './context.js';
 import { change } from './define.js';
-import { gatherFacts, isRemote } from './gather.js';
+import { factEntries, gatherFacts, isRemote } from './gather.js';
 import { type ActionEnv, runActions } from './interpreter.js';
 import { poll } from './poll.js';
 import type { FailureKind, StepResult } from './results.js';
@@ -80,8 +80,8 @@ export async function checkStep(engine: Engine, step: AnyStep, host: string): Pr
     }
     if (step.check) return { done: await checkOnly(engine, step, step.check, host, ctx, started) };
     if (engine.run.checkMode && step.gather) {
-      const probes = Object.entries(step.gather(ctx) as Record<string, FactSource<unknown>>).filter(([, f]) => isProbe(f));
-      if (probes.length) return { done: result(step, host, started, { status: 'unverified', message: `${NOT_VERIFIED} (probes: ${probes.map(([k]) => k).join(', ')})` }) };
+      const probes = [...new Set(factEntries(step.gather(ctx) as FactMap<unknown>).filter(([, , f]) => isProbe(f)).map(([k]) => k))];
+      if (probes.length) return { done: result(step, host, started, { status: 'unverified', message: `${NOT_VERIFIED} (probes: ${probes.join(', ')})` }) };
     }
     const { facts, plan } = await gatherAndPlan(engine, step, host, ctx, true);
     if (plan.kind === 'noop') {
@@ -128,9 +128,10 @@ const lastMessage = new WeakMap<StepContext<any>, string>();
 
 /** Poll a check (or evaluate it once): true, or what does not hold. */
 async function evaluateCheck(engine: Engine, step: AnyStep, host: string, ctx: StepContext<any>, c: CheckDef<any, any, any>, polled: boolean): Promise<true | string> {
+  // Probes that set up what the polls wait for run once (a marker written on every poll would race its own read).
+  const prepared = c.prepare ? await gatherFacts(engine.pool, host, step.become, c.prepare(ctx) as FactMap<unknown>) : {};
   const r = await poll(
     async () => {
-      const prepared = c.prepare ? await gatherFacts(engine.pool, host, step.become, c.prepare(ctx) as FactMap<unknown>) : {};
       const facts = await gatherFacts(engine.pool, host, step.become, c.gather(ctx, prepared) as FactMap<unknown>);
       const v = verdictOf(c.name, c.holds(facts, ctx, prepared));
       if (v.holds) {
@@ -275,5 +276,5 @@ async function verifyStep(engine: Engine, step: AnyStep, host: string, ctx: Step
 
 /** Hosts of a fact source other than `host` (for connection warm-up / messages). */
 export function remoteHostsOf(map: FactMap<unknown>): string[] {
-  return Object.values(map as Record<string, FactSource<unknown>>).filter(isRemote).map((f) => f.onHost);
+  return factEntries(map).flatMap(([, , f]) => (isRemote(f) ? [f.onHost] : []));
 }

@@ -45,7 +45,17 @@ export interface RemoteFact<T> {
 }
 
 export type FactSource<T> = Fact<T> | RemoteFact<T>;
-export type FactMap<F> = { [K in keyof F]: FactSource<F[K]> };
+
+/**
+ * One fact per key (usually per node, each read on its own host), gathered into a typed record:
+ * `status: perHost(nodes, (n) => onHost(n.name, statusFact(…)))` gives `f.status.pg1`.
+ */
+export interface FactGroup<V> {
+  each: { [K in keyof V]: FactSource<V[K]> };
+}
+
+export type FactInput<V> = FactSource<V> | FactGroup<V>;
+export type FactMap<F> = { [K in keyof F]: FactInput<F[K]> };
 
 // ---------------------------------------------------------------- plans
 

@@ -57,6 +57,9 @@ export function hostMounts(spec: LabSpec, host: LabHost, hostDir: string): Mount
   if (rhel) mounts.push(overlay('/usr', 'usr'), overlay('/var/lib', 'varlib'));
   // Another major (pg-server.ts): /usr/lib/postgresql/<major> appears in this host only.
   else if (host.role === 'db' && labPgMajor(spec) !== DEBIAN_MAJOR) mounts.push(overlay('/usr/lib/postgresql', 'usrlibpg'));
+  // runbook's own state on a host (the cluster lock, detached jobs): per host, after the /var/lib
+  // overlay, or every lab host on the machine would share one lock file (and one lab's run lock out another's).
+  mounts.push({ kind: 'bind', target: RUNBOOK_STATE_DIR, source: join(hostDir, 'fs', 'var-lib-runbook') });
   return mounts;
 }
 
@@ -134,8 +137,13 @@ function authorize(home: string, clientPub: string, owner: { uid: number; gid: n
   writeFile(join(home, '.ssh', 'authorized_keys'), clientPub, 0o600, owner);
 }
 
+/** Where runbook keeps its state on a host (src/core/lock.ts, src/core/detached.ts). */
+const RUNBOOK_STATE_DIR = '/var/lib/runbook';
+
 export function prepareHostFs(spec: LabSpec, host: LabHost, hostDir: string, accounts: Accounts, clientPub: string): void {
   const rhel = isRhelHost(spec, host);
+  // The mount point must exist in the root: an empty directory, runbook's own.
+  mkdir(RUNBOOK_STATE_DIR);
   const root = { uid: 0, gid: 0 };
   for (const m of hostMounts(spec, host, hostDir)) {
     if (m.kind === 'overlay') {

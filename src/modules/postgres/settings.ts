@@ -67,7 +67,7 @@ export interface CurrentSettings {
 
 export function currentSettingsFact(conn: PgConn, names: string[]): Fact<CurrentSettings | null> {
   const query = sql`SELECT 'f', seqno::text, name, setting, sourcefile, error FROM pg_file_settings WHERE name = ANY (ARRAY[${names}]::text[]) OR name IN (SELECT name FROM pg_settings WHERE pending_restart)
-UNION ALL SELECT 'r', name, setting, unit, source, sourcefile || ':' || pending_restart::text FROM pg_settings WHERE name = ANY (ARRAY[${names}]::text[]) OR pending_restart`;
+UNION ALL SELECT 'r', name, setting, unit, source, coalesce(sourcefile, '') || ':' || pending_restart::text FROM pg_settings WHERE name = ANY (ARRAY[${names}]::text[]) OR pending_restart`;
   return fact({
     name: 'pg.current_settings',
     become: true,
@@ -81,6 +81,15 @@ UNION ALL SELECT 'r', name, setting, unit, source, sourcefile || ':' || pending_
       return parseCurrentSettings(parseRows(r.stdout));
     },
   });
+}
+
+/**
+ * The value the files give a setting (the last line for it wins). For placeholders such as
+ * runbook.synchronous this is the only place they show: pg_settings does not list them.
+ */
+export function fileValue(cur: CurrentSettings | null | undefined, name: string): string | null {
+  const last = cur?.files.filter((f) => f.name === name).sort((a, b) => b.seqno - a.seqno)[0];
+  return last ? last.setting : null;
 }
 
 export function parseCurrentSettings(rows: Array<Array<string | null>>): CurrentSettings {

@@ -2,32 +2,44 @@
  * The cluster as it really is, from each node's own answer to pg_is_in_recovery() — never from
  * the inventory. Pure: statuses in, roles and the safety verdicts out.
  */
-import { onHost } from '../../engine/define.js';
-import type { Fact, FactSource } from '../../engine/types.js';
+import { onHost, perHost } from '../../engine/define.js';
+import type { Fact, FactGroup, FactSource } from '../../engine/types.js';
 import { type PgStatus, statusFact } from './facts.js';
 import { type PgCluster, type PgNode, connOfNode, parseConninfo } from './cluster.js';
 
 export type Statuses = Record<string, PgStatus>;
 
+/** One fact per node, each read on that node's host: a typed record by node name (`f.status.pg1`). */
+export function eachNode<T>(nodes: PgNode[], f: (n: PgNode) => Fact<T>): FactGroup<Record<string, T>> {
+  return perHost(nodes, (n) => n.name, (n) => onHost(n.name, f(n)));
+}
+
+/** Every node's status, each read on its own host: `gather: (ctx) => ({ status: clusterStatus(c) })`. */
+export function clusterStatus(cluster: PgCluster): FactGroup<Statuses> {
+  return eachNode(cluster.nodes, (n) => statusFact(connOfNode(n)));
+}
+
 /**
- * One fact per node, each read on that node's host, under flat keys `<prefix>:<node>` (a fact
- * map is flat); `pick` gathers them back into a record by node name.
+ * @deprecated flat keys `<prefix>:<node>`; use eachNode / clusterStatus (typed records).
+ * Kept while the promote/clone/rejoin/switchover steps move over.
  */
 export function perNode<T>(prefix: string, nodes: PgNode[], f: (n: PgNode) => Fact<T>): Record<string, FactSource<T>> {
   return Object.fromEntries(nodes.map((n) => [`${prefix}:${n.name}`, onHost(n.name, f(n))]));
 }
 
+/** @deprecated see perNode. */
 export function pick<T>(facts: Record<string, unknown>, prefix: string): Record<string, T> {
   const out: Record<string, T> = {};
   for (const [k, v] of Object.entries(facts)) if (k.startsWith(`${prefix}:`)) out[k.slice(prefix.length + 1)] = v as T;
   return out;
 }
 
-/** Every node's status, each read on its own host (batched with the step's other facts there). */
+/** @deprecated flat keys; use clusterStatus. */
 export function clusterStatusFacts(cluster: PgCluster): Record<string, FactSource<PgStatus>> {
   return perNode('status', cluster.nodes, (n) => statusFact(connOfNode(n)));
 }
 
+/** @deprecated see perNode. */
 export function statusesOf(facts: Record<string, unknown>): Statuses {
   return pick<PgStatus>(facts, 'status');
 }

@@ -3,24 +3,24 @@ import { blocked, noop, stepsFor } from '../../../engine/define.js';
 import type { StepDef } from '../../../engine/types.js';
 import { type PgParams, clusterOf } from '../cluster.js';
 import { intendedPrimaryHost } from './inspect.js';
-import { clusterStatusFacts, isPristine, names, statusesOf, topology } from '../topology.js';
+import { type Statuses, clusterStatus, isPristine, names, topology } from '../topology.js';
 
 /**
  * setup-warm-standby builds FROM the intended primary: it must answer and be writable, and any
  * other writable node must be a pristine stand-alone server (fresh initdb) — else it is a primary
  * with data, and the inventory or the cluster is not what the operator thinks.
  */
-export function intendedPrimaryWritableStep<P extends PgParams>(id: string, advice: string): StepDef<P, Record<string, unknown>> {
+export function intendedPrimaryWritableStep<P extends PgParams>(id: string, advice: string): StepDef<P, { status: Statuses }> {
   const { step } = stepsFor<P>();
   return step({
     id,
     title: 'Guard: the intended primary is the writable node (read from the servers, not the inventory)',
     on: intendedPrimaryHost,
     become: true,
-    gather: (ctx) => clusterStatusFacts(clusterOf(ctx)) as never,
+    gather: (ctx) => ({ status: clusterStatus(clusterOf(ctx)) }),
     plan: (f, ctx) => {
       const c = clusterOf(ctx);
-      const statuses = statusesOf(f);
+      const statuses = f.status;
       const me = statuses[c.intendedPrimary.name]!;
       const t = topology(c, statuses);
       if (!me.up) return blocked(`${c.intendedPrimary.name} (intended primary) does not answer: ${me.error}`);
@@ -35,17 +35,17 @@ export function intendedPrimaryWritableStep<P extends PgParams>(id: string, advi
 }
 
 /** failback acts only with exactly one writable node: never with two (split brain) or none (run failover). */
-export function failbackGuardStep<P extends PgParams>(id: string): StepDef<P, Record<string, unknown>> {
+export function failbackGuardStep<P extends PgParams>(id: string): StepDef<P, { status: Statuses }> {
   const { step } = stepsFor<P>();
   return step({
     id,
     title: 'Guard: exactly one writable node (read from the servers)',
     on: intendedPrimaryHost,
     become: true,
-    gather: (ctx) => clusterStatusFacts(clusterOf(ctx)) as never,
+    gather: (ctx) => ({ status: clusterStatus(clusterOf(ctx)) }),
     plan: (f, ctx) => {
       const c = clusterOf(ctx);
-      const t = topology(c, statusesOf(f));
+      const t = topology(c, f.status);
       if (t.writable.length > 1) return blocked(`${names(t.writable)} are all writable: split brain. Stop the node whose writes you give up (its writes after the divergence are lost to pg_rewind), then run failback again`);
       if (!t.primary) return blocked(`no writable node (down: ${names(t.down) || 'none'}; in recovery: ${names(t.inRecovery) || 'none'}): run failover first`);
       return noop(`${t.primary.name} is the writable node${t.primary.intendedPrimary ? ' (the intended primary)' : `; ${c.intendedPrimary.name} comes back`}`);

@@ -11,7 +11,7 @@ import { Command, sh, sql, stdinText } from '../../../shell/index.js';
 import { type ArchiveProbe, archiveDir, archiveVerdict, parseArchiveProbe } from '../archive.js';
 import { type PgNode, clusterOf, connOfLayout, connOfNode, layoutOf, nodeOf } from '../cluster.js';
 import { restartCommand } from '../control.js';
-import { MARKER_TABLE, type PgConn, psqlCommand, statusFact } from '../facts.js';
+import { type PgConn, psqlCommand, statusFact } from '../facts.js';
 import { layoutFact } from '../layout-facts.js';
 import { MANAGED_CONF_NAME, type PgLayout } from '../layout.js';
 import { type SettingsFacts, planSettings, settingsOp } from '../ops.js';
@@ -22,6 +22,7 @@ import {
   currentSettingsFact,
   describeKept,
   describePendingOthers,
+  fileValue,
   pendingRestarts,
   raiseOnly,
   restartOrder,
@@ -45,7 +46,7 @@ export function wantedSettings<P extends ReplicationSettingsParams>(ctx: StepCon
   const l = layoutOf(ctx);
   const mine = current[ctx.host.name];
   const versionNum = Number(running(mine, 'server_version_num') ?? Number(l.version) * 10000);
-  const markerOf = (cur: CurrentSettings | null | undefined) => ({ mode: running(cur, SYNC_MARKER) ?? null, strict: running(cur, SYNC_STRICT_MARKER) ?? null });
+  const markerOf = (cur: CurrentSettings | null | undefined) => ({ mode: fileValue(cur, SYNC_MARKER), strict: fileValue(cur, SYNC_STRICT_MARKER) });
   const marker = Object.values(current).map(markerOf).find((m) => m.mode) ?? null;
   const sync = syncWish(ctx.params.synchronous, nodeOf(c, ctx.host.name).vars.pg_synchronous, ctx.params.synchronous_strict, nodeOf(c, ctx.host.name).vars.pg_synchronous_strict, marker);
   const base = replicationSettings(ctx.params, ctx.host.vars.pg_settings, versionNum, sync);
@@ -165,13 +166,14 @@ export function restartActions(node: string, l: PgLayout, standby: boolean): Act
 // ---------------------------------------------------------------- WAL archive verification
 
 /**
- * Seed 000's check that the archive fills: on the writable node, write a row, switch WAL, and
+ * Seed 000's check that the archive fills: on the writable node, write a WAL message, switch WAL, and
  * wait for that segment to appear in the archive directory (30 s); otherwise the evidence of
  * pg_stat_archiver. A probe (it writes): not verified in --check.
  */
 export function archiveProbeCommand(conn: PgConn, dir: string): Command {
   const query = sql`SELECT CASE WHEN pg_is_in_recovery() THEN 'standby' ELSE (SELECT pg_walfile_name(pg_switch_wal()) FROM (SELECT 1) s) END;`;
-  const write = sql`DO $rb$ BEGIN IF NOT pg_is_in_recovery() THEN INSERT INTO ${sql.ident(MARKER_TABLE)} (note) VALUES ('archive check'); END IF; END $rb$;`;
+  // A WAL message gives pg_switch_wal() something to switch away from; no table grows.
+  const write = sql`SELECT CASE WHEN NOT pg_is_in_recovery() THEN pg_logical_emit_message(false, 'runbook', 'archive check') END;`;
   const failed = sql`SELECT failed_count || ' ' || coalesce(last_failed_wal, '-') || ' ' || coalesce(last_failed_time::text, '') FROM pg_stat_archiver`;
   const q = (x: typeof query) => new Command(psqlCommand(conn, x).parts);
   return sh`{ read -r w; read -r s; read -r fq; } ; printf '%s\n' "$w" | ${q(write)} >/dev/null 2>&1

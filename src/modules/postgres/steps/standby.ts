@@ -2,47 +2,47 @@
  * Standby-side steps shared by every runbook that ends with a streaming standby: its upstream
  * (primary_conninfo, primary_slot_name), no stale slots, and the verifications of the issue —
  * in recovery, the exact read-only error, pg_stat_replication streaming, slot active, a row
- * written on the primary visible on the standby. Verifications write a marker row, so they are
- * skipped in --check.
+ * WAL message written on the primary replayed on the standby. The verifications are checks with
+ * probes (they write): not verified in --check, a failure exits 4.
  */
-import { blocked, change, fact, noop, stepsFor } from '../../../engine/define.js';
-import type { Fact, RunContext, StepDef } from '../../../engine/types.js';
+import { blocked, change, noop, stepsFor } from '../../../engine/define.js';
+import { type CheckAnswer, defineCheck } from '../../../engine/checks.js';
+import type { RunContext, StepDef } from '../../../engine/types.js';
 import {
-  MARKER_TABLE,
   type PgSender,
   type PgSlot,
   type PgStatus,
   type PgWalReceiver,
-  psqlCommand,
+  lsnGte,
   replicationFact,
   slotsFact,
   statusFact,
   walReceiverFact,
 } from '../facts.js';
+import { READ_ONLY_ERROR, emitMessageProbe, readOnlyTestProbe } from '../probes.js';
 import { dataDirFact, type DataDirState } from '../layout-facts.js';
 import { planSlots, planUpstream } from '../ops.js';
-import { Command, sh, sql } from '../../../shell/index.js';
-import { type PgParams, clusterOf, conninfoFor, connOfLayout, connOfNode, layoutOf, nodeOf } from '../cluster.js';
+import { type PgParams, clusterOf, conninfoFor, connOfLayout, connOfNode, layoutOf, nodeOf, peersOf } from '../cluster.js';
 import { unfenceCommand } from '../control.js';
-import { type Statuses, clusterStatusFacts, perNode, pick, statusesOf, topology } from '../topology.js';
+import { type Statuses, clusterStatus, eachNode, topology } from '../topology.js';
 
 type On<P> = (ctx: RunContext<P>) => string[];
 
-export const READ_ONLY_ERROR = 'cannot execute CREATE TABLE in a read-only transaction';
+export { READ_ONLY_ERROR };
 
 /** primary_conninfo / primary_slot_name: a standby's point at the primary; reset on the primary. */
-export function upstreamStep<P extends PgParams>(id: string, on: On<P>): StepDef<P, Record<string, unknown>> {
+export function upstreamStep<P extends PgParams>(id: string, on: On<P>): StepDef<P, { status: Statuses }> {
   const { step } = stepsFor<P>();
   return step({
     id,
     title: 'Upstream settings: primary_conninfo and primary_slot_name (standby), empty (primary)',
     on,
     become: true,
-    gather: (ctx) => clusterStatusFacts(clusterOf(ctx)) as never,
+    gather: (ctx) => ({ status: clusterStatus(clusterOf(ctx)) }),
     plan: (f, ctx) => {
       const c = clusterOf(ctx);
       const self = nodeOf(c, ctx.host.name);
-      const statuses = statusesOf(f);
+      const statuses = f.status;
       const me = statuses[self.name]!;
       const t = topology(c, statuses);
       if (!me.up) return noop('not running');
@@ -109,94 +109,58 @@ export function unfenceStep<P extends PgParams>(id: string, on: On<P>): StepDef<
 
 // ---------------------------------------------------------------- verification
 
-/** The primary inserts a marker row, if it is the writable one (a DO block is harmless on a standby). */
-function insertMarkerFact(conn: ReturnType<typeof connOfNode>, note: string): Fact<boolean> {
-  return fact({
-    name: 'verify.insert_marker',
-    become: true,
-    command: psqlCommand(
-      conn,
-      sql`DO $rb$ BEGIN IF NOT pg_is_in_recovery() THEN INSERT INTO ${sql.ident(MARKER_TABLE)} (note) VALUES (${note}); END IF; END $rb$;`,
-    ),
-    parse: (r) => r.exitCode === 0,
-  });
-}
-
-/** Polls the standby for the marker row for up to `seconds`; true once seen. */
-function markerSeenFact(conn: ReturnType<typeof connOfLayout>, note: string, seconds: number): Fact<boolean> {
-  // A writable node answers 1 at once: it wrote the row itself, nothing to wait for.
-  const query = sql`SELECT CASE WHEN pg_is_in_recovery() THEN (SELECT count(*) FROM ${sql.ident(MARKER_TABLE)} WHERE note = ${note}) ELSE 1 END`;
-  // The query arrives once on stdin and is replayed into psql on every poll.
-  const psql = new Command(psqlCommand(conn, query).parts);
-  return fact({
-    name: 'verify.marker_seen',
-    become: true,
-    command: sh`q=$(cat); i=0; while [ $i -lt ${seconds * 5} ]; do [ "$(printf '%s\n' "$q" | ${psql} 2>/dev/null)" = 1 ] && { echo seen; exit 0; }; sleep 0.2; i=$((i+1)); done; echo missing`.withStdin(query),
-    parse: (r) => r.stdout.includes('seen'),
-  });
-}
-
-/** The read-only test of seed 002, run on the standby: returns psql's error line. */
-function readOnlyTestFact(conn: ReturnType<typeof connOfLayout>): Fact<string> {
-  return fact({
-    name: 'verify.read_only',
-    become: true,
-    command: psqlCommand(conn, sql`CREATE TABLE test (name char(10));`),
-    parse: (r) => (r.exitCode === 0 ? 'CREATE TABLE succeeded: the standby is WRITABLE' : r.stderr.trim()),
-  });
-}
-
-export function rowRoundTripStep<P extends PgParams>(id: string, on: On<P>): StepDef<P, { self: PgStatus; seen: boolean }> {
-  const { step } = stepsFor<P>();
-  return step({
+/**
+ * The replication round trip, with no table that grows: each peer that is writable writes a WAL
+ * message (pg_logical_emit_message, once), then this standby is polled until it has replayed past
+ * that LSN. A probe: not verified in --check.
+ */
+export function rowRoundTripStep<P extends PgParams>(id: string, on: On<P>): StepDef<P, { self: PgStatus }> {
+  return defineCheck<P, { self: PgStatus }, { lsn: Record<string, string | null> }>({
     id,
-    title: 'A row written on the primary is visible on the standby within 30 s',
+    title: 'A change written on the primary is replayed on the standby within 30 s',
+    name: 'a WAL message written on the primary is replayed on the standby',
     on,
     become: true,
-    when: (ctx) => (ctx.checkMode ? 'writes a marker row: not in --check' : true),
-    gather: (ctx) => {
-      const c = clusterOf(ctx);
-      const note = `verify ${ctx.host.name} ${new Date().toISOString()} ${Math.random().toString(36).slice(2, 8)}`;
-      const peers = c.nodes.filter((n) => n.name !== ctx.host.name);
-      return {
-        self: statusFact(connOfLayout(layoutOf(ctx))),
-        ...perNode('inserted', peers, (n) => insertMarkerFact(connOfNode(n), note)),
-        seen: markerSeenFact(connOfLayout(layoutOf(ctx)), note, 30),
-      };
+    intervalMs: 200,
+    timeoutMs: 30_000,
+    prepare: (ctx) => {
+      const nonce = `verify ${ctx.host.name} ${ctx.now().toISOString()} ${Math.random().toString(36).slice(2, 8)}`;
+      return { lsn: eachNode(peersOf(clusterOf(ctx), ctx.host.name), (n) => emitMessageProbe(connOfNode(n), nonce)) };
     },
-    plan: (f) => {
-      if (!f.self.up) return blocked(`not running: ${f.self.error}`);
-      if (!f.self.inRecovery) return noop('primary');
-      return f.seen ? noop('the marker row written on the primary arrived') : blocked('the marker row written on the primary did not arrive within 30 s');
-    },
+    gather: (ctx) => ({ self: statusFact(connOfLayout(layoutOf(ctx))) }),
+    holds: (f, _ctx, s) => roundTripVerdict(f.self, s.lsn),
   });
+}
+
+/** Pure: has this node replayed past the LSN a writable peer wrote? */
+export function roundTripVerdict(self: PgStatus, lsn: Record<string, string | null>): CheckAnswer {
+  if (!self.up) return `not running: ${self.error}`;
+  if (!self.inRecovery) return { ok: 'primary: nothing to replay' };
+  const written = Object.entries(lsn).find(([, l]) => l);
+  if (!written) return `no writable peer wrote the message (${Object.keys(lsn).join(', ') || 'no peers'} in recovery or down)`;
+  const [peer, at] = written as [string, string];
+  return lsnGte(self.replayLsn, at) ? { ok: `replayed past ${at}, written on ${peer}` } : `replayed up to ${self.replayLsn ?? 'nothing'}, not yet ${at} (written on ${peer})`;
 }
 
 export interface VerifyFacts {
-  statuses: Statuses;
-  readOnly: string;
+  status: Statuses;
+  readOnly: { inRecovery: boolean; error: string };
   receiver: PgWalReceiver | null;
   /** By node name. */
   senders: Record<string, PgSender[] | null>;
   slots: Record<string, PgSlot[] | null>;
 }
 
-type FlatVerifyFacts = { readOnly: string; receiver: PgWalReceiver | null } & Record<string, unknown>;
-
-function unflatten(f: FlatVerifyFacts): VerifyFacts {
-  return { statuses: statusesOf(f), readOnly: f.readOnly, receiver: f.receiver, senders: pick(f, 'senders'), slots: pick(f, 'slots') };
-}
-
 /** Pure: what is wrong with this standby (empty when verified). */
 export function standbyProblems(self: string, f: VerifyFacts, c: ReturnType<typeof clusterOf>): string[] {
   const node = nodeOf(c, self);
-  const t = topology(c, f.statuses);
-  const me = f.statuses[self]!;
+  const t = topology(c, f.status);
+  const me = f.status[self]!;
   const out: string[] = [];
   if (!me.up) return [`${self} is not running`];
   if (!me.inRecovery) return [`${self} is not in recovery`];
   if (!t.primary) return [`no single writable node (writable: ${t.writable.map((n) => n.name).join(', ') || 'none'})`];
-  if (!f.readOnly.includes(READ_ONLY_ERROR)) out.push(`CREATE TABLE on ${self} did not fail with "${READ_ONLY_ERROR}": ${f.readOnly}`);
+  if (!f.readOnly.error.includes(READ_ONLY_ERROR)) out.push(`CREATE TABLE on ${self} did not fail with "${READ_ONLY_ERROR}": ${f.readOnly.error || 'it was not tried (writable)'}`);
   const sender = (f.senders[t.primary.name] ?? []).find((s) => s.applicationName === node.applicationName);
   if (!sender) out.push(`pg_stat_replication on ${t.primary.name} has no ${node.applicationName}`);
   else if (sender.state !== 'streaming') out.push(`pg_stat_replication on ${t.primary.name}: ${node.applicationName} is ${sender.state}, not streaming`);
@@ -207,34 +171,36 @@ export function standbyProblems(self: string, f: VerifyFacts, c: ReturnType<type
   return out;
 }
 
-export function verifyStandbyStep<P extends PgParams>(id: string, on: On<P>): StepDef<P, FlatVerifyFacts> {
-  const { step } = stepsFor<P>();
-  return step({
+/** In recovery, the exact read-only error (tried only on a standby), streaming, slot active. A probe: not verified in --check. */
+export function verifyStandbyStep<P extends PgParams>(id: string, on: On<P>): StepDef<P, VerifyFacts> {
+  return defineCheck<P, VerifyFacts>({
     id,
     title: 'Standby verified: in recovery, read-only, streaming, slot active',
+    name: 'the standby is in recovery, read-only, streaming, its slot active',
     on,
     become: true,
-    when: (ctx) => (ctx.checkMode ? 'verifies the result of changes: not in --check' : true),
+    intervalMs: 1000,
+    timeoutMs: 20_000,
     gather: (ctx) => {
       const c = clusterOf(ctx);
-      const peers = c.nodes.filter((n) => n.name !== ctx.host.name);
+      const peers = peersOf(c, ctx.host.name);
       const conn = connOfLayout(layoutOf(ctx));
       return {
-        ...clusterStatusFacts(c),
-        readOnly: readOnlyTestFact(conn),
+        status: clusterStatus(c),
+        readOnly: readOnlyTestProbe(conn),
         receiver: walReceiverFact(conn),
-        ...perNode('senders', peers, (n) => replicationFact(connOfNode(n))),
-        ...perNode('slots', peers, (n) => slotsFact(connOfNode(n))),
-      } as never;
+        senders: eachNode(peers, (n) => replicationFact(connOfNode(n))),
+        slots: eachNode(peers, (n) => slotsFact(connOfNode(n))),
+      };
     },
-    plan: (flat, ctx) => {
-      const f = unflatten(flat);
-      const me = f.statuses[ctx.host.name]!;
-      if (me.up && !me.inRecovery) return noop('primary');
-      const problems = standbyProblems(ctx.host.name, f, clusterOf(ctx));
-      if (problems.length) return blocked(`verification failed: ${problems.join('; ')}`);
-      const t = topology(clusterOf(ctx), f.statuses);
-      return noop(`in recovery; "${READ_ONLY_ERROR}"; streaming to ${t.primary!.name} as ${nodeOf(clusterOf(ctx), ctx.host.name).applicationName}; slot active`);
+    holds: (f, ctx) => {
+      const c = clusterOf(ctx);
+      const me = f.status[ctx.host.name]!;
+      if (me.up && !me.inRecovery) return { ok: 'primary' };
+      const problems = standbyProblems(ctx.host.name, f, c);
+      if (problems.length) return problems;
+      const t = topology(c, f.status);
+      return { ok: `in recovery; "${READ_ONLY_ERROR}"; streaming to ${t.primary!.name} as ${nodeOf(c, ctx.host.name).applicationName}; slot active` };
     },
   });
 }

@@ -11,7 +11,7 @@ import { sql } from '../../../shell/index.js';
 import { type PgParams, clusterOf, connOfLayout, nodeOf } from '../cluster.js';
 import { layoutOf } from '../cluster.js';
 import { type PgSender, type PgStatus, psqlCommand, replicationFact, statusFact } from '../facts.js';
-import { type CurrentSettings, currentSettingsFact } from '../settings.js';
+import { type CurrentSettings, currentSettingsFact, fileValue } from '../settings.js';
 import { SYNC_MARKER, SYNC_STRICT_MARKER, planSync, syncWish, type SyncPlan } from '../sync.js';
 
 /** The params of the synchronous option (setup-warm-standby, failover, failback). */
@@ -35,8 +35,8 @@ export function syncPlanOf<P extends PgParams & SyncParams>(f: SyncFacts, ctx: S
   const c = clusterOf(ctx);
   const me = nodeOf(c, ctx.host.name);
   const wish = syncWish(ctx.params.synchronous, me.vars.pg_synchronous, ctx.params.synchronous_strict, me.vars.pg_synchronous_strict, {
-    mode: setting(f.cur, SYNC_MARKER),
-    strict: setting(f.cur, SYNC_STRICT_MARKER),
+    mode: fileValue(f.cur, SYNC_MARKER),
+    strict: fileValue(f.cur, SYNC_STRICT_MARKER),
   });
   return planSync(wish, c.nodes, ctx.host.name, { current: setting(f.cur, 'synchronous_standby_names') ?? '', senders: f.senders ?? [] });
 }
