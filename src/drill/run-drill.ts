@@ -28,6 +28,8 @@ import { computeMeasures, writeGaps } from './measures.js';
 import {
   TOOLS_PROBE, chooseCutTool, cutPresentCommand, guardCommand, isIpv4, parseGuardLog, routeSource, toolsOf, type GuardSpec,
 } from './partition.js';
+import { ClusterLock, lockHolder } from '../core/lock.js';
+import { newRunId } from '../engine/journal.js';
 import { jobFact, startDetached, waitDetached, type JobExec } from '../core/detached.js';
 import { WriteProbe } from './probe.js';
 import { PROBE_ROLE, PROBE_TABLE, clientAddressSeenBy, prepareProbe, prepareWorkloadDb, probeIdsOn } from './probe-setup.js';
@@ -136,6 +138,16 @@ export async function runDrill(o: DrillOptions): Promise<DrillOutcome> {
   const specs = new Map(plan.nodes.map((h) => [h.name, connectionSpec(h, { ...o.overrides, ...(o.knownHosts ? { knownHostsFile: o.knownHosts } : {}) })]));
   const reader = new ClusterReader(transport, specs, new Map(plan.nodes.map((h) => [h.name, h.vars])), plan.vip);
   const nodes = plan.nodes.map((h) => h.name);
+  // One lock across the drill's runbooks (docs/locks.md): no other run changes the cluster meanwhile.
+  const runId = `drill-${newRunId()}`;
+  let lock: ClusterLock;
+  try {
+    lock = await ClusterLock.acquire(reader, nodes, lockHolder(runId, 'drill'), { log: o.log });
+  } catch (error) {
+    await transport.closeAll();
+    throw error;
+  }
+  const runbookArgs: RunbookArgs = { ...o, lockHeld: runId };
   const phases: PhaseRecord[] = [];
   const exitChecks: ExitCheck[] = [];
   const timings: Record<string, number> = {};
@@ -191,7 +203,7 @@ export async function runDrill(o: DrillOptions): Promise<DrillOutcome> {
   };
   const runbook = async (id: string, extra: string[] = []): Promise<RunbookRun> => {
     heartbeat.waiting(`runbook ${id}`);
-    const run = await runRunbook(id, o, log, extra);
+    const run = await runRunbook(id, runbookArgs, log, extra);
     Object.assign(timings, stepTimings(id + (extra.length ? `(${extra.join(' ')})` : ''), run));
     return run;
   };
@@ -356,6 +368,7 @@ export async function runDrill(o: DrillOptions): Promise<DrillOutcome> {
     if (rows !== undefined) workloadResult = withHistory(workloadResult, rows);
   }
   heartbeat.stop();
+  await lock.release();
   await transport.closeAll();
 
   markers.push(...roles.markers(plan.primary, faultAt, failbackWindow));

@@ -7,6 +7,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { LOCK_ENV } from '../core/lock.js';
 import type { RunReport } from '../report/json.js';
 import { maskSecrets } from '../shell/secret.js';
 
@@ -28,6 +29,8 @@ export interface RunbookArgs {
   knownHosts?: string;
   /** The shared host flags (-u, -b, --private-key, vault…) as arguments for the child runs. */
   hostsArgs?: string[];
+  /** The drill's run id: its cluster lock counts as the runbook's own (RUNBOOK_LOCK_HELD). */
+  lockHeld?: string;
 }
 
 export async function runRunbook(id: string, a: RunbookArgs, log: (line: string) => void, extra: string[] = []): Promise<RunbookRun> {
@@ -47,7 +50,7 @@ export async function runRunbook(id: string, a: RunbookArgs, log: (line: string)
   const tail: string[] = [];
   const exitCode = await new Promise<number>((resolve) => {
     // stdin closed and no TTY: the child runs unattended and can never wait on a prompt.
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FORCE_COLOR: '0' } });
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FORCE_COLOR: '0', ...(a.lockHeld ? { [LOCK_ENV]: a.lockHeld } : {}) } });
     const onLine = (chunk: Buffer): void => {
       for (const line of chunk.toString('utf8').split('\n')) {
         if (!line.trim()) continue;

@@ -182,6 +182,30 @@ export function resolveParams(specs: ParamSpecs, sources: ParamSources): Record<
     if (typeof coerced === 'string') errors.push(coerced);
     else values[name] = coerced.value;
   }
+  for (const [name, v] of Object.entries(values)) {
+    const why = uncarriable(v);
+    if (why) errors.push(`param ${name}: ${why}`);
+  }
   if (errors.length > 0) throw new BadInputError(`invalid params:\n  - ${errors.join('\n  - ')}`);
   return values;
+}
+
+/**
+ * Why no command can carry this value, if so: a NUL byte anywhere (no argv, no shell variable holds
+ * one), a line break in a secret (secrets travel as one stdin line each). Found before any host.
+ */
+export function uncarriable(v: unknown, depth = 0): string | undefined {
+  if (isSecret(v)) {
+    const raw = v.reveal();
+    if (raw.includes('\0')) return 'the secret holds a NUL byte';
+    if (/[\r\n]/.test(raw)) return 'the secret holds a line break (a secret is one line)';
+    return undefined;
+  }
+  if (typeof v === 'string') return v.includes('\0') ? `holds a NUL byte at character ${v.indexOf('\0')}` : undefined;
+  if (depth > 50 || v === null || typeof v !== 'object') return undefined;
+  for (const [k, x] of Array.isArray(v) ? v.entries() : Object.entries(v)) {
+    const why = uncarriable(x, depth + 1) ?? (typeof k === 'string' && k.includes('\0') ? 'a key holds a NUL byte' : undefined);
+    if (why) return Array.isArray(v) ? `[${k}]: ${why}` : `${k}: ${why}`;
+  }
+  return undefined;
 }

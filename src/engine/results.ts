@@ -6,7 +6,7 @@ import type { ActionView } from './actions.js';
 export type StepStatus = 'ok' | 'changed' | 'would-change' | 'skipped' | 'unverified' | 'failed' | 'unreachable' | 'blocked';
 
 /** Why a failed step failed; each maps to its own exit code. */
-export type FailureKind = 'step' | 'verify' | 'confirmation' | 'interrupted';
+export type FailureKind = 'step' | 'verify' | 'confirmation' | 'interrupted' | 'input';
 
 export interface StepFailure {
   kind: FailureKind;
@@ -65,7 +65,8 @@ export function recap(results: StepResult[], hosts: string[]): HostRecap[] {
 
 /**
  * One exit code per run, the most serious outcome winning:
- *   interrupted (130) > unreachable (5) > blocked (8) > confirmation (6) > verifyFailed (4)
+ *   interrupted (130) > unreachable (5) > blocked (8) > bad input (2: a value no command can carry)
+ *   > confirmation (6) > verifyFailed (4)
  *   > stepFailed (3) > changesPending (7, check mode only) > ok (0).
  * Why this order: a run cut short or a host never reached says least about the hosts' state, so
  * those outrank everything; a safety guard and a missing approval stopped the run on purpose before
@@ -76,6 +77,7 @@ export function exitCodeOf(results: StepResult[], opts: { checkMode: boolean; in
   if (opts.interrupted || results.some((r) => r.failure?.kind === 'interrupted')) return ExitCode.interrupted;
   if (results.some((r) => r.status === 'unreachable')) return ExitCode.unreachable;
   if (results.some((r) => r.status === 'blocked')) return ExitCode.blocked;
+  if (results.some((r) => r.failure?.kind === 'input')) return ExitCode.badInput;
   if (results.some((r) => r.failure?.kind === 'confirmation')) return ExitCode.confirmation;
   if (results.some((r) => r.failure?.kind === 'verify')) return ExitCode.verifyFailed;
   if (results.some((r) => r.status === 'failed')) return ExitCode.stepFailed;

@@ -15,7 +15,7 @@ import * as inv from '../inventory/index.js';
 import { ClusterLock, LOCK_ENV, lockHolder } from '../core/lock.js';
 import { Journal, completedPairs, lastRunId, newRunId, readJournal } from './journal.js';
 import { loadRunbook, type LoadedRunbook } from './loader.js';
-import { resolveParams } from './params.js';
+import { resolveParams, uncarriable } from './params.js';
 import { exitCodeOf, recap, type StepResult } from './results.js';
 import { Scheduler, allSteps, selectedByTags, type ResumeState } from './scheduler.js';
 import type { HostView, RunContext, RunbookDef } from './types.js';
@@ -41,6 +41,8 @@ export interface RunCliOptions {
   loadOptions?: inv.LoadOptions;
   tags: string[];
   skipTags: string[];
+  /** --max-output MB: output kept per command and stream. */
+  maxOutputMb?: number;
   /** --break-lock RUN_ID: remove that (dead) run's cluster lock first. */
   breakLock?: string;
 }
@@ -65,7 +67,7 @@ export interface Prepared {
 }
 
 /** Everything that needs no host: runbook, inventory, selection, params, validate. */
-export async function prepare(ref: string, o: Pick<RunCliOptions, 'inventory' | 'limit' | 'extraVars' | 'secrets' | 'knownHosts' | 'check' | 'overrides' | 'loadOptions'>, previousParams?: Record<string, unknown>): Promise<Prepared> {
+export async function prepare(ref: string, o: Pick<RunCliOptions, 'inventory' | 'limit' | 'extraVars' | 'secrets' | 'knownHosts' | 'check' | 'maxOutputMb' | 'overrides' | 'loadOptions'>, previousParams?: Record<string, unknown>): Promise<Prepared> {
   const loaded = await loadRunbook(ref);
   const def = loaded.def;
   if (o.inventory.length === 0) throw new BadInputError('no inventory: give -i FILE');
@@ -89,12 +91,18 @@ export async function prepare(ref: string, o: Pick<RunCliOptions, 'inventory' | 
     now: () => new Date(),
     select: (p) => inv.selectHosts(inventory, p).map((h) => views.get(h.name)!),
   };
+  // A value no command can carry is bad input now, not a failure at its step after others changed hosts.
+  const uncarried = hosts.flatMap((h) => Object.entries(h.vars).flatMap(([k, v]) => {
+    const why = uncarriable(v);
+    return why ? [`host ${h.name}: var ${k}: ${why}`] : [];
+  }));
+  if (uncarried.length) throw new BadInputError(`inventory values no command can carry:\n  - ${uncarried.slice(0, 20).join('\n  - ')}`);
   const problems = def.validate?.(params, run) ?? [];
   if (problems.length) throw new BadInputError(`runbook ${def.id}: invalid params:\n  - ${problems.map(maskSecrets).join('\n  - ')}`);
   // One transport for the run, loaded on first connect (list/describe never load ssh2); memoise the
   // promise, or concurrent first connects would each make one.
   let transport: Promise<Transport> | undefined;
-  const getTransport = () => (transport ??= import('../transport/index.js').then((m) => new m.SshTransport()));
+  const getTransport = () => (transport ??= import('../transport/index.js').then((m) => new m.SshTransport(o.maxOutputMb ? { maxOutputBytes: Math.round(o.maxOutputMb * (1 << 20)) } : {})));
   return {
     loaded,
     inventory,

@@ -2,7 +2,8 @@
  * One step on one host: when → gather → plan (pure) → [gate, in the scheduler] → apply → verify.
  * Split in two halves so the scheduler can ask for confirmation between them, once per step.
  */
-import { ExitCode, RunbookError, UnreachableError } from '../errors.js';
+import { BadInputError, ExitCode, RunbookError, UnreachableError } from '../errors.js';
+import { CLOSED_BY_RUNBOOK } from '../transport/types.js';
 import type { Command } from '../shell/command.js';
 import { maskDeep, maskSecrets } from '../shell/secret.js';
 import { CommandFailedError, type ExecOptions } from '../transport/types.js';
@@ -38,8 +39,10 @@ function result(step: AnyStep, host: string, started: number, r: Omit<StepResult
 
 /** Map an error to the result it ends the step with. */
 export function failureResult(step: AnyStep, host: string, started: number, error: unknown, kind: FailureKind = 'step'): StepResult {
-  if (error instanceof UnreachableError) return result(step, host, started, { status: 'unreachable', message: error.reason });
-  if (error instanceof RunbookError && error.exitCode === ExitCode.interrupted)
+  const closedByUs = error instanceof UnreachableError && error.reason === CLOSED_BY_RUNBOOK;
+  if (error instanceof UnreachableError && !closedByUs) return result(step, host, started, { status: 'unreachable', message: error.reason });
+  if (error instanceof BadInputError) return result(step, host, started, { status: 'failed', message: maskSecrets(error.message), failure: { kind: 'input', message: maskSecrets(error.message) } });
+  if (closedByUs || (error instanceof RunbookError && error.exitCode === ExitCode.interrupted))
     return result(step, host, started, { status: 'failed', message: 'interrupted', failure: { kind: 'interrupted', message: 'interrupted' } });
   const message = maskSecrets(error instanceof Error ? error.message : String(error));
   if (error instanceof CommandFailedError) {

@@ -26,6 +26,8 @@ const BINDS: ReadonlyArray<[target: string, dir: string]> = [
   ['/etc/postgresql', 'etc-postgresql'],
   ['/var/lib/postgresql', 'var-lib-postgresql'],
   ['/var/lib/nfs', 'var-lib-nfs'],
+  // runbook's own state on a host (cluster lock, detached jobs): one per host, like a real server's.
+  ['/var/lib/runbook', 'var-lib-runbook'],
   ['/var/log', 'var-log'],
   ['/root', 'root'],
   ['/home', 'home'],

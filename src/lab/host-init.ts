@@ -17,7 +17,7 @@ export function initScript(spec: LabSpec, host: LabHost, hostDir: string): strin
   const mounts = hostMounts(spec, host, hostDir).map((m) =>
     m.kind === 'overlay'
       ? `mount -t overlay overlay -o ${q(`lowerdir=${m.target},upperdir=${m.upper},workdir=${m.work}`)} ${q(m.target)}`
-      : `mount --bind ${q(m.source)} ${q(m.target)}`,
+      : `mkdir -p ${q(m.target)} && mount --bind ${q(m.source)} ${q(m.target)}`,
   );
   const whiteouts = hiddenPaths(spec, host, hostDir).map((p) => `[ -e ${q(p)} ] || mknod -m 000 ${q(p)} c 0 0`);
   return `#!/bin/sh

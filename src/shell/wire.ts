@@ -4,6 +4,7 @@
  * the script refers to the variable. A become password goes first on stdin, for `sudo -S`.
  */
 import { type Command, type CommandPart } from './command.js';
+import { BadInputError } from '../errors.js';
 import { quoteWord } from './quote.js';
 import type { Secret } from './secret.js';
 
@@ -37,20 +38,78 @@ export const PREAMBLE_FAILED = 125;
 /** Printed (with a newline) on stderr by the command under a password become once sudo let it run. */
 export const BECOME_STARTED = '[runbook:become-started]';
 
+/** Written by the transport every HEARTBEAT_MS while a command runs; the watchdog reads them. */
+export const HEARTBEAT = 'h';
+export const HEARTBEAT_MS = 1_000;
+/** No heartbeat (and no EOF) for this long: the controller is gone, the command is killed. */
+export const WATCHDOG_SEC = 5;
+/**
+ * One argument of execve holds at most 128 KiB on Linux (MAX_ARG_STRLEN), and the line is one
+ * argument of the login shell: longer lines are refused here, not with ECONNRESET.
+ */
+export const MAX_LINE_BYTES = 120_000;
+
+/**
+ * Kills the command's process group once the channel's stdin ends (channel closed, runbook
+ * killed) or stays silent past WATCHDOG_SEC (a dead link): ssh2's signals do not reach a process
+ * without a pty, and sshd kills nothing when a session without a pty closes.
+ */
+const WATCHDOG = [
+  `while b=$(timeout --foreground ${WATCHDOG_SEC} head -c 1 2>/dev/null) && [ -n "$b" ]; do :; done`,
+  `kill -TERM -"$1" 2>/dev/null; sleep 2; kill -KILL -"$1" 2>/dev/null`,
+].join('\n');
+
+/** A value no command can carry (NUL, a line break in a secret, a line too long): bad input, exit 2. */
+export class WireError extends BadInputError {}
+
+/**
+ * What a transport writes to the command's stdin: its input, then a heartbeat every HEARTBEAT_MS
+ * (never EOF: EOF tells the watchdog the controller is gone). Call the result once the command ended.
+ */
+export function feedStdin(stream: { write(data: string): unknown; readonly writable: boolean }, stdin: string): () => void {
+  if (stdin) stream.write(stdin);
+  const timer = setInterval(() => {
+    if (stream.writable) stream.write(HEARTBEAT);
+  }, HEARTBEAT_MS);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
 export function toWire(command: Command, options: WireOptions = {}): WireCommand {
   const secrets: string[] = [];
   const script = command.parts.map((p) => partToScript(p, secrets)).join('');
   const preamble = secrets.map((_, i) => `IFS= read -r __rb_s${i} || exit ${PREAMBLE_FAILED}\n`).join('');
   // The script sits inside { } on its own lines so that a trailing comment cannot swallow the brace.
-  let inner = preamble ? `${preamble}{\n${script}\n}` : script;
+  const inner = preamble ? `${preamble}{\n${script}\n}` : script;
   const withPassword = options.become?.password;
-  if (withPassword) inner = `printf '%s\\n' ${quoteWord(BECOME_STARTED)} >&2\n${inner}`;
 
-  let line = `sh -c ${quoteWord(inner)}`;
-  if (options.timeoutSec !== undefined) {
-    const t = Math.max(1, Math.ceil(options.timeoutSec));
-    line = `timeout -k 5 ${t} ${line}`;
-  }
+  let stdin = secrets.map((s) => lineOf(s, 'secret')).join('');
+  if (command.stdin) stdin += command.stdin.map((p) => ('text' in p ? p.text : p.secret.reveal())).join('');
+  if (inner.includes('\0') || stdin.includes('\0')) throw new WireError(`${command.toString().slice(0, 80)}…: holds a NUL byte, which no command line or shell variable can carry`);
+
+  let run = `sh -c ${quoteWord(inner)}`;
+  if (options.timeoutSec !== undefined) run = `timeout -k 5 ${Math.max(1, Math.ceil(options.timeoutSec))} ${run}`;
+  // The command in a session of its own (its group is what the watchdog kills); its stdin is read
+  // whole first (a shell variable: never a file), so the channel's stdin then carries heartbeats only.
+  const n = Buffer.byteLength(stdin);
+  const wrapper = [
+    withPassword ? `printf '%s\\n' ${quoteWord(BECOME_STARTED)} >&2` : '',
+    'exec 3<&0',
+    n > 0 ? `__rb_in=$(head -c ${n}; echo x)` : '',
+    n > 0 ? `printf %s "\${__rb_in%x}" | setsid ${run} 3<&- &` : `setsid ${run} 3<&- </dev/null &`,
+    '__rb_c=$!',
+    n > 0 ? 'unset __rb_in' : '',
+    `setsid sh -c ${quoteWord(WATCHDOG)} runbook-watchdog "$__rb_c" <&3 >/dev/null 2>&1 &`,
+    '__rb_w=$!',
+    'exec 3<&-',
+    'wait "$__rb_c"; __rb_rc=$?',
+    'kill -KILL -"$__rb_w" 2>/dev/null',
+    'exit "$__rb_rc"',
+  ]
+    .filter(Boolean)
+    .join('\n');
+
+  let line = `sh -c ${quoteWord(wrapper)}`;
   let becomePassword: string | undefined;
   if (options.become) {
     const user = quoteWord(options.become.user ?? 'root');
@@ -61,9 +120,14 @@ export function toWire(command: Command, options: WireOptions = {}): WireCommand
       line = `sudo -n -u ${user} -- ${line}`;
     }
   }
-  let stdin = secrets.map((s) => lineOf(s, 'secret')).join('');
-  if (command.stdin) stdin += command.stdin.map((p) => ('text' in p ? p.text : p.secret.reveal())).join('');
+  const bytes = Buffer.byteLength(line);
+  if (bytes > MAX_LINE_BYTES)
+    throw new WireError(`${command.toString().slice(0, 80)}…: the command line is ${formatBytes(bytes)}; at most ${formatBytes(MAX_LINE_BYTES)} fit in one command: pass large data on stdin (Command.withStdin)`);
   return becomePassword === undefined ? { line, stdin } : { line, stdin, becomePassword };
+}
+
+function formatBytes(n: number): string {
+  return n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MB` : `${Math.round(n / 1024)} KB`;
 }
 
 function partToScript(part: CommandPart, secrets: string[]): string {
@@ -73,6 +137,6 @@ function partToScript(part: CommandPart, secrets: string[]): string {
 }
 
 function lineOf(value: string, what: string): string {
-  if (/[\n\r]/.test(value)) throw new TypeError(`a ${what} cannot contain a line break`);
+  if (/[\n\r]/.test(value)) throw new WireError(`a ${what} cannot contain a line break`);
   return `${value}\n`;
 }

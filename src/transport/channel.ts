@@ -6,12 +6,15 @@
 import { StringDecoder } from 'node:string_decoder';
 import type { ClientChannel } from 'ssh2';
 import { maskSecrets } from '../shell/secret.js';
-import { BECOME_STARTED, SUDO_PROMPT, type WireCommand } from '../shell/wire.js';
+import { BECOME_STARTED, feedStdin, SUDO_PROMPT, type WireCommand } from '../shell/wire.js';
 import { CommandFailedError, type ExecOptions, type ExecResult } from './types.js';
 
 /** Exit codes of coreutils `timeout`: TERM sent (124), KILL needed after -k (137). */
 const TIMEOUT_EXIT = 124;
 const TIMEOUT_KILLED_EXIT = 137;
+
+/** Output kept per stream beyond which the rest is dropped (the command still runs to its end). */
+export const DEFAULT_MAX_OUTPUT_BYTES = 8 << 20;
 
 /** sudo -n refusing to ask (sudo 1.8 and 1.9 wordings). */
 const SUDO_NEEDS_PASSWORD = /^sudo: (a password is required|a terminal is required|no tty present)/m;
@@ -104,9 +107,20 @@ export function runOnChannel(channel: ClientChannel, run: ChannelRun, connection
     let signal: string | undefined;
     let gotExit = false;
 
+    // stdin stays open: after the command's own input, a heartbeat tells the remote watchdog the
+    // controller is alive (wire.ts); EOF or silence kills the command's process group.
+    let stopFeeding: (() => void) | undefined;
     const writeStdin = () => {
-      if (wire.stdin) channel.write(wire.stdin);
-      channel.end();
+      stopFeeding = feedStdin(channel, wire.stdin);
+    };
+    const cap = options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
+    const seen = { stdout: 0, stderr: 0 };
+    const keep = (which: 'stdout' | 'stderr', text: string): string => {
+      const before = seen[which];
+      seen[which] += Buffer.byteLength(text);
+      if (seen[which] <= cap) return text;
+      if (before >= cap) return '';
+      return text.slice(0, Math.max(0, cap - before));
     };
     const gate = wire.becomePassword
       ? new BecomeGate(wire.becomePassword, (d) => channel.write(d), writeStdin, () => channel.end())
@@ -116,12 +130,13 @@ export function runOnChannel(channel: ClientChannel, run: ChannelRun, connection
     const onStderrText = (text: string) => {
       const passed = gate ? gate.feed(text) : text;
       if (!passed) return;
-      out.stderr += passed;
-      streamErr.push(passed);
+      const kept = keep('stderr', passed);
+      out.stderr += kept;
+      streamErr.push(kept);
     };
 
     channel.on('data', (data: Buffer) => {
-      const text = decoders.stdout.write(data);
+      const text = keep('stdout', decoders.stdout.write(data));
       out.stdout += text;
       streamOut.push(text);
     });
@@ -132,7 +147,8 @@ export function runOnChannel(channel: ClientChannel, run: ChannelRun, connection
       if (sig) signal = sig.replace(/^SIG/, '');
     });
     channel.on('close', () => {
-      const tail = decoders.stdout.end();
+      stopFeeding?.();
+      const tail = keep('stdout', decoders.stdout.end());
       out.stdout += tail;
       streamOut.push(tail);
       onStderrText(decoders.stderr.end());
@@ -142,6 +158,9 @@ export function runOnChannel(channel: ClientChannel, run: ChannelRun, connection
       const lost = connectionLost();
       if (!gotExit && lost) return reject(lost);
 
+      for (const which of ['stdout', 'stderr'] as const)
+        if (seen[which] > cap)
+          out[which] += `\n[runbook: ${which} cut at ${mb(cap)} of ${mb(seen[which])}; raise the cap with --max-output MB]\n`;
       const durationMs = Date.now() - run.startedAt;
       const timedOut =
         options.timeoutSec !== undefined &&
@@ -163,6 +182,8 @@ export function runOnChannel(channel: ClientChannel, run: ChannelRun, connection
     });
   });
 }
+
+const mb = (n: number) => `${(n / (1 << 20)).toFixed(1)} MB`;
 
 /** sudo refused before the command ran: say why and what to do, instead of "exit code 1". */
 function sudoFailure(run: ChannelRun, result: ExecResult, gate: BecomeGate | undefined): string | undefined {

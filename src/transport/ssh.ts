@@ -13,7 +13,7 @@ import { runOnChannel } from './channel.js';
 import { hostKeyCheck } from './host-key-check.js';
 import { defaultKnownHostsFile } from './known-hosts.js';
 import { defaultSshConfigFile, resolveHop, resolveTarget, type ResolvedTarget } from './ssh-config.js';
-import type { ExecOptions, ExecResult, HostConnection, Transport } from './types.js';
+import { CLOSED_BY_RUNBOOK, type ExecOptions, type ExecResult, type HostConnection, type Transport } from './types.js';
 
 export interface SshTransportOptions {
   /** SSH keepalive: a connection is dead after (countMax + 1) × interval without an answer. */
@@ -24,6 +24,8 @@ export interface SshTransportOptions {
   /** Concurrent channels per connection; more are queued. */
   maxChannels?: number;
   sshConfigFile?: string;
+  /** Output kept per command and stream (--max-output); default DEFAULT_MAX_OUTPUT_BYTES. */
+  maxOutputBytes?: number;
 }
 
 const DEFAULTS = {
@@ -59,7 +61,7 @@ class Slots {
   }
 }
 
-type Settings = Required<Omit<SshTransportOptions, 'sshConfigFile'>> & { sshConfigFile: string };
+type Settings = Required<Omit<SshTransportOptions, 'sshConfigFile' | 'maxOutputBytes'>> & { sshConfigFile: string; maxOutputBytes?: number };
 
 export class SshTransport implements Transport {
   readonly #settings: Settings;
@@ -103,6 +105,7 @@ class SshConnection implements HostConnection {
     /** Jump connections, outermost first; closed after the target. */
     private readonly jumps: Client[],
     maxChannels: number,
+    private readonly maxOutputBytes?: number,
   ) {
     this.#slots = new Slots(maxChannels);
     const lose = (reason: string) => {
@@ -129,14 +132,15 @@ class SshConnection implements HostConnection {
         sock = await forward(client, hops[i + 1] ?? target, spec.name);
       }
       const client = await connectClient(spec, target, settings, sock);
-      return new SshConnection(spec, client, jumps, settings.maxChannels);
+      return new SshConnection(spec, client, jumps, settings.maxChannels, settings.maxOutputBytes);
     } catch (error) {
       for (const jump of jumps.reverse()) jump.end();
       throw error;
     }
   }
 
-  async exec(command: Command, options: ExecOptions = {}): Promise<ExecResult> {
+  async exec(command: Command, given: ExecOptions = {}): Promise<ExecResult> {
+    const options = given.maxOutputBytes === undefined && this.maxOutputBytes !== undefined ? { ...given, maxOutputBytes: this.maxOutputBytes } : given;
     const becomeUser = options.become === undefined || options.become === false
       ? undefined
       : typeof options.become === 'string'
@@ -199,7 +203,7 @@ class SshConnection implements HostConnection {
   }
 
   async close(): Promise<void> {
-    this.#lostReason ??= 'closed by runbook';
+    this.#lostReason ??= CLOSED_BY_RUNBOOK;
     for (const client of [this.client, ...[...this.jumps].reverse()]) await endClient(client);
   }
 }

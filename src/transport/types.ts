@@ -3,6 +3,9 @@ import type { Command } from '../shell/command.js';
 import type { ConnectionSpec } from '../inventory/types.js';
 import { ExitCode, RunbookError } from '../errors.js';
 
+/** The reason of a connection runbook closed itself (after Ctrl-C): an interrupt, not a network failure. */
+export const CLOSED_BY_RUNBOOK = 'closed by runbook';
+
 export interface ExecOptions {
   /** Run through sudo: true for the host's become user (default root), or a user name. */
   become?: boolean | string;
@@ -11,6 +14,8 @@ export interface ExecOptions {
   /** Streamed output, already masked. */
   onStdout?: (chunk: string) => void;
   onStderr?: (chunk: string) => void;
+  /** Bytes of stdout (and of stderr) kept; the rest is dropped with a note. Default 8 MB. */
+  maxOutputBytes?: number;
   /** Throw CommandFailedError on a non-zero exit (default false: the caller reads exitCode). */
   check?: boolean;
 }

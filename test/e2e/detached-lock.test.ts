@@ -23,7 +23,7 @@ describe('detached jobs', () => {
     const c1 = await t1.connect(specOf(lab.host.pg1!));
     const x1 = (c: Parameters<typeof c1.exec>[0], o?: Parameters<typeof c1.exec>[1]) => c1.exec(c, { become: true, ...o, check: false });
     const id = `e2e-sleep-${Date.now()}`;
-    const started = await startDetached(x1, id, sh`sleep 3; echo finished; exit 7`);
+    const started = await startDetached(x1, id, sh`sleep 8; echo finished; exit 7`);
     expect(started.state.state).toBe('running');
     await t1.closeAll(); // the connection goes; the job must not
 
@@ -32,9 +32,9 @@ describe('detached jobs', () => {
       const c2 = await t2.connect(specOf(lab.host.pg1!));
       const x2 = (c: Parameters<typeof c2.exec>[0], o?: Parameters<typeof c2.exec>[1]) => c2.exec(c, { become: true, ...o, check: false });
       // Starting it again reattaches: no second sleep.
-      const again = await startDetached(x2, id, sh`sleep 3; echo finished; exit 7`);
+      const again = await startDetached(x2, id, sh`sleep 8; echo finished; exit 7`);
       expect(again.reattached).toBe(true);
-      expect(await processes(lab.host.pg1!, '^sleep 3$')).toHaveLength(1);
+      expect(await processes(lab.host.pg1!, '^sleep 8$')).toHaveLength(1);
       const done = await waitDetached(x2, id, { intervalMs: 300 });
       expect(done.exitCode).toBe(7);
       expect(done.outputTail).toContain('finished');

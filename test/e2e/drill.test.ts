@@ -1,13 +1,17 @@
 /**
- * The failover drill end to end, on a lab of its own (it breaks its cluster on purpose): every
- * fault kind, the report files, the measures, --compare, and a sabotaged failback that must fail
- * clearly and leave exactly one writable node.
+ * The failover drill end to end, on a lab of its own (testLab('drill', 9); it breaks its cluster
+ * on purpose): every fault kind, the report files, the measures, --compare, a sabotaged failback
+ * that must fail clearly and leave exactly one writable node, a partition whose link comes back by
+ * itself after kill -9 of the drill, and a pgbench workload on asynchronous replication. The drill
+ * gets the lab's inventory without `lab_name`: an ordinary cluster as far as it knows (the lab
+ * remains only as the inventory's fence_command, the lab's power switch).
  */
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { XMLValidator } from 'fast-xml-parser';
+import { parse, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { labDown, labPaths, labUp, readState } from '../../src/lab/index.js';
 import type { DrillReport } from '../../src/drill/types.js';
@@ -66,9 +70,23 @@ function expectReportFiles(dir: string, report: DrillReport): void {
   expect(readFileSync(join(dir, 'drill.json'), 'utf8')).not.toContain(PASSWORD);
 }
 
+/** The lab's inventory as an ordinary cluster's: no lab_name (fence_command stays: the lab's power switch). */
+function plainInventory(labInventory: string): string {
+  const doc = parse(readFileSync(labInventory, 'utf8')) as { all: { vars: Record<string, unknown> } };
+  delete doc.all.vars.lab_name;
+  const path = join(mkdtempSync(join(tmpdir(), 'drill-inv-')), 'inventory.yml');
+  writeFileSync(path, stringify(doc));
+  return path;
+}
+
+async function blackholes(host: string): Promise<string> {
+  return (await inHost(drillLabHost(host), 'ip route show type blackhole')).stdout.trim();
+}
+
 beforeAll(async () => {
   await labUp({ name: LAB, subnet: SUBNET });
-  inventory = labPaths(LAB).inventory;
+  inventory = plainInventory(labPaths(LAB).inventory);
+  expect(readFileSync(inventory, 'utf8')).not.toContain('lab_name');
   const setup = await cli(['run', 'setup-warm-standby', '-i', inventory, '--yes', ...secretArgs]);
   expect(setup.code, setup.stdout + setup.stderr).toBe(0);
   const vip = await cli(['run', 'setup-vip', '-i', inventory, '--yes']);
@@ -115,9 +133,87 @@ describe('runbook drill', () => {
       expect(report.exit_checks.every((c) => c.ok)).toBe(true);
       expect(report.probe_failed).toBeGreaterThan(0); // the fault was felt
       expect(await writableNodes()).toEqual(['pg1']);
+      // Every budget is a testcase; stop and the switchover may lose nothing.
+      expect(report.budgets.map((b) => b.name)).toEqual([`lost writes (${fault})`, 'lost writes (planned switchover)']);
+      expect(report.budgets[1]!.max).toBe(0);
+      if (fault === 'stop') expect(report.budgets[0]!.max).toBe(0);
+      expect(readFileSync(join(dir, 'drill.junit.xml'), 'utf8')).toContain('loss budget lost writes (planned switchover)');
+      expect(report.markers.map((m) => m.name)).toEqual(expect.arrayContaining(['promote', 'switchover']));
+      expect(report.write_gaps.length).toBeGreaterThan(0);
+      // A phase never waits without a line for more than 5 s (the heartbeat): look at the log's stamps.
+      const stamps = run.stdout.split('\n').map((l) => Date.parse(l.slice(0, 24))).filter((t) => !Number.isNaN(t));
+      const silent = Math.max(...stamps.slice(1).map((t, i) => t - stamps[i]!));
+      expect(silent).toBeLessThan(7000);
+      if (fault === 'partition') {
+        // Cut over SSH by rules on pg1 (no nft/iptables here: blackhole routes), fenced through
+        // fence_command, the link back by the guard, nothing of the cut left.
+        expect(report.partition!.tool).toBe('blackhole');
+        expect(report.partition!.cut_verified).toContain('do not answer');
+        expect(report.partition!.restored_verified).toContain('no rule of the cut left');
+        expect(report.partition!.log!.restoredAt).toBeGreaterThan(report.partition!.log!.cutAt!);
+        expect(report.fence).toMatchObject({ verdict: 'fence-command' });
+        expect(run.stdout).toContain('fence evidence: fence-command');
+        expect(await blackholes('pg1')).toBe('');
+      } else {
+        expect(report.fence?.verdict).toMatch(/down-ssh-pgctl|refused-port/);
+      }
       if (fault === 'stop') stopReportPath = join(dir, 'drill.json');
     });
   }
+
+  it('partition: kill -9 of the drill while pg1 is cut off; the link comes back by itself at the deadline', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'drill-kill9-'));
+    const child = spawn(process.execPath, ['bin/runbook.js', 'drill', '-i', inventory, '--fault', 'partition', '--fault-seconds', '30', '--yes', '--report-dir', dir, ...secretArgs], {
+      env: { ...process.env, PGREPL_PW: PASSWORD },
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    const deadline = Date.now() + 150_000;
+    while (!out.includes('cut holds') && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 200));
+    expect(out, out).toContain('cut holds');
+    const restoreAt = Date.parse(/restores the link at (\S+)/.exec(out)![1]!);
+    // The controller dies: the drill and the runbook it may have started (its process group).
+    process.kill(-child.pid!, 'SIGKILL');
+    await new Promise((r) => child.once('close', r));
+    expect(Date.now()).toBeLessThan(restoreAt);
+    expect(await blackholes('pg1')).not.toBe(''); // still cut: nobody is left to undo it but the guard
+    while (Date.now() < restoreAt + 30_000 && (await blackholes('pg1')) !== '') await new Promise((r) => setTimeout(r, 1000));
+    expect(await blackholes('pg1')).toBe('');
+    expect(Date.now()).toBeGreaterThanOrEqual(restoreAt);
+    const job = await inHost(drillLabHost('pg1'), 'cat /var/lib/runbook/jobs/drill-partition-*/out; cat /var/lib/runbook/jobs/drill-partition-*/exit');
+    expect(job.stdout).toMatch(/^cut \d+/m);
+    expect(job.stdout).toMatch(/^restored \d+/m);
+    // The topology: the drill died before its failover; pg1 is still the primary, pg2 follows it again.
+    expect(await writableNodes()).toEqual(['pg1']);
+    let streaming = '';
+    for (let i = 0; i < 60 && streaming !== 'streaming'; i++) {
+      streaming = (await psqlInHost(drillLabHost('pg1'), "SELECT state FROM pg_stat_replication WHERE application_name = 'pg2'")).stdout.trim();
+      if (streaming !== 'streaming') await new Promise((r) => setTimeout(r, 1000));
+    }
+    expect(streaming).toBe('streaming');
+  });
+
+  it('kill with a pgbench workload on asynchronous replication: pgbench and pgbench_history reported, no budget unless asked', async () => {
+    const { run, dir, report } = await drill('kill', ['--workload', 'pgbench:4']);
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    const w = report.workload!;
+    expect(w.committed).toBeGreaterThan(100);
+    expect(w.aborted_clients).toBeGreaterThan(0); // the kill was felt by pgbench's clients
+    expect(w.history_rows).toBeDefined();
+    expect(w.lost).toBe(Math.max(0, w.committed - w.history_rows!));
+    expect(w.per_second.length).toBeGreaterThan(5);
+    expect(report.replication_mode!.promises_no_loss).toBe(false);
+    expect(report.budgets[0]).toMatchObject({ max: null, ok: true });
+    expect(report.budgets[0]!.detail).toContain(`pgbench ${w.lost}`);
+    const md = readFileSync(join(dir, 'drill.md'), 'utf8');
+    expect(md).toContain(`**${w.committed} committed**`);
+    expect(md).toContain(`**${w.history_rows} rows**`);
+    expect(readFileSync(join(dir, 'drill-timeline.svg'), 'utf8')).toContain('data-rate="workload"');
+    expect(run.stdout).toMatch(/budget ok: lost writes \(kill\)/);
+  });
 
   it('--compare lists the differences with an earlier drill', async () => {
     expect(stopReportPath).not.toBe('');

@@ -25,7 +25,7 @@ export const testSlot = (() => {
 /**
  * A test lab: `base` names it, `k` (0-19, one per e2e lab, fixed so that labs brought up at the same
  * moment never race for a free subnet) places it. Taken: 0 lab, 1 rhel, 2 pgha-deb, 3 pgha-rhel,
- * 7 bench, 9 drill, 10 rbtest.
+ * 7 bench, 8 drill3, 9 drill, 10 rbtest.
  */
 export function testLab(base: string, k: number): { name: string; subnet: string } {
   if (!Number.isInteger(k) || k < 0 || k > 19) throw new Error(`testLab(${base}, ${k}): k is 0-19`);

@@ -5,9 +5,10 @@
  */
 import chalk from 'chalk';
 import type { Command as Program } from 'commander';
-import { BadInputError, ExitCode, RunbookError, UnreachableError } from '../../errors.js';
+import { BadInputError, ExitCode, InterruptedError, RunbookError, UnreachableError } from '../../errors.js';
 import { connectionSpec, selectHosts, type ConnectionSpec } from '../../inventory/index.js';
 import { raw } from '../../shell/command.js';
+import { toWire } from '../../shell/wire.js';
 import { maskSecrets } from '../../shell/secret.js';
 import { SshTransport } from '../../transport/ssh.js';
 import { CommandFailedError, type ExecResult, type Transport } from '../../transport/types.js';
@@ -16,6 +17,7 @@ import { connectionOverrides, formatHostList, hostsOptions, limitPattern, loadIn
 interface ExecCliOptions extends HostsFlags {
   forks: number;
   timeout?: number;
+  maxOutput?: number;
 }
 
 type HostOutcome =
@@ -23,6 +25,14 @@ type HostOutcome =
   | { host: string; status: 'failed'; result?: ExecResult; note: string }
   | { host: string; status: 'unreachable'; note: string };
 
+
+function positiveNumber(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n <= 0) throw new BadInputError(`exec: ${name} must be a number > 0, got "${value}"`);
+    return n;
+  };
+}
 
 function positiveInt(name: string) {
   return (value: string): number => {
@@ -38,10 +48,13 @@ export function registerExec(program: Program): void {
     .usage("-i INVENTORY [options] -- 'SHELL LINE'")
     .argument('<line...>', 'the shell line, after --; words are joined with spaces as ssh does')
     .option('--timeout <sec>', 'kill the command on the host after this many seconds', positiveInt('--timeout'))
+    .option('--max-output <MB>', 'output kept per host and stream; the rest is cut with a note (default 8)', positiveNumber('--max-output'))
     .action(async (words: string[], options: ExecCliOptions) => {
       if (options.inventory.length === 0) throw new BadInputError('exec: give at least one -i PATH');
       const line = words.join(' ');
       if (line.trim() === '') throw new BadInputError("exec: give the shell line after --, e.g. runbook exec -i inv.yml -- 'uptime'");
+      // A line no command can carry (NUL, too long) is bad input, found before any host is touched.
+      toWire(raw(line), { ...(options.timeout !== undefined ? { timeoutSec: options.timeout } : {}) });
       const inventory = await loadInventoryFrom(options);
       const pattern = limitPattern(options.limit) ?? 'all';
       const hosts = selectHosts(inventory, pattern);
@@ -51,7 +64,10 @@ export function registerExec(program: Program): void {
         return;
       }
       const specs = hosts.map((h) => connectionSpec(h, connectionOverrides(options)));
-      await execOnHosts(new SshTransport(), specs, line, { forks: options.forks ?? 10, ...(options.timeout !== undefined ? { timeout: options.timeout } : {}) });
+      await execOnHosts(new SshTransport(options.maxOutput ? { maxOutputBytes: Math.round(options.maxOutput * (1 << 20)) } : {}), specs, line, {
+        ...options,
+        forks: options.forks ?? 10,
+      });
     });
 }
 
@@ -66,17 +82,38 @@ export async function execOnHosts(
   const started = Date.now();
   const outcomes: HostOutcome[] = [];
   const queue = [...specs];
+  let interrupted = false;
   const worker = async () => {
     for (let spec = queue.shift(); spec; spec = queue.shift()) {
       const outcome = await runOnHost(transport, spec, line, options.timeout);
+      if (interrupted) return; // reported below as stopped, not as unreachable
       outcomes.push(outcome);
       out(formatOutcome(outcome));
     }
   };
+  // Ctrl-C: close every connection, which ends each remote command (its watchdog sees stdin end).
+  let onSignal: (() => void) | undefined;
+  const stopped = new Promise<void>((resolve) => {
+    onSignal = () => {
+      interrupted = true;
+      queue.length = 0;
+      resolve();
+    };
+  });
+  process.once('SIGINT', onSignal!);
+  process.once('SIGTERM', onSignal!);
   try {
-    await Promise.all(Array.from({ length: Math.min(options.forks, specs.length) }, worker));
+    await Promise.race([Promise.all(Array.from({ length: Math.min(options.forks, specs.length) }, worker)), stopped]);
   } finally {
+    process.off('SIGINT', onSignal!);
+    process.off('SIGTERM', onSignal!);
     await transport.closeAll();
+  }
+  if (interrupted) {
+    const done = new Set(outcomes.map((o) => o.host));
+    const cut = specs.filter((s) => !done.has(s.name)).map((s) => s.name);
+    out(`\ninterrupted: the command was stopped on ${cut.join(', ') || 'no host'} (its processes are killed with the connection)\n`);
+    throw new InterruptedError(`exec: interrupted${cut.length ? ` (${cut.length} host(s) had not finished)` : ''}`);
   }
   const count = (s: HostOutcome['status']) => outcomes.filter((o) => o.status === s).length;
   const [ok, failed, unreachable] = [count('changed'), count('failed'), count('unreachable')];

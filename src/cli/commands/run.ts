@@ -17,6 +17,13 @@ interface RunFlags extends HostsFlags {
   tags?: string;
   skipTags?: string;
   breakLock?: string;
+  maxOutput?: string;
+}
+
+function maxOutputMb(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new BadInputError(`--max-output ${v}: a number of megabytes > 0`);
+  return n;
 }
 
 const list = (s?: string) => (s ? s.split(',').map((x) => x.trim()).filter(Boolean) : []);
@@ -27,7 +34,8 @@ function common(cmd: Program): Program {
     .option('--secret <NAME=env:VAR|NAME=file:PATH>', 'a secret param (repeatable)', collect, [])
     .option('--tags <tags>', 'only steps with one of these tags (comma-separated)')
     .option('--skip-tags <tags>', 'skip steps with one of these tags')
-    .option('--diff', 'show file diffs');
+    .option('--diff', 'show file diffs')
+    .option('--max-output <MB>', 'output kept per remote command and stream; the rest is cut with a note (default 8)');
 }
 
 /** The flags the engine's prepare() takes, from either command's flags. */
@@ -90,6 +98,7 @@ export function registerRunbookCommands(program: Program): void {
           tags: list(f.tags),
           skipTags: list(f.skipTags),
           ...(f.breakLock ? { breakLock: f.breakLock } : {}),
+          ...(f.maxOutput !== undefined ? { maxOutputMb: maxOutputMb(f.maxOutput) } : {}),
         },
         async (interactive) => {
           if (interactive) return (await import('../../ui/listr-ui.js')).createListrUi();

@@ -192,7 +192,7 @@ describe('probes and checks', () => {
           on: 'h1',
           name: 'the file has 2 lines',
           intervalMs: 50,
-          timeoutMs: 400,
+          timeoutMs: 1500, // room for 2+ polls on a loaded machine
           gather: () => ({
             n: lineCount(join(root, 'f')),
             ...(withProbe ? { w: probe({ name: 'write', command: sh`echo probe >> ${join(root, 'probe.log')}`, parse: (r) => r.stdout }) } : {}),

@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import type { Command } from '../../../src/shell/command.js';
 import { maskSecrets } from '../../../src/shell/secret.js';
-import { toWire } from '../../../src/shell/wire.js';
+import { feedStdin, toWire } from '../../../src/shell/wire.js';
 import type { ExecOptions, ExecResult, HostConnection } from '../../../src/transport/types.js';
 import { CommandFailedError } from '../../../src/transport/types.js';
 import { type Engine, type EngineOptions, FactCache, HostPool, Interrupt } from '../../../src/engine/context.js';
@@ -27,12 +27,14 @@ export function localConnection(host: string, log: string[] = []): HostConnectio
         p.stdout.on('data', (d) => (out += d));
         p.stderr.on('data', (d) => (err += d));
         p.on('error', reject);
+        p.stdin.on('error', () => {});
+        const stop = feedStdin(p.stdin, wire.stdin);
         p.on('close', (code, signal) => {
+          stop();
           const r: ExecResult = { host, command: command.toString(), exitCode: code, stdout: maskSecrets(out), stderr: maskSecrets(err), durationMs: Date.now() - t0, timedOut: code === 124, ...(signal ? { signal: signal.replace(/^SIG/, '') } : {}) };
           if (options.check && code !== 0) reject(new CommandFailedError(r));
           else resolve(r);
         });
-        p.stdin.end(wire.stdin);
       });
     },
     async close() {},

@@ -12,6 +12,7 @@ class FakeChannel extends EventEmitter {
   stderr = new EventEmitter();
   written: string[] = [];
   ended = false;
+  writable = true;
   write(data: string): boolean {
     this.written.push(data);
     return true;
@@ -46,7 +47,8 @@ describe('become with a password', () => {
     expect(channel.ended).toBe(false);
     channel.err(`${BECOME_STARTED}\nreal stderr\n`);
     expect(channel.written).toEqual(['chan-become-pw\n', 'chan-secret-1\n']);
-    expect(channel.ended).toBe(true);
+    // stdin stays open: the remote watchdog reads heartbeats on it and kills the command at its EOF
+    expect(channel.ended).toBe(false);
     channel.emit('data', Buffer.from('out chan-secret-1\n'));
     channel.finish(0);
     const r = await result;
