@@ -5,7 +5,7 @@
  * topology, verified. On a healthy cluster every step is ok and nothing changes.
  */
 import { param } from '../src/index.js';
-import { pgParams, type PgParams } from '../src/modules/postgres/cluster.js';
+import { clusterOf, pgParams, type PgParams } from '../src/modules/postgres/cluster.js';
 import { definePgRunbook, docs } from '../src/modules/postgres/runbook.js';
 import { cloneStep } from '../src/modules/postgres/steps/clone.js';
 import { clusterHosts, layoutStep } from '../src/modules/postgres/steps/inspect.js';
@@ -16,6 +16,7 @@ import { markersEverywhereStep, switchoverStep } from '../src/modules/postgres/s
 import { failbackGuardStep } from '../src/modules/postgres/steps/guard.js';
 import { type SyncParams, syncParams, syncStep } from '../src/modules/postgres/steps/sync.js';
 import { vipSteps } from '../src/modules/vip/vip.js';
+import { catchUpStep, directionSteps, findStep, stopStep } from '../src/modules/filesync/steps.js';
 
 export const params = {
   ...pgParams,
@@ -26,6 +27,9 @@ export const params = {
 type P = PgParams & SyncParams & { keep_old_copies: number };
 
 export { docs };
+
+/** The node the file sync comes from again after the failback: the intended primary. */
+const back = (ctx: Parameters<typeof clusterOf>[0]) => clusterOf(ctx).intendedPrimary.name;
 
 /** Rejoin every node that is not the primary nor a standby of it: rewind, else re-clone, then standby checks. */
 function rejoin(prefix: string) {
@@ -45,7 +49,13 @@ export default definePgRunbook({
     layoutStep<P>(),
     failbackGuardStep<P>('failback-guard'),
     ...rejoin('rejoin'),
+    // File sync, seed 003's order: stop it, bring the primary-to-be's files up to date from the
+    // current source, switch over, catch up what came in meanwhile, sync in the original direction.
+    findStep<P>('filesync-find', clusterHosts, back),
+    stopStep<P>('filesync-stop', clusterHosts, back),
+    catchUpStep<P>('filesync-catch-up', back),
     switchoverStep<P>('switchover'),
+    catchUpStep<P>('filesync-catch-up-final', back),
     // The new primary's standby rejoins only next: until then it must not wait on it (unless strict).
     syncStep<P>('switchover-synchronous', clusterHosts),
     ...rejoin('rejoin-old'),
@@ -53,5 +63,6 @@ export default definePgRunbook({
     syncStep<P>('synchronous', clusterHosts),
     // keepalived moves the VIP with the role (only the writable node passes its check): verify it followed.
     ...vipSteps<P>({ nodes: clusterHosts, vip: (p) => p.vip }),
+    ...directionSteps<P>('filesync-back', clusterHosts),
   ],
 });

@@ -9,7 +9,7 @@
 import { param } from '../src/index.js';
 import { pgParams } from '../src/modules/postgres/cluster.js';
 import { definePgRunbook, docs } from '../src/modules/postgres/runbook.js';
-import { layoutStep } from '../src/modules/postgres/steps/inspect.js';
+import { clusterHosts, layoutStep } from '../src/modules/postgres/steps/inspect.js';
 import { slotsStep } from '../src/modules/postgres/steps/primary.js';
 import { candidateAndFollowers, candidateHost, chooseCandidateStep } from '../src/modules/postgres/steps/candidate.js';
 import { fenceStep, peerSshStep } from '../src/modules/postgres/steps/fence.js';
@@ -18,6 +18,7 @@ import { type FailoverParams, failoverGuardStep, promoteStep, verifyPrimaryStep 
 import { resetUpstreamStep } from '../src/modules/postgres/steps/standby.js';
 import { type SyncParams, syncParams, syncStep } from '../src/modules/postgres/steps/sync.js';
 import { vipSteps } from '../src/modules/vip/vip.js';
+import { directionSteps, findStep } from '../src/modules/filesync/steps.js';
 
 export const params = {
   ...pgParams,
@@ -59,5 +60,10 @@ export default definePgRunbook({
     // keepalived moves the VIP (only the writable node passes its check): verify it followed, on the
     // nodes that answer (the fenced old primary may be gone).
     ...vipSteps<P>({ nodes: candidateAndFollowers, vip: (p) => p.vip }),
+    // A file sync (setup-file-sync) now runs from the new primary: the others pull from it. The old
+    // primary is included (it must stop serving and start pulling); when SSH cannot reach it these
+    // steps end the run with exit 5 after the promote, and failback sets its direction.
+    findStep<P>('filesync-find', clusterHosts, (ctx) => candidateHost(ctx)[0]),
+    ...directionSteps<P>('filesync', clusterHosts),
   ],
 });

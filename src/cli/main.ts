@@ -6,6 +6,7 @@ import { Command as Program, CommanderError } from 'commander';
 import { ExitCode, RunbookError } from '../errors.js';
 import { maskSecrets } from '../shell/secret.js';
 import { applyColorPolicy } from './color.js';
+import { registerCheck } from './commands/check.js';
 import { registerDrill } from './commands/drill.js';
 import { registerExec } from './commands/exec.js';
 import { registerInventory } from './commands/inventory.js';
@@ -24,6 +25,7 @@ export function buildProgram(): Program {
   registerInventory(program);
   registerLab(program);
   registerDrill(program);
+  registerCheck(program);
   return program;
 }
 

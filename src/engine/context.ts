@@ -150,6 +150,8 @@ export interface Engine<P = any> {
   hostByName(name: string): HostView;
   /** Called before each action of an apply starts (the journal records it). */
   onAction?: (e: ActionStarted) => void;
+  /** Called when a step's change is planned on a host, before the confirmation (the journal records it). */
+  onPlanned?: (e: { stepId: string; host: string; summary: string; actions: ActionView[]; ownApply?: boolean }) => void;
   /** step@host pairs that would change, in check mode (a failing read-only check after them is "not verified"). */
   wouldChange?: Set<string>;
 }

@@ -10,11 +10,13 @@ import { BadInputError } from '../errors.js';
 import { maskDeep } from '../shell/secret.js';
 import type { StepResult } from './results.js';
 import type { ActionStarted } from './context.js';
+import type { ActionView } from './actions.js';
 
 export type JournalEntry =
   | { type: 'start'; at: string; runId: string; runbook: string; hash: string; source: string; params: Record<string, unknown>; hosts: string[]; checkMode: boolean }
   | { type: 'resume'; at: string; runId: string }
   | ({ type: 'action'; at: string } & ActionStarted)
+  | { type: 'planned'; at: string; stepId: string; host: string; summary: string; actions: ActionView[]; ownApply?: boolean }
   | ({ type: 'result'; at: string } & StepResult)
   | { type: 'end'; at: string; exitCode: number; interrupted: boolean };
 

@@ -218,6 +218,7 @@ export async function runRunbook(ref: string, o: RunCliOptions, makeUi: (interac
     hostByName: prep.hostByName,
     // Written before the action starts: after a kill -9 the journal says what may have run.
     onAction: (e) => journal.write({ type: 'action', ...e }),
+    onPlanned: (e) => journal.write({ type: 'planned', ...e }),
     ...(o.check ? { wouldChange: new Set<string>() } : {}),
   };
   const scheduler = new Scheduler(engine, def, ui, { onResult: (r) => journal.write({ type: 'result', ...r }) }, resume);

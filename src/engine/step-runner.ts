@@ -96,6 +96,7 @@ export async function checkStep(engine: Engine, step: AnyStep, host: string): Pr
       engine.wouldChange?.add(`${step.id}@${host}`);
       return { done: planned(step, host, started, plan, 'would-change', engine.options.diff) };
     }
+    engine.onPlanned?.({ stepId: step.id, host, summary: maskSecrets(plan.summary), actions: plan.actions.map(viewAction), ...(step.apply ? { ownApply: true } : {}) });
     return { pending: { plan, facts, ctx, started } };
   } catch (e) {
     return { done: failureResult(step, host, started, e) };

@@ -26,8 +26,10 @@ const BINDS: ReadonlyArray<[target: string, dir: string]> = [
   ['/etc/postgresql', 'etc-postgresql'],
   ['/var/lib/postgresql', 'var-lib-postgresql'],
   ['/var/lib/nfs', 'var-lib-nfs'],
-  // runbook's own state on a host (cluster lock, detached jobs): one per host, like a real server's.
+  // runbook's own state on a host (cluster lock, detached jobs, file sync): one per host, like a
+  // real server's; and the scripts it installs (the file sync's pull script)
   ['/var/lib/runbook', 'var-lib-runbook'],
+  ['/usr/local/lib/runbook', 'usr-local-lib-runbook'],
   ['/var/log', 'var-log'],
   ['/root', 'root'],
   ['/home', 'home'],

@@ -30,6 +30,10 @@ export function run(
       { cwd: '/', env: opts.env ?? process.env, timeout: opts.timeoutMs ?? 60_000, maxBuffer: 16 << 20, encoding: 'utf8' },
       (error, stdout, stderr) => {
         const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
+        if (error?.killed) {
+          reject(new LabCommandError(argv, { stdout, stderr: `${stderr}timed out after ${(opts.timeoutMs ?? 60_000) / 1000} s (killed with ${error.signal})`, code }));
+          return;
+        }
         if (error && typeof error.code === 'string') {
           reject(new LabCommandError(argv, { stdout, stderr: `${stderr}${error.message}`, code }));
           return;

@@ -22,7 +22,8 @@ function rhel(major: string): string {
 }
 
 export async function initPostgres(pid: number, layout: DbLayout, major: string): Promise<void> {
-  await inHost(pid, layout === 'rhel' ? rhel(major) : debian(major), { timeoutMs: 60_000 });
+  // initdb + first start take ~2 s here, but over a minute on a loaded 2-core machine (seen with 8 labs at once).
+  await inHost(pid, layout === 'rhel' ? rhel(major) : debian(major), { timeoutMs: 240_000 });
 }
 
 /** Does the server answer a query on the host's local socket? */

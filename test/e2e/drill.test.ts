@@ -18,6 +18,8 @@ import type { DrillReport } from '../../src/drill/types.js';
 import { inHost, psqlInHost, testLab, type LabHostInfo } from '../support/lab.js';
 
 const { name: LAB, subnet: SUBNET } = testLab('drill', 9);
+/** A drill is several runbooks on a loaded 2-core machine. */
+const DRILL_TIMEOUT = 900_000;
 const PASSWORD = 'drill-repl-pw-8812';
 let inventory: string;
 
@@ -29,7 +31,7 @@ interface Cli {
 
 function cli(args: string[], env: Record<string, string> = {}): Promise<Cli> {
   return new Promise((resolve) => {
-    execFile(process.execPath, ['bin/runbook.js', ...args], { env: { ...process.env, PGREPL_PW: PASSWORD, ...env }, maxBuffer: 64 << 20, timeout: 600_000 }, (error, stdout, stderr) => {
+    execFile(process.execPath, ['bin/runbook.js', ...args], { env: { ...process.env, PGREPL_PW: PASSWORD, ...env }, maxBuffer: 64 << 20, timeout: 900_000 }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
       resolve({ code, stdout, stderr });
     });
@@ -91,7 +93,7 @@ beforeAll(async () => {
   expect(setup.code, setup.stdout + setup.stderr).toBe(0);
   const vip = await cli(['run', 'setup-vip', '-i', inventory, '--yes']);
   expect(vip.code, vip.stdout + vip.stderr).toBe(0);
-}, 300_000);
+}, 600_000);
 
 afterAll(async () => {
   if (process.env.RUNBOOK_LAB_KEEP !== '1') await labDown({ name: LAB });
@@ -107,14 +109,14 @@ describe('runbook drill', () => {
     expect(r.stdout).toContain('fault: clean stop of PostgreSQL on pg1');
     expect(r.stdout).toContain('nothing was touched');
     expect(await writableNodes()).toEqual(before);
-  });
+  }, DRILL_TIMEOUT);
 
   it('without --yes and without a TTY it refuses before touching anything', async () => {
     const r = await cli(['drill', '-i', inventory, '--fault', 'kill', ...secretArgs]);
     expect(r.code).toBe(6);
     expect(r.stderr).toContain('--yes');
     expect(await writableNodes()).toEqual(['pg1']);
-  });
+  }, DRILL_TIMEOUT);
 
   for (const fault of ['stop', 'kill', 'partition'] as const) {
     it(`fault ${fault}: completes, measures RTO and RPO, restores the topology`, async () => {
@@ -158,7 +160,7 @@ describe('runbook drill', () => {
         expect(report.fence?.verdict).toMatch(/down-ssh-pgctl|refused-port/);
       }
       if (fault === 'stop') stopReportPath = join(dir, 'drill.json');
-    });
+    }, DRILL_TIMEOUT);
   }
 
   it('partition: kill -9 of the drill while pg1 is cut off; the link comes back by itself at the deadline', async () => {
@@ -194,7 +196,7 @@ describe('runbook drill', () => {
       if (streaming !== 'streaming') await new Promise((r) => setTimeout(r, 1000));
     }
     expect(streaming).toBe('streaming');
-  });
+  }, DRILL_TIMEOUT);
 
   it('kill with a pgbench workload on asynchronous replication: pgbench and pgbench_history reported, no budget unless asked', async () => {
     const { run, dir, report } = await drill('kill', ['--workload', 'pgbench:4']);
@@ -213,7 +215,7 @@ describe('runbook drill', () => {
     expect(md).toContain(`**${w.history_rows} rows**`);
     expect(readFileSync(join(dir, 'drill-timeline.svg'), 'utf8')).toContain('data-rate="workload"');
     expect(run.stdout).toMatch(/budget ok: lost writes \(kill\)/);
-  });
+  }, DRILL_TIMEOUT);
 
   it('--compare lists the differences with an earlier drill', async () => {
     expect(stopReportPath).not.toBe('');
@@ -221,7 +223,7 @@ describe('runbook drill', () => {
     expect(run.code, run.stdout + run.stderr).toBe(0);
     const comparison = (report as DrillReport & { comparison: Array<{ measure: string }> }).comparison;
     expect(comparison.map((d) => d.measure)).toEqual(expect.arrayContaining(['rto_ms', 'switchover_outage_ms', 'rpo_lost_writes']));
-  });
+  }, DRILL_TIMEOUT);
 
   it('a sabotaged failback fails clearly and leaves exactly one writable node', async () => {
     // Sabotage: the old primary gets a wrong replication password, so it cannot rejoin after the
@@ -244,5 +246,5 @@ describe('runbook drill', () => {
     const back = await cli(['run', 'failback', '-i', inventory, '--yes', ...secretArgs]);
     expect(back.code, back.stdout + back.stderr).toBe(0);
     expect(await writableNodes()).toEqual(['pg1']);
-  });
+  }, DRILL_TIMEOUT);
 });

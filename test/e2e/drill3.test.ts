@@ -15,6 +15,8 @@ import type { DrillReport } from '../../src/drill/types.js';
 import { psqlInHost, testLab, type LabHostInfo } from '../support/lab.js';
 
 const { name: LAB, subnet: SUBNET } = testLab('drill3', 8);
+/** A drill is several runbooks on a loaded 2-core machine. */
+const DRILL_TIMEOUT = 900_000;
 const PASSWORD = 'drill3-repl-pw-1205';
 const secretArgs = ['--secret', 'replication_password=env:PGREPL_PW'];
 let inventory: string;
@@ -82,7 +84,7 @@ describe('drill on three nodes', () => {
     expect(await writableNodes()).toEqual(['pg1']);
     // Replay runs again on pg2.
     expect((await psqlInHost(host('pg2'), 'SELECT pg_get_wal_replay_pause_state()')).stdout.trim()).toBe('not paused');
-  });
+  }, DRILL_TIMEOUT);
 
   it('--fault kill --workload pgbench --max-lost-writes 0 under synchronous replication: nothing acknowledged is lost', async () => {
     const { run, dir, report } = await drill(['--fault', 'kill', '--workload', 'pgbench', '--max-lost-writes', '0']);
@@ -100,5 +102,5 @@ describe('drill on three nodes', () => {
     expect(report.budgets[0]).toMatchObject({ max: 0, lost: 0, ok: true });
     expect(readFileSync(join(dir, 'drill.junit.xml'), 'utf8')).toContain('loss budget lost writes (kill)');
     expect(await writableNodes()).toEqual(['pg1']);
-  });
+  }, DRILL_TIMEOUT);
 });

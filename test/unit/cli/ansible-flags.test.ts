@@ -66,7 +66,7 @@ describe('host flags', () => {
     expect(r.err).toContain('[WARNING]: Could not match supplied host pattern, ignoring: nonexistent');
     expect(r.out).toBe('  pattern: mons:nonexistent\n  hosts (3):\n    2001:db8::10\n    2001:db8::11\n    mon3\n');
     expect(r.code).toBe(0);
-  });
+  }, 60_000);
 
   it('inventory --list takes the vault flags', () => {
     const v = join(FIXTURES, '26-vault');
@@ -78,7 +78,7 @@ describe('host flags', () => {
     const none = cli(['inventory', '--list', '-i', join(v, 'hosts.ini')]);
     expect(none.code).toBe(2);
     expect(none.err).toMatch(/hosts\.ini: this value is encrypted with Ansible Vault and no vault password was given/);
-  });
+  }, 60_000);
 });
 
 describe('colour: FORCE_COLOR, then NO_COLOR, then the terminal', () => {
@@ -102,5 +102,5 @@ describe('colour: FORCE_COLOR, then NO_COLOR, then the terminal', () => {
     expect(off.code).toBe(5);
     expect(off.out).toContain('dead | UNREACHABLE!');
     expect(off.out).not.toContain('\x1b[');
-  });
+  }, 90_000);
 });

@@ -1,0 +1,124 @@
+/**
+ * Issue 11 on a lab of its own (testLab('planrun', 11): k=11): the plan's actions are the commands
+ * the run sends (test/support/plan-vs-run.ts: `runbook plan --report json`, then the run, then its
+ * journal), and the verifications are probes and checks that leave nothing behind:
+ * ten re-runs of setup-warm-standby keep the primary's tables as they were, no `public.test`
+ * appears, a broken WAL archive exits 4 with the evidence while a guard still exits 8.
+ *
+ * One case per runbook path, in order on the same lab (the cases build on each other's cluster):
+ * setup-warm-standby here; `reliab` adds base-backup -e reclone=true, `ha` adds failover, failback
+ * and switchover, each as one more `it` using planVsRun / mismatches (docs/actions.md §4).
+ * Runs the compiled CLI (`npm run build`).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { labDown, labUp, readState } from '../../src/lab/index.js';
+import { quoteWord } from '../../src/shell/quote.js';
+import { inHost, testLab, type LabHostInfo } from '../support/lab.js';
+import { mismatches, planVsRun, runCli } from '../support/plan-vs-run.js';
+
+const lab = testLab('planrun', 11);
+const PASSWORD = 'e2e-plan:pw\\2';
+const env = { PGREPL_PW: PASSWORD };
+
+describe('plans are what runs; verifications leave nothing behind (debian lab)', () => {
+  let inventory = '';
+  let broughtUp = false;
+  const host: Record<string, LabHostInfo> = {};
+  const args = () => ['-i', inventory, '--secret', 'replication_password=env:PGREPL_PW'];
+  const run = (runbook: string, ...more: string[]) => runCli(['run', runbook, ...args(), ...more], { cwd: '/tmp', env });
+
+  const psql = (h: string, query: string) => inHost(host[h]!, `su -s /bin/sh postgres -c 'cd / && psql -XAtq -v ON_ERROR_STOP=1 -c "$0"' ${quoteWord(query)}`);
+  const value = async (h: string, query: string): Promise<string> => {
+    const r = await psql(h, query);
+    if (r.code !== 0) throw new Error(`${h}: ${query}: ${r.stderr}`);
+    return r.stdout.trim();
+  };
+  /** Every table outside the system schemas, with its row count: what "the tables" are. */
+  const tables = async (h: string): Promise<string> => {
+    const names = (await value(h, "SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1"))
+      .split('\n')
+      .filter(Boolean);
+    const counts = await Promise.all(names.map(async (t) => `${t}=${await value(h, `SELECT count(*) FROM ${t}`)}`));
+    return counts.join(' ');
+  };
+
+  beforeAll(async () => {
+    const reuse = process.env.RUNBOOK_LAB_REUSE === '1' && readState(lab.name);
+    if (!reuse) {
+      await labDown({ name: lab.name });
+      await labUp({ name: lab.name, layout: 'debian', subnet: lab.subnet });
+      broughtUp = true;
+    }
+    const state = readState(lab.name)!;
+    for (const h of state.spec.hosts) host[h.name] = { ...h, lab: lab.name, pid: state.hosts[h.name]!.init.pid };
+    inventory = `/var/lib/runbook-lab/${lab.name}/inventory.yml`;
+  }, 600_000);
+
+  afterAll(async () => {
+    if (broughtUp && process.env.RUNBOOK_LAB_KEEP !== '1') await labDown({ name: lab.name });
+  }, 300_000);
+
+  it('setup-warm-standby on a fresh pair: every action it started is one its plan showed, in order', async () => {
+    const r = await planVsRun('setup-warm-standby', args(), { runArgs: ['--yes'], env });
+    expect(r.plan.code, r.plan.out).toBe(0);
+    expect(r.run.code, r.run.out).toBe(0);
+    // Something ran on both nodes, and each step@host that ran had a plan in the journal first.
+    expect([...r.ran.keys()].some((k) => k.endsWith('@pg1'))).toBe(true);
+    expect([...r.ran.keys()].some((k) => k.endsWith('@pg2'))).toBe(true);
+    expect(mismatches(r, 'run')).toEqual([]);
+    // Against `runbook plan`: the first change on each host is exact (later ones depend on it).
+    const compared = [...r.ran.keys()].filter((k) => r.planned.get(k)?.mark === 'will-change');
+    expect(compared.length).toBeGreaterThanOrEqual(2);
+    expect(mismatches(r, 'plan')).toEqual([]);
+    // The journal announces each action before its result.
+    const firstAction = r.journal.findIndex((e) => e.type === 'action');
+    const firstResult = r.journal.findIndex((e) => e.type === 'result' && e.status === 'changed');
+    expect(firstAction).toBeGreaterThan(-1);
+    expect(firstAction).toBeLessThan(firstResult);
+    expect(JSON.stringify(r.journal)).not.toContain(PASSWORD);
+    // The read-only test ran only on the standby, and left nothing on the primary.
+    expect(await value('pg1', "SELECT to_regclass('public.test') IS NULL")).toBe('t');
+    expect(r.run.out).toMatch(/pg2: ok: in recovery; "cannot execute CREATE TABLE in a read-only transaction"; streaming to pg1/);
+    expect(r.run.out).toMatch(/pg2: ok: replayed past [0-9A-F]+\/[0-9A-F]+, written on pg1/);
+  });
+
+  it('--check reports the verifications as "not verified in check mode", exit 0, and runs no probe', async () => {
+    const before = await value('pg1', 'SELECT pg_current_wal_lsn()');
+    const c = await run('setup-warm-standby', '--check');
+    expect(c.code, c.out).toBe(0);
+    expect(c.out).toMatch(/pg2: not verified: not verified in check mode: the standby is in recovery, read-only/);
+    expect(c.out).toMatch(/not-verified=\d/);
+    // No WAL message was written (the round-trip probe did not run).
+    expect(await value('pg1', `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '${before}') < 100`)).toBe('t');
+  });
+
+  it('ten re-runs of setup-warm-standby leave the primary\'s tables as after the first; no public.test anywhere', async () => {
+    const after1 = await tables('pg1');
+    for (let i = 0; i < 10; i++) {
+      const r = await run('setup-warm-standby');
+      expect(r.code, r.out).toBe(0);
+      expect(r.out, `run ${i + 2}`).not.toMatch(/changed=[1-9]/);
+    }
+    expect(await tables('pg1')).toBe(after1);
+    expect(await value('pg1', "SELECT to_regclass('public.test') IS NULL")).toBe('t');
+    expect(await value('pg2', "SELECT to_regclass('public.test') IS NULL")).toBe('t');
+  }, 900_000);
+
+  it('a broken WAL archive exits 4 with the evidence; a guard still exits 8', async () => {
+    const dir = '/var/lib/rb-e2e-archive';
+    const ok = await run('setup-warm-standby', '--yes', '-e', `wal_archive_dir=${dir}`);
+    expect(ok.code, ok.out).toBe(0);
+    expect(ok.out).toMatch(/pg1: ok: WAL segment [0-9A-F]{24} archived/);
+    // Break it: a different file already holds the name of the segment the check will switch away from.
+    const seg = await value('pg1', 'SELECT pg_walfile_name(pg_current_wal_lsn())');
+    expect((await inHost(host.pg1!, `echo garbage > ${dir}/${seg} && chown postgres: ${dir}/${seg}`)).code).toBe(0);
+    const broken = await run('setup-warm-standby', '-e', `wal_archive_dir=${dir}`);
+    expect(broken.code, broken.out).toBe(4);
+    expect(broken.out).toMatch(/FAILED: verification failed: .*/);
+    expect(broken.out).toContain(seg);
+    // A guard is not a verification: base-backup aimed at the writable primary still exits 8.
+    const guard = await run('base-backup', '--yes', '-e', 'target=pg1');
+    expect(guard.code, guard.out).toBe(8);
+    await inHost(host.pg1!, `rm -f ${dir}/${seg}`);
+  }, 600_000);
+});

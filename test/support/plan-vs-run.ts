@@ -1,0 +1,103 @@
+/**
+ * "The plan's actions are the commands the run sends" (issue 11), reusable by every e2e case:
+ * `runbook plan … --report json=…` first, then `runbook run …` in the same fresh directory, then
+ * the run's journal (.runbook/runs/RUN.jsonl) read back. Two comparisons per step@host that ran:
+ *  - `ran` vs `plannedInRun`: what the run started against the plan it showed at its confirmation
+ *    (journal `planned` lines, written before the gate) — exact for every step;
+ *  - `ran` vs `plan`: against `runbook plan` — exact for the first change on each host (later
+ *    steps are marked `depends`: their facts change once the first one applies).
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ActionView } from '../../src/engine/actions.js';
+import type { JournalEntry } from '../../src/engine/journal.js';
+import type { PlannedStep } from '../../src/engine/plan.js';
+
+const cli = new URL('../../bin/runbook.js', import.meta.url).pathname;
+
+export interface CliResult {
+  code: number;
+  out: string;
+}
+
+export function runCli(args: string[], o: { cwd: string; env?: Record<string, string>; timeoutMs?: number }): Promise<CliResult> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [cli, ...args], { cwd: o.cwd, encoding: 'utf8', timeout: o.timeoutMs ?? 600_000, env: { ...process.env, CI: '1', ...o.env } }, (error, stdout, stderr) => {
+      const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
+      resolve({ code, out: `${stdout}\n${stderr}` });
+    });
+  });
+}
+
+/** step@host → action texts (with the host prefix for another host): comparable lists. */
+export type ActionsByPair = Map<string, string[]>;
+
+const text = (a: ActionView) => `${a.kind}${a.host ? `@${a.host}` : ''}: ${a.text}`;
+
+export interface PlanVsRun {
+  plan: CliResult;
+  run: CliResult;
+  /** `runbook plan`: every step@host it marked, with its mark. */
+  planned: Map<string, { mark: PlannedStep['mark']; actions: string[]; ownApply: boolean }>;
+  /** Journal `planned` lines (the plan each step showed at its confirmation). */
+  plannedInRun: ActionsByPair;
+  /** Journal `action` lines (what each step started, in order). */
+  ran: ActionsByPair;
+  journal: JournalEntry[];
+  cwd: string;
+}
+
+/**
+ * `args` are the common flags (-i INV, -e …, --secret …); `runArgs` only for the run (e.g. --yes).
+ * Run in a fresh directory, so the newest journal is this run's.
+ */
+export async function planVsRun(runbook: string, args: string[], o: { runArgs?: string[]; env?: Record<string, string>; cwd?: string } = {}): Promise<PlanVsRun> {
+  const cwd = o.cwd ?? mkdtempSync(join(tmpdir(), 'rb-plan-vs-run-'));
+  const report = join(cwd, 'plan.json');
+  const plan = await runCli(['plan', runbook, ...args, '--report', `json=${report}`], { cwd, ...(o.env ? { env: o.env } : {}) });
+  const planned = new Map<string, { mark: PlannedStep['mark']; actions: string[]; ownApply: boolean }>();
+  if (plan.code === 0) {
+    const json = JSON.parse(readFileSync(report, 'utf8')) as { hosts: Record<string, PlannedStep[]> };
+    for (const [host, rows] of Object.entries(json.hosts))
+      for (const r of rows) planned.set(`${r.stepId}@${host}`, { mark: r.mark, actions: r.actions.map(text), ownApply: Boolean(r.ownApply) });
+  }
+  const run = await runCli(['run', runbook, ...args, ...(o.runArgs ?? [])], { cwd, ...(o.env ? { env: o.env } : {}) });
+  const dir = join(cwd, '.runbook', 'runs');
+  const files = readdirSync(dir).filter((f) => f.endsWith('.jsonl')).sort();
+  const journal = readFileSync(join(dir, files[files.length - 1]!), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as JournalEntry);
+  const plannedInRun: ActionsByPair = new Map();
+  const ran: ActionsByPair = new Map();
+  for (const e of journal) {
+    if (e.type === 'planned') plannedInRun.set(`${e.stepId}@${e.host}`, e.actions.map(text));
+    if (e.type === 'action' && !e.handler) {
+      const k = `${e.stepId}@${e.host}`;
+      ran.set(k, [...(ran.get(k) ?? []), text(e.action)]);
+    }
+  }
+  return { plan, run, planned, plannedInRun, ran, journal, cwd };
+}
+
+/**
+ * The pairs where what ran differs from what was planned: [] when the plan told the truth.
+ * `against: 'run'` compares with the run's own confirmation plan, `'plan'` with `runbook plan`
+ * (only pairs it marked will-change).
+ */
+export function mismatches(r: PlanVsRun, against: 'run' | 'plan'): Array<{ pair: string; planned: string[]; ran: string[] }> {
+  const out: Array<{ pair: string; planned: string[]; ran: string[] }> = [];
+  for (const [pair, ran] of r.ran) {
+    let planned: string[] | undefined;
+    if (against === 'run') planned = r.plannedInRun.get(pair);
+    else {
+      const p = r.planned.get(pair);
+      if (!p || p.mark !== 'will-change') continue;
+      planned = p.actions;
+    }
+    if (JSON.stringify(planned) !== JSON.stringify(ran)) out.push({ pair, planned: planned ?? [], ran });
+  }
+  return out;
+}
