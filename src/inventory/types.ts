@@ -41,10 +41,18 @@ export interface ConnectionSpec {
   privateKeyFile?: string;
   /** Password auth, only when asked for (ansible_password / ansible_ssh_pass). */
   password?: Secret;
-  /** known_hosts file to verify against (runbook_known_hosts, or ~/.ssh/known_hosts). */
+  /**
+   * known_hosts file to verify against (--known-hosts, runbook_known_hosts, or -o UserKnownHostsFile
+   * in ansible_ssh_common_args); unset: the ssh config's UserKnownHostsFile, else ~/.ssh/known_hosts.
+   */
   knownHostsFile?: string;
   /** Accept and record an unknown host key (never a changed one). */
   acceptNewHostKey?: boolean;
+  /**
+   * StrictHostKeyChecking from the inventory (-o in ansible_ssh_common_args, ansible_host_key_checking,
+   * ANSIBLE_HOST_KEY_CHECKING): `no` accepts an unknown key with a warning. A changed key is always refused.
+   */
+  hostKeyChecking?: 'yes' | 'accept-new' | 'no' | 'ask';
   /** ProxyJump chain, "user@host:port,user@host2". */
   proxyJump?: string;
   become: boolean;

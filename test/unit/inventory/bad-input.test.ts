@@ -25,7 +25,7 @@ const CASES: Array<[string, string, number, number, RegExp]> = [
   ['port-range.ini', 'port-range.ini', 2, 26, /ansible_port must be an integer port number in 1-65535, got 70000/],
   ['become.yml', 'become.yml', 3, 21, /ansible_become must be a boolean.*"maybe"/],
   ['priority.yml', 'priority.yml', 7, 29, /ansible_group_priority must be an integer, got "high"/],
-  ['proxycommand.yml', 'proxycommand.yml', 4, 32, /ProxyCommand, which runbook does not support/],
+  ['proxycommand.yml', 'proxycommand.yml', 4, 32, /ProxyCommand, which runbook does not take from ansible_ssh_common_args/],
   ['cycle.yml', 'cycle.yml', 3, 5, /group "a" would be its own ancestor: a → b → a/],
   ['cycle.ini', 'cycle.ini', 5, 1, /group "b" would be its own ancestor: b → a → b/],
   ['section-space.ini', 'section-space.ini', 3, 1, /invalid section header "\[web servers\]"/],
