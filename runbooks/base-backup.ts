@@ -3,12 +3,12 @@
  * Never on a writable node, whatever the flags; the old data dir is moved aside, not deleted.
  */
 import { param, type RunContext } from '../src/index.js';
-import { pgParams, type PgParams, resolveCluster } from '../src/modules/postgres/cluster.js';
-import { definePgRunbook, docs } from '../src/modules/postgres/runbook.js';
-import { cloneStep } from '../src/modules/postgres/steps/clone.js';
-import { clusterHosts, layoutStep } from '../src/modules/postgres/steps/inspect.js';
-import { slotsStep } from '../src/modules/postgres/steps/primary.js';
-import { standbySteps } from '../src/modules/postgres/steps/standby.js';
+import { pgParams, type PgParams, resolveCluster } from '../src/modules/postgres/index.js';
+import { definePgRunbook, docs } from '../src/modules/postgres/index.js';
+import { cloneStep } from '../src/modules/postgres/index.js';
+import { clusterHosts, layoutStep } from '../src/modules/postgres/index.js';
+import { slotsStep } from '../src/modules/postgres/index.js';
+import { standbySteps } from '../src/modules/postgres/index.js';
 
 export const params = {
   ...pgParams,

@@ -10,11 +10,11 @@
  * `--check` only reports (exit 7 when something is flagged, 0 when quiet); a run without fix=true
  * refuses to change anything and names the findings.
  */
-import { blocked, change, defineRunbook, noop, param, stepsFor } from '../src/engine/define.js';
-import type { ParamsOf } from '../src/engine/types.js';
-import { fileContent } from '../src/core/file-facts.js';
-import { keepaliveFact, type KeepaliveFacts } from '../src/modules/keepalives/facts.js';
-import { atomicWrite, fileDiff } from '../src/core/file-ops.js';
+import { blocked, change, defineRunbook, noop, param, stepsFor } from '../src/index.js';
+import type { ParamsOf } from '../src/index.js';
+import { fileContent } from '../src/index.js';
+import { keepaliveFact, type KeepaliveFacts } from '../src/modules/keepalives/index.js';
+import { atomicWrite, fileDiff } from '../src/index.js';
 import {
   SSHD_CONFIG,
   SYSCTL_FILE,
@@ -28,8 +28,8 @@ import {
   sshdReload,
   targetProblems,
   type KeepaliveTargets,
-} from '../src/modules/keepalives/keepalives.js';
-import { sh } from '../src/shell/index.js';
+} from '../src/modules/keepalives/index.js';
+import { sh } from '../src/index.js';
 
 const params = {
   fix: param.boolean({ description: 'fix what is flagged (without it a run only reports, and refuses)', default: false }),

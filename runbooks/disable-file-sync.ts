@@ -3,10 +3,10 @@
  * pull that is running), the restricted key entries in authorized_keys, the keys, conf, script,
  * lock and state. The synced files themselves stay where they are.
  */
-import { defineRunbook, param, stepsFor } from '../src/engine/define.js';
-import type { ParamsOf, RunContext } from '../src/engine/types.js';
-import { validateSync } from '../src/modules/filesync/spec.js';
-import { removeSteps } from '../src/modules/filesync/steps.js';
+import { defineRunbook, param, stepsFor } from '../src/index.js';
+import type { ParamsOf, RunContext } from '../src/index.js';
+import { validateSync } from '../src/modules/filesync/index.js';
+import { removeSteps } from '../src/modules/filesync/index.js';
 
 const params = {
   name: param.string({ description: 'name of the sync to remove', default: 'files' }),

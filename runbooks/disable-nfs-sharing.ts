@@ -3,10 +3,10 @@
  * drop the fstab line; the server drops the export (kernel exports file + exportfs, or the
  * ganesha EXPORT block + reload) and the write/read probe files.
  */
-import { defineRunbook, stepsFor, param, noop, change, fact } from '../src/engine/define.js';
-import { file, lineInFile, managedBlock } from '../src/core/file-ops.js';
-import { mountFact, mountUsersFact } from '../src/modules/nfs/facts.js';
-import { raw, sh } from '../src/shell/index.js';
+import { defineRunbook, stepsFor, param, noop, change, fact } from '../src/index.js';
+import { file, lineInFile, managedBlock } from '../src/index.js';
+import { mountFact, mountUsersFact } from '../src/modules/nfs/index.js';
+import { raw, sh } from '../src/index.js';
 import {
   kernelExportsActiveStep,
   GANESHA_CONF,
@@ -22,7 +22,7 @@ import {
   whenBackend,
   whenKernelClient,
   type NfsParams,
-} from '../src/modules/nfs/nfs.js';
+} from '../src/modules/nfs/index.js';
 
 const params = {
   ...nfsParams,

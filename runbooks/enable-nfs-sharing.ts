@@ -7,11 +7,11 @@
  * from /proc/filesystems) the mount is skipped with that reason, and the write/read test goes
  * through libnfs (nfs-cp / nfs-cat) instead; it says so.
  */
-import { defineRunbook, stepsFor } from '../src/engine/define.js';
-import type { StepContext } from '../src/engine/types.js';
-import { file, directory, lineInFile, managedBlock } from '../src/core/file-ops.js';
-import { service } from '../src/core/service.js';
-import { mountFact } from '../src/modules/nfs/facts.js';
+import { defineRunbook, stepsFor } from '../src/index.js';
+import type { StepContext } from '../src/index.js';
+import { file, directory, lineInFile, managedBlock } from '../src/index.js';
+import { service } from '../src/index.js';
+import { mountFact } from '../src/modules/nfs/index.js';
 import {
   kernelExportsActiveStep,
   GANESHA_CONF,
@@ -38,7 +38,7 @@ import {
   whenBackend,
   whenKernelClient,
   type NfsParams,
-} from '../src/modules/nfs/nfs.js';
+} from '../src/modules/nfs/index.js';
 
 const { step, phase } = stepsFor<NfsParams>();
 const via = (ctx: StepContext<NfsParams>) => (nfsState(ctx).nfsNoKernelClient ? 'libnfs' : 'mount');

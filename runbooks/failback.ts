@@ -5,26 +5,31 @@
  * topology, verified. On a healthy cluster every step is ok and nothing changes.
  */
 import { param } from '../src/index.js';
-import { clusterOf, pgParams, type PgParams } from '../src/modules/postgres/cluster.js';
-import { definePgRunbook, docs } from '../src/modules/postgres/runbook.js';
-import { cloneStep } from '../src/modules/postgres/steps/clone.js';
-import { clusterHosts, layoutStep } from '../src/modules/postgres/steps/inspect.js';
-import { slotsStep } from '../src/modules/postgres/steps/primary.js';
-import { rewindStep } from '../src/modules/postgres/steps/rejoin.js';
-import { standbySteps } from '../src/modules/postgres/steps/standby.js';
-import { markersEverywhereStep, switchoverStep } from '../src/modules/postgres/steps/switchover.js';
-import { failbackGuardStep } from '../src/modules/postgres/steps/guard.js';
-import { type SyncParams, syncParams, syncStep } from '../src/modules/postgres/steps/sync.js';
-import { vipSteps } from '../src/modules/vip/vip.js';
-import { catchUpStep, directionSteps, findStep, stopStep } from '../src/modules/filesync/steps.js';
+import { clusterOf, pgParams, type PgParams } from '../src/modules/postgres/index.js';
+import { definePgRunbook, docs } from '../src/modules/postgres/index.js';
+import { cloneStep } from '../src/modules/postgres/index.js';
+import { clusterHosts, layoutStep } from '../src/modules/postgres/index.js';
+import { slotsStep } from '../src/modules/postgres/index.js';
+import { rewindStep } from '../src/modules/postgres/index.js';
+import { standbySteps } from '../src/modules/postgres/index.js';
+import { markersEverywhereStep, switchoverStep } from '../src/modules/postgres/index.js';
+import { failbackGuardStep } from '../src/modules/postgres/index.js';
+import { type SyncParams, syncParams, syncStep } from '../src/modules/postgres/index.js';
+import { ledgerSteps } from '../src/modules/postgres/steps/ledger.js';
+import { vipSteps } from '../src/modules/vip/index.js';
+import { catchUpStep, directionSteps, findStep, stopStep } from '../src/modules/filesync/index.js';
 
 export const params = {
   ...pgParams,
   keep_old_copies: param.number({ description: 'moved-aside data directories kept per node (re-clone fallback)', default: 2 }),
   ...syncParams,
+  accept_data_loss: param.boolean({
+    description: 'let the rejoin discard commits that exist only on the rejoining node (its ledger is kept first); or --approve <prefix>-ledger',
+    default: false,
+  }),
 };
 
-type P = PgParams & SyncParams & { keep_old_copies: number };
+type P = PgParams & SyncParams & { keep_old_copies: number; accept_data_loss: boolean };
 
 export { docs };
 
@@ -35,6 +40,8 @@ const back = (ctx: Parameters<typeof clusterOf>[0]) => clusterOf(ctx).intendedPr
 function rejoin(prefix: string) {
   return [
     slotsStep<P>(`${prefix}-slots`),
+    // Before anything is discarded: where the node left the primary's history, and what it wrote since.
+    ...ledgerSteps<P>(prefix, clusterHosts),
     rewindStep<P>(`${prefix}-rewind`, clusterHosts),
     cloneStep<P>(`${prefix}-clone`, clusterHosts, () => ({ explicitTarget: false, allowPristine: false, reclone: false })),
     ...standbySteps<P>(`${prefix}-standby`, clusterHosts),

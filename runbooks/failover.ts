@@ -7,18 +7,18 @@
  * slots for the others, verify; every other standby then follows the new primary.
  */
 import { param } from '../src/index.js';
-import { pgParams } from '../src/modules/postgres/cluster.js';
-import { definePgRunbook, docs } from '../src/modules/postgres/runbook.js';
-import { clusterHosts, layoutStep } from '../src/modules/postgres/steps/inspect.js';
-import { slotsStep } from '../src/modules/postgres/steps/primary.js';
-import { candidateAndFollowers, candidateHost, chooseCandidateStep } from '../src/modules/postgres/steps/candidate.js';
-import { fenceStep, peerSshStep } from '../src/modules/postgres/steps/fence.js';
-import { followNewPrimaryStep } from '../src/modules/postgres/steps/follow.js';
-import { type FailoverParams, failoverGuardStep, promoteStep, verifyPrimaryStep } from '../src/modules/postgres/steps/promote.js';
-import { resetUpstreamStep } from '../src/modules/postgres/steps/standby.js';
-import { type SyncParams, syncParams, syncStep } from '../src/modules/postgres/steps/sync.js';
-import { vipSteps } from '../src/modules/vip/vip.js';
-import { directionSteps, findStep } from '../src/modules/filesync/steps.js';
+import { pgParams } from '../src/modules/postgres/index.js';
+import { definePgRunbook, docs } from '../src/modules/postgres/index.js';
+import { clusterHosts, layoutStep } from '../src/modules/postgres/index.js';
+import { slotsStep } from '../src/modules/postgres/index.js';
+import { candidateAndFollowers, candidateHost, chooseCandidateStep } from '../src/modules/postgres/index.js';
+import { fenceStep, peerSshStep } from '../src/modules/postgres/index.js';
+import { followNewPrimaryStep } from '../src/modules/postgres/index.js';
+import { type FailoverParams, failoverGuardStep, promoteStep, verifyPrimaryStep } from '../src/modules/postgres/index.js';
+import { resetUpstreamStep } from '../src/modules/postgres/index.js';
+import { type SyncParams, syncParams, syncStep } from '../src/modules/postgres/index.js';
+import { vipSteps } from '../src/modules/vip/index.js';
+import { directionSteps, findStep } from '../src/modules/filesync/index.js';
 
 export const params = {
   ...pgParams,
@@ -40,6 +40,16 @@ export default definePgRunbook({
   id: 'failover',
   description: 'Promote the most advanced healthy standby: fence the old primary with evidence, promote, CHECKPOINT, verify; the other standbys follow',
   params,
+  // A candidate that names no node would select no host and "succeed" doing nothing.
+  validate: (p: P, ctx) => {
+    let nodes: string[];
+    try {
+      nodes = ctx.select(p.cluster_group).map((h) => h.name);
+    } catch {
+      return []; // the cluster validation reports a bad group
+    }
+    return p.candidate !== undefined && !nodes.includes(p.candidate) ? [`candidate ${JSON.stringify(p.candidate)} is not a node of ${p.cluster_group} (${nodes.join(', ')})`] : [];
+  },
   // Steps run on the candidate (and the standbys that follow it): the old primary's host may be
   // gone; it is judged over the network and over SSH, where an unreachable host is a value.
   steps: [

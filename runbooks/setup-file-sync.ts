@@ -9,10 +9,10 @@
  * Verified by a probe file: written on the source, it must arrive on every target within one
  * interval with its bytes and mode.
  */
-import { defineRunbook, param, stepsFor } from '../src/engine/define.js';
-import type { ParamsOf, RunContext } from '../src/engine/types.js';
-import { validateSync, type SyncDef } from '../src/modules/filesync/spec.js';
-import { definitionStep, directionSteps, keptStep, keysStep, peersReadStep, probeHandler, sourceStep, toolsStep } from '../src/modules/filesync/steps.js';
+import { defineRunbook, param, stepsFor } from '../src/index.js';
+import type { ParamsOf, RunContext } from '../src/index.js';
+import { validateSync, type SyncDef } from '../src/modules/filesync/index.js';
+import { definitionStep, directionSteps, keptStep, keysStep, peersReadStep, probeHandler, sourceStep, toolsStep } from '../src/modules/filesync/index.js';
 
 const params = {
   name: param.string({ description: 'name of the sync (files, keys and the schedule are named after it)', default: 'files' }),

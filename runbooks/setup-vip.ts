@@ -5,12 +5,12 @@
  * without its notify_master promotion). Ends by proving: one holder, the primary, PostgreSQL
  * answering on the VIP.
  */
-import { blocked, change, defineRunbook, noop, param, stepsFor } from '../src/engine/define.js';
-import type { ParamsOf } from '../src/engine/types.js';
-import { addressesFact, keepalivedFact, pgRoleFact, type InterfaceAddress, type KeepalivedFacts, type PgRole } from '../src/modules/vip/facts.js';
-import { directory, file } from '../src/core/file-ops.js';
-import { service } from '../src/core/service.js';
-import { isValidClient } from '../src/modules/nfs/nfs.js';
+import { blocked, change, defineRunbook, noop, param, stepsFor } from '../src/index.js';
+import type { ParamsOf } from '../src/index.js';
+import { addressesFact, keepalivedFact, pgRoleFact, type InterfaceAddress, type KeepalivedFacts, type PgRole } from '../src/modules/vip/index.js';
+import { directory, file } from '../src/index.js';
+import { service } from '../src/index.js';
+import { isValidClient } from '../src/modules/nfs/index.js';
 import {
   CHECK_SCRIPT,
   KEEPALIVED_CONF,
@@ -23,8 +23,9 @@ import {
   renderCheckScript,
   renderKeepalivedConf,
   vipSteps,
-} from '../src/modules/vip/vip.js';
-import { sh } from '../src/shell/index.js';
+} from '../src/modules/vip/index.js';
+import { sh } from '../src/index.js';
+import { keepalivedWordProblem } from '../src/shell/config-text.js';
 
 const params = {
   vip: param.string({ description: 'the service VIP (inventory var vip)', required: true }),
@@ -51,6 +52,8 @@ export default defineRunbook({
     for (const n of nodes) {
       if (!/^[\d.]+$/.test(n.address)) problems.push(`${n.name}: ansible_host must be an IPv4 address (unicast VRRP peers), is ${n.address}`);
       if (n.address === p.vip) problems.push(`vip ${p.vip} is ${n.name}'s own address`);
+      const word = keepalivedWordProblem(n.name);
+      if (word) problems.push(`${n.name}: the host name becomes keepalived's router_id and ${word}`);
     }
     if (!Number.isInteger(p.virtualRouterId) || p.virtualRouterId < 1 || p.virtualRouterId > 255) problems.push(`virtualRouterId must be 1-255, is ${p.virtualRouterId}`);
     if (!(p.advertInt > 0 && p.advertInt <= 255)) problems.push(`advertInt must be > 0, is ${p.advertInt}`);

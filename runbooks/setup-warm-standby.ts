@@ -4,14 +4,14 @@
  * changes nothing.
  */
 import { param } from '../src/index.js';
-import { pgParams } from '../src/modules/postgres/cluster.js';
-import { definePgRunbook, docs } from '../src/modules/postgres/runbook.js';
-import { cloneStep } from '../src/modules/postgres/steps/clone.js';
-import { intendedPrimaryWritableStep } from '../src/modules/postgres/steps/guard.js';
-import { clusterHosts, layoutStep } from '../src/modules/postgres/steps/inspect.js';
-import { type ReplicationSettingsParams, archiveVerifyStep, primaryConfigSteps, settingsProblems } from '../src/modules/postgres/steps/primary.js';
-import { syncParams, syncStep } from '../src/modules/postgres/steps/sync.js';
-import { standbySteps } from '../src/modules/postgres/steps/standby.js';
+import { pgParams } from '../src/modules/postgres/index.js';
+import { definePgRunbook, docs } from '../src/modules/postgres/index.js';
+import { cloneStep } from '../src/modules/postgres/index.js';
+import { intendedPrimaryWritableStep } from '../src/modules/postgres/index.js';
+import { clusterHosts, layoutStep } from '../src/modules/postgres/index.js';
+import { type ReplicationSettingsParams, archiveVerifyStep, primaryConfigSteps, settingsProblems } from '../src/modules/postgres/index.js';
+import { syncParams, syncStep } from '../src/modules/postgres/index.js';
+import { standbySteps } from '../src/modules/postgres/index.js';
 
 export const params = {
   ...pgParams,

@@ -1,7 +1,7 @@
 /** The public API for runbook authors: `import { defineRunbook, sh, sql, secret } from 'runbook'`. */
 export * from './shell/index.js';
 export * from './engine/types.js';
-export { defineRunbook, stepsFor, param, noop, change, blocked, fact, onHost } from './engine/define.js';
+export { defineRunbook, stepsFor, param, noop, change, blocked, fact, onHost, perHost } from './engine/define.js';
 export { exec, execOn, waitUntil, local, localCommand, later, actionLines, viewAction } from './engine/actions.js';
 export type { Action, ActionLike, ActionView, ExecAction, WaitAction, LocalAction, LocalIO, Later } from './engine/actions.js';
 export { probe, defineCheck, checksFor, NOT_VERIFIED } from './engine/checks.js';

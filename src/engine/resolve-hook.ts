@@ -17,9 +17,13 @@ interface Resolved {
 type NextResolve = (specifier: string, context: ResolveContext) => Promise<Resolved>;
 
 const entry = new URL('../index.js', import.meta.url).href;
+/** `runbook/postgres`, `runbook/nfs`, …: the domain modules (package.json "exports"). */
+const MODULES = new Set(['postgres', 'nfs', 'vip', 'keepalives', 'filesync']);
 
 export async function resolve(specifier: string, context: ResolveContext, next: NextResolve): Promise<Resolved> {
   if (specifier === 'runbook') return { url: entry, format: 'module', shortCircuit: true };
+  const sub = /^runbook\/([a-z]+)$/.exec(specifier)?.[1];
+  if (sub && MODULES.has(sub)) return { url: new URL(`../modules/${sub}/index.js`, import.meta.url).href, format: 'module', shortCircuit: true };
   const r = await next(specifier, context);
   if (r.url.startsWith('file:') && /\.tsx?$/.test(new URL(r.url).pathname) && !r.url.includes('/node_modules/') && !r.format) return { ...r, format: 'module' };
   return r;

@@ -41,6 +41,8 @@ function result(step: AnyStep, host: string, started: number, r: Omit<StepResult
 export function failureResult(step: AnyStep, host: string, started: number, error: unknown, kind: FailureKind = 'step'): StepResult {
   const closedByUs = error instanceof UnreachableError && error.reason === CLOSED_BY_RUNBOOK;
   if (error instanceof UnreachableError && !closedByUs) return result(step, host, started, { status: 'unreachable', message: error.reason });
+  // A guard that could only decide inside apply (evidence read then) still blocks: exit 8.
+  if (error instanceof RunbookError && error.exitCode === ExitCode.blocked) return result(step, host, started, { status: 'blocked', message: maskSecrets(error.message) });
   if (error instanceof BadInputError) return result(step, host, started, { status: 'failed', message: maskSecrets(error.message), failure: { kind: 'input', message: maskSecrets(error.message) } });
   if (closedByUs || (error instanceof RunbookError && error.exitCode === ExitCode.interrupted))
     return result(step, host, started, { status: 'failed', message: 'interrupted', failure: { kind: 'interrupted', message: 'interrupted' } });

@@ -15,11 +15,16 @@ export class Secret {
     value: string,
     /** A name for messages ("replication_password"); never the value. */
     readonly name = 'secret',
+    /**
+     * false: not masked in other text (a SCRAM verifier sent as a Secret must still be readable
+     * where the server reports it back, or a re-run could never see it matches).
+     */
+    maskInText = true,
   ) {
     if (typeof value !== 'string') throw new TypeError(`secret ${name}: value must be a string`);
     this.#value = value;
     // One-character secrets would mask half the output; they are still never printed directly.
-    if (value.length >= 3) knownValues.add(value);
+    if (maskInText && value.length >= 3) knownValues.add(value);
   }
   /** The real value, for the wire only. Greppable on purpose. */
   reveal(): string {

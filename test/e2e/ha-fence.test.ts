@@ -67,7 +67,7 @@ describe('failover under a partition both ways: fenced with evidence or refused'
       // The lab's fence_command (inventory var): fenced with evidence, then promoted.
       const fo = await runbook(l, 'failover', '--yes', '--report', `json=/tmp/${l.name}-failover.json`);
       expect(fo.code, fo.out).toBe(0);
-      expect(fo.out).toMatch(/pg1: fence_command succeeded.*\[evidence: fence-command\]/);
+      expect(fo.out).toMatch(/\[local\] fence_command for pg1 \[evidence: fence-command\]: RUNBOOK_FENCE_HOST=pg1 /);
       // The JSON report carries the evidence, per peer.
       const report = JSON.parse(readFileSync(`/tmp/${l.name}-failover.json`, 'utf8')) as { results: Array<{ stepId: string; data?: { fence?: Record<string, { evidence: string | null; reason: string }> } }> };
       const fence = report.results.find((x) => x.stepId === 'fence-old-primary')!.data!.fence!;

@@ -96,7 +96,8 @@ async function seedStandby(lab: Lab, from: string, to: string): Promise<void> {
     `SELECT labelfile FROM pg_backup_stop(false) \\g /tmp/seed.label`,
     '',
   ].join('\n');
-  const b = await inHost(lab.host[from]!, `printf '%s' ${quoteWord(backup)} | su -s /bin/sh postgres -c 'cd / && psql -XAtq -v ON_ERROR_STOP=1'`);
+  // A file the root namespace copied here earlier is root's: postgres could not overwrite it.
+  const b = await inHost(lab.host[from]!, `rm -f /tmp/seed.tar /tmp/seed.label && printf '%s' ${quoteWord(backup)} | su -s /bin/sh postgres -c 'cd / && psql -XAtq -v ON_ERROR_STOP=1'`);
   expect(b.code, b.stderr).toBe(0);
   const tmp = (h: string) => join(labPaths(lab.name).hostDir(h), 'fs', 'tmp');
   for (const f of ['seed.tar', 'seed.label']) copyFileSync(join(tmp(from), f), join(tmp(to), f));

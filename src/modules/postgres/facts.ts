@@ -382,8 +382,11 @@ export class Hidden {
   }
 }
 
-export function roleFact(conn: PgConn, role: string): Fact<PgRoleState> {
-  return queryFact(
+export function roleFact(conn: PgConn, role: string): Fact<PgRoleState>;
+/** optional: a server that is down gives null (a stopped standby mid-clone), not an error. */
+export function roleFact(conn: PgConn, role: string, optional: true): Fact<PgRoleState | null>;
+export function roleFact(conn: PgConn, role: string, optional = false): Fact<PgRoleState | null> {
+  return (optional ? optionalQueryFact : queryFact)(
     'pg.role',
     conn,
     sql`SELECT rolcanlogin, rolreplication, rolpassword,
@@ -428,4 +431,11 @@ export function peerViewFact(conn: PgConn): Fact<PeerView> {
       return { answers: false, error: r.stderr.split('\n').map((x) => x.trim()).filter(Boolean).join(' ') || `psql exit ${r.exitCode}` };
     },
   });
+}
+
+// ---------------------------------------------------------------- archive backlog
+
+/** WAL segments waiting for archive_command (`.ready` files); null when the server is down. */
+export function archiveBacklogFact(conn: PgConn): Fact<number | null> {
+  return optionalQueryFact('pg.archive_backlog', conn, sql`SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'`, (rows) => Number(rows[0]?.[0] ?? 0));
 }

@@ -9,10 +9,7 @@
  * run on the controller as `/bin/sh -c "$fence_command" runbook-fence HOST ADDRESS`, env
  * RUNBOOK_FENCE_HOST / RUNBOOK_FENCE_ADDRESS; exit 0 means the node can no longer take writes.
  */
-import { execFile } from 'node:child_process';
-import { dirname } from 'node:path';
 import type { PeerView } from './facts.js';
-import { maskSecrets } from '../../shell/secret.js';
 
 export type FenceEvidence = 'down-ssh-pgctl' | 'refused-port' | 'fence-command' | 'approved-unfenced' | 'unknown';
 
@@ -88,29 +85,14 @@ export function fenceCommandFor(param: string | undefined, vars: Record<string, 
   return typeof v === 'string' && v.trim() !== '' ? v : undefined;
 }
 
-export interface FenceRun {
-  ok: boolean;
-  exitCode: number | null;
-  output: string;
-}
-
 /**
- * Run fence_command on the controller. RUNBOOK_CLI names the runbook that is running (the lab's
- * fence command calls `lab fence` through it), and node's directory goes first on PATH.
+ * How fence_command runs on the controller: `/bin/sh -c "$fence_command" runbook-fence HOST ADDRESS`
+ * (the node is an argument, never shell text), RUNBOOK_FENCE_HOST / RUNBOOK_FENCE_ADDRESS in the
+ * environment, and RUNBOOK_CLI naming the runbook that runs it (the lab's fence calls `lab fence`).
  */
-export function runFenceCommand(command: string, host: string, address: string, timeoutMs = 120_000): Promise<FenceRun> {
-  const env = {
-    ...process.env,
-    RUNBOOK_FENCE_HOST: host,
-    RUNBOOK_FENCE_ADDRESS: address,
-    RUNBOOK_CLI: process.env.RUNBOOK_CLI ?? process.argv[1] ?? 'runbook',
-    PATH: `${dirname(process.execPath)}:${process.env.PATH ?? '/usr/bin:/bin'}`,
+export function fenceInvocation(command: string, host: string, address: string): { argv: string[]; env: Record<string, string> } {
+  return {
+    argv: ['/bin/sh', '-c', command, 'runbook-fence', host, address],
+    env: { RUNBOOK_FENCE_HOST: host, RUNBOOK_FENCE_ADDRESS: address, RUNBOOK_CLI: process.env.RUNBOOK_CLI ?? process.argv[1] ?? 'runbook' },
   };
-  return new Promise((resolve) => {
-    execFile('/bin/sh', ['-c', command, 'runbook-fence', host, address], { env, timeout: timeoutMs, encoding: 'utf8', cwd: '/' }, (error, stdout, stderr) => {
-      const exitCode = error ? (typeof error.code === 'number' ? error.code : null) : 0;
-      const output = maskSecrets(`${stdout}${stderr}`.trim().split('\n').slice(-5).join(' | '));
-      resolve({ ok: exitCode === 0, exitCode, output: error && exitCode === null ? `${output} ${error.message}`.trim() : output });
-    });
-  });
 }

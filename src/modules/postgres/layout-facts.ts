@@ -82,6 +82,11 @@ export interface DataDirState {
   running: boolean;
   /** Copies moved aside by base-backup (<dataDir>.old.<timestamp>), oldest first. */
   oldCopies: string[];
+  /**
+   * <dataDir>.runbook-clone exists: a clone was started and not yet verified (its content: the
+   * copy the old data dir was moved to, or '-'). The data dir then holds a partial clone, never data.
+   */
+  cloneMarker: string | null;
   /** Debian start.conf ("auto", "manual", "disabled"); null elsewhere. */
   startConf: string | null;
   /** systemctl is-enabled (systemd mode only). */
@@ -89,7 +94,7 @@ export interface DataDirState {
 }
 
 export function parseDataDir(stdout: string): DataDirState {
-  const s: DataDirState = { exists: false, pgVersion: null, standbySignal: false, recoverySignal: false, running: false, oldCopies: [], startConf: null, enabled: null };
+  const s: DataDirState = { exists: false, pgVersion: null, standbySignal: false, recoverySignal: false, running: false, oldCopies: [], cloneMarker: null, startConf: null, enabled: null };
   for (const [k, v] of parseKeyValueLines(stdout)) {
     if (k === 'exists') s.exists = v === '1';
     else if (k === 'pg_version') s.pgVersion = v.trim() || null;
@@ -97,6 +102,7 @@ export function parseDataDir(stdout: string): DataDirState {
     else if (k === 'recovery_signal') s.recoverySignal = v === '1';
     else if (k === 'running') s.running = v === '0';
     else if (k === 'old') s.oldCopies.push(v);
+    else if (k === 'clone_marker') s.cloneMarker = v.trim() || '-';
     else if (k === 'start_conf') s.startConf = v.trim() || null;
     else if (k === 'enabled') s.enabled = v.trim() || null;
   }
@@ -116,6 +122,7 @@ export function dataDirFact(l: PgLayout): Fact<DataDirState> {
 [ -f "$d/recovery.signal" ] && echo recovery_signal=1
 if [ -f "$d/PG_VERSION" ]; then ${asPostgres(sh`${`${l.binDir}/pg_ctl`} -D ${d} status`)} >/dev/null 2>&1; echo "running=$?"; fi
 for o in "$d".old.*; do [ -d "$o" ] && echo "old=$o"; done
+[ -f "$d.runbook-clone" ] && echo "clone_marker=$(head -n 1 "$d.runbook-clone")"
 ${l.family === 'debian' ? sh`[ -f ${`${l.configDir}/start.conf`} ] && echo "start_conf=$(grep -v '^#' ${`${l.configDir}/start.conf`} | tr -d ' \\n')"` : raw(':')}
 ${l.ctl === 'systemd' ? sh`echo "enabled=$(systemctl is-enabled ${l.service} 2>/dev/null)"` : raw(':')}
 true`,
@@ -137,6 +144,8 @@ export interface ControlData {
   walLogHints: boolean;
   checksums: boolean;
   minRecoveryEnd: string | null;
+  /** "Database system identifier": equal on a primary and its clones. */
+  systemId: string | null;
 }
 
 export function parseControlData(stdout: string): ControlData {
@@ -157,6 +166,7 @@ export function parseControlData(stdout: string): ControlData {
     walLogHints: m.get('wal_log_hints setting') === 'on',
     checksums: (m.get('Data page checksum version') ?? '0') !== '0',
     minRecoveryEnd: lsn('Minimum recovery ending location'),
+    systemId: m.get('Database system identifier') ?? null,
   };
 }
 

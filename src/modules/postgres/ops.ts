@@ -27,7 +27,7 @@ import { gucString, isShellLine } from '../../shell/config-text.js';
 import { type FileState, appendLineCommand, blockFact, fileFact, lineFact, markers, replaceBlockCommand, wrapBlock, writeFileCommand } from './files.js';
 import type { PgLayout } from './layout.js';
 import { parseConninfo } from './cluster.js';
-import { verifierMatches } from './scram.js';
+import { scramVerifier, verifierMatches } from './scram.js';
 import { majorOf, unknownConninfoKeys } from './version.js';
 
 /** SIGHUP the postmaster when it runs (a stopped server reads its files at start anyway). */
@@ -251,14 +251,24 @@ export function slotsOp(conn: PgConn, want: string[], stale: string[]): Operatio
  * against the wanted password locally (scram.ts), so a re-run changes nothing and a new
  * password is set exactly when it differs.
  */
-/** PostgreSQL 13 stores md5 by default (version.ts scramByDefault); the pg_hba lines ask for scram-sha-256. */
-const SCRAM_SESSION = sql`SET password_encryption = 'scram-sha-256';`;
+/**
+ * Before any statement that names a password: no statement logging in this session (a superuser
+ * may; for others the settings are left alone), and the password itself is a SCRAM-SHA-256
+ * verifier computed here (scram.ts), so even a log line that slips through holds no password.
+ * password_encryption matters only on 13 (md5 by default) if a plain password were ever sent.
+ */
+const QUIET_SESSION = sql`SELECT set_config(name, value, false) FROM (VALUES ('log_statement', 'none'), ('log_min_error_statement', 'panic'), ('log_min_duration_statement', '-1')) AS v(name, value) WHERE (SELECT rolsuper FROM pg_roles WHERE rolname = current_user);
+SET password_encryption = 'scram-sha-256';`;
+
+function verifierOf(password: Secret): Secret {
+  return new Secret(scramVerifier(password.reveal()), `${password.name} (SCRAM verifier)`, false);
+}
 
 export function planRole(conn: PgConn, user: string, password: Secret, r: PgRoleState): Plan {
   const grants = REWIND_FUNCTIONS.map((f) => sql`GRANT EXECUTE ON FUNCTION ${sql.raw(f)} TO ${sql.ident(user)};`);
   if (!r.exists) {
     return change(`create role ${user} (LOGIN REPLICATION, pg_rewind grants)`, [
-      psqlCommand(conn, sqlConcat([SCRAM_SESSION, sql`CREATE ROLE ${sql.ident(user)} LOGIN REPLICATION PASSWORD ${password};`, ...grants])),
+      psqlCommand(conn, sqlConcat([QUIET_SESSION, sql`CREATE ROLE ${sql.ident(user)} LOGIN REPLICATION PASSWORD ${verifierOf(password)};`, ...grants])),
     ]);
   }
   const todo: string[] = [];
@@ -273,7 +283,8 @@ export function planRole(conn: PgConn, user: string, password: Secret, r: PgRole
   }
   if (!r.verifier || !r.verifier.reveal().startsWith('SCRAM-SHA-256$') || !verifierMatches(r.verifier.reveal(), password.reveal(), user)) {
     todo.push(!r.verifier ? 'password (none set)' : r.verifier.reveal().startsWith('md5') ? 'password (stored as md5; pg_hba asks for scram-sha-256)' : 'password (differs)');
-    stmts.push(SCRAM_SESSION, sql`ALTER ROLE ${sql.ident(user)} PASSWORD ${password};`);
+    stmts.unshift(QUIET_SESSION);
+    stmts.push(sql`ALTER ROLE ${sql.ident(user)} PASSWORD ${verifierOf(password)};`);
   }
   if (!todo.length) return noop(`role ${user} can log in, replicate and rewind; password matches`);
   return change(`role ${user}: set ${todo.join(', ')}`, [psqlCommand(conn, sqlConcat(stmts))]);

@@ -20,6 +20,7 @@ import { change, noop, onHost, stepsFor } from '../../engine/define.js';
 import type { Assertion, FactMap, Plan, RunContext, StepContext, StepDef } from '../../engine/types.js';
 import { KEEPALIVED_PID_FILE, addressesFact, keepalivedFact, pgAnswersFact, pgRoleFact, type InterfaceAddress, type KeepalivedFacts, type PgRole } from './facts.js';
 import { sh, type Command } from '../../shell/index.js';
+import { keepalivedScript, keepalivedWord } from '../../shell/config-text.js';
 import type { ServiceArgs } from '../../core/service.js';
 
 // ---------------------------------------------------------------- keepalived.conf
@@ -50,43 +51,54 @@ export interface KeepalivedSpec {
  * node that is not the writable PostgreSQL into FAULT, so only the primary can hold the VIP.
  */
 export function renderKeepalivedConf(s: KeepalivedSpec): string {
+  // Every inventory value is a keepalived word (refused otherwise: keepalived has no quoting for it).
+  const w = (source: string, v: string) => keepalivedWord(source, v);
   return `# Managed by runbook (setup-vip); edits are overwritten.
 global_defs {
-    router_id ${s.node}
+    router_id ${w('router_id (inventory host name)', s.node)}
     vrrp_version 3
     enable_script_security
     script_user root
 }
 
 vrrp_script runbook_pg_writable {
-    script "${CHECK_SCRIPT}"
-    interval 1
-    timeout 3
-    fall 1
-    rise 1
+    script ${keepalivedScript('vrrp_script', [CHECK_SCRIPT])}
+    interval ${CHECK_HYSTERESIS.interval}
+    timeout ${CHECK_HYSTERESIS.timeout}
+    fall ${CHECK_HYSTERESIS.fall}
+    rise ${CHECK_HYSTERESIS.rise}
 }
 
 vrrp_instance runbook_pg_vip {
     state BACKUP
     nopreempt
-    interface ${s.interface}
+    interface ${w('interface', s.interface)}
     virtual_router_id ${s.virtualRouterId}
     priority ${s.priority}
     advert_int ${s.advertInt}
-    unicast_src_ip ${s.sourceIp}
+    unicast_src_ip ${w('unicast_src_ip (ansible_host)', s.sourceIp)}
     unicast_peer {
-${s.peers.map((p) => `        ${p}`).join('\n')}
+${s.peers.map((p) => `        ${w('unicast_peer (ansible_host)', p)}`).join('\n')}
     }
     virtual_ipaddress {
-        ${s.vip}/${s.prefix} dev ${s.interface}
+        ${w('vip', s.vip)}/${s.prefix} dev ${w('interface', s.interface)}
     }
     track_script {
         runbook_pg_writable
     }
-    notify "${NOTIFY_SCRIPT}"
+    notify ${keepalivedScript('notify', [NOTIFY_SCRIPT])}
 }
 `;
 }
+
+/**
+ * Hysteresis of the writable check: one slow or failed check (a timeout of 2 s, killed) is not
+ * enough to drop the VIP from a healthy primary (fall 3: three in a row, ~3 s), and a node must
+ * pass twice (rise 2) before it may take the VIP. The check itself gives up after 2 s
+ * (PGCONNECT_TIMEOUT), so a primary that is really gone loses the VIP in about 3-4 s and the
+ * promoted standby gets it about 2 s after its promotion.
+ */
+export const CHECK_HYSTERESIS = { interval: 1, timeout: 2, fall: 3, rise: 2 } as const;
 
 /**
  * Exit 0 only on a writable PostgreSQL. keepalived runs it as root and it drops to postgres

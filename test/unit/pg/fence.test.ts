@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { classifyPort, decideFence, fenceCommandFor, runFenceCommand, type FenceInput } from '../../../src/modules/postgres/fence.js';
+import { classifyPort, decideFence, fenceCommandFor, fenceInvocation, type FenceInput } from '../../../src/modules/postgres/fence.js';
+import { localCommand } from '../../../src/engine/actions.js';
 
 const refused = { answers: false as const, error: 'psql: error: connection to server at "10.0.0.11", port 5432 failed: Connection refused' };
 const timeout = { answers: false as const, error: 'psql: error: connection to server at "10.0.0.11", port 5432 failed: timeout expired' };
@@ -57,13 +58,21 @@ describe('fence evidence: only proof counts, never "does not answer"', () => {
     expect(fenceCommandFor(undefined, {})).toBeUndefined();
   });
 
-  it('runs the command as /bin/sh -c "$fence_command" runbook-fence HOST ADDRESS, env too; exit code is the verdict', async () => {
-    const ok = await runFenceCommand('echo "$0 $1 $2 $RUNBOOK_FENCE_HOST $RUNBOOK_FENCE_ADDRESS"', 'pg1', '10.0.0.11');
-    expect(ok).toMatchObject({ ok: true, exitCode: 0, output: 'runbook-fence pg1 10.0.0.11 pg1 10.0.0.11' });
-    const bad = await runFenceCommand('echo no power; exit 3', 'pg1', '10.0.0.11');
-    expect(bad).toMatchObject({ ok: false, exitCode: 3, output: 'no power' });
+  it('runs the command as /bin/sh -c "$fence_command" runbook-fence HOST ADDRESS, env too; the exit code is the verdict', async () => {
+    const run = async (cmd: string, host: string, address: string) => {
+      const { argv, env } = fenceInvocation(cmd, host, address);
+      const lines: string[] = [];
+      const a = localCommand('fence', argv, { env, timeoutSec: 10 });
+      const err = await a.run({ log: (l) => lines.push(l), signal: new AbortController().signal }).then(() => undefined, (e: Error) => e.message);
+      return { lines, err, display: a.display };
+    };
+    const ok = await run('echo "$0 $1 $2 $RUNBOOK_FENCE_HOST $RUNBOOK_FENCE_ADDRESS"', 'pg1', '10.0.0.11');
+    expect(ok).toMatchObject({ err: undefined, lines: ['runbook-fence pg1 10.0.0.11 pg1 10.0.0.11'] });
+    expect(ok.display).toContain("/bin/sh -c 'echo \"$0 $1 $2 $RUNBOOK_FENCE_HOST $RUNBOOK_FENCE_ADDRESS\"' runbook-fence pg1 10.0.0.11");
+    const bad = await run('echo no power >&2; exit 3', 'pg1', '10.0.0.11');
+    expect(bad.err).toMatch(/exit code 3[\s\S]*no power/);
     // The node's name is an argument, never part of the shell text.
-    const evil = await runFenceCommand('printf %s "$1"', 'pg1; touch /tmp/x', 'a');
-    expect(evil.output).toBe('pg1; touch /tmp/x');
+    const evil = await run('printf %s "$1"', 'pg1; touch /tmp/x', 'a');
+    expect(evil.lines).toEqual(['pg1; touch /tmp/x']);
   });
 });

@@ -15,7 +15,7 @@ const primary = (over: Partial<PgStatus> = {}): PgStatus =>
 const standby = (over: Partial<PgStatus> = {}): PgStatus =>
   primary({ inRecovery: true, currentLsn: null, receiveLsn: '0/3000000', replayLsn: '0/3000000', replayPause: 'not paused', primaryConninfo: 'host=10.0.0.11 port=5432 user=replicator application_name=pg2', ...over });
 const down: PgStatus = { up: false, error: 'connection refused' };
-const dataDir = { exists: true, pgVersion: '15', standbySignal: false, recoverySignal: false, running: true, oldCopies: [], startConf: 'auto', enabled: null };
+const dataDir = { exists: true, pgVersion: '15', standbySignal: false, recoverySignal: false, running: true, oldCopies: [], cloneMarker: null, startConf: 'auto', enabled: null };
 const opts = { explicitTarget: true, allowPristine: false, reclone: false };
 const clone = (self: string, statuses: Record<string, PgStatus>, o = opts) =>
   planClone({ cluster, self: cluster.nodes.find((n) => n.name === self)!, statuses, dataDir, dataDirPath: '/var/lib/postgresql/15/main' }, o);

@@ -16,8 +16,8 @@ import {
 import { parseConninfo } from '../../../src/modules/postgres/cluster.js';
 import { resolveLayout, type PgLayout } from '../../../src/modules/postgres/layout.js';
 import { parseRewindOutput } from '../../../src/modules/postgres/steps/rejoin.js';
-import { verifierMatches } from '../../../src/modules/postgres/scram.js';
 import { secret, toWire } from '../../../src/shell/index.js';
+import { scramVerifier, verifierMatches } from '../../../src/modules/postgres/scram.js';
 import { pgShellLine } from '../../../src/shell/config-text.js';
 
 const l = resolveLayout({ osId: 'debian', osLike: [], systemd: false, debianClusters: [{ version: '15', cluster: 'main', port: 5432, status: 'online', dataDir: '/var/lib/postgresql/15/main' }], pgdgBins: [], pgdgData: [], debianBins: ['15'] }) as PgLayout;
@@ -112,7 +112,21 @@ describe('replication role', () => {
     expect(cmd!.toString()).toContain("CREATE ROLE \"replicator\" LOGIN REPLICATION PASSWORD '***';");
     const wire = toWire(cmd!);
     expect(wire.line).not.toContain('n3w-pass');
-    expect(wire.stdin).toContain("PASSWORD 'n3w-pass'");
+    // The statement carries a SCRAM verifier computed here, never the password (server logs).
+    expect(wire.stdin).not.toContain('n3w-pass');
+    const verifier = /PASSWORD '(SCRAM-SHA-256\$4096:[^']+)'/.exec(wire.stdin)?.[1];
+    expect(verifier && verifierMatches(verifier, 'n3w-pass', 'replicator')).toBe(true);
+    expect(wire.stdin).toMatch(/set_config\(name, value, false\).*log_statement.*none.*log_min_error_statement.*panic/s);
+    expect(wire.stdin.indexOf('log_statement')).toBeLessThan(wire.stdin.indexOf('CREATE ROLE'));
+  });
+
+  it('a changed password is sent as a verifier too, after statement logging is turned off', () => {
+    const p = planRole(conn, 'replicator', secret('r0tated-pass'), role({ exists: true, verifier: new Hidden(scramVerifier('old-pass-1')) }));
+    const stdin = p.kind === 'change' ? toWire(p.commands[0]!).stdin : '';
+    expect(stdin).not.toContain('r0tated-pass');
+    expect(stdin.indexOf('log_statement')).toBeLessThan(stdin.indexOf('ALTER ROLE'));
+    expect(verifierMatches(/PASSWORD '([^']+)'/.exec(stdin)![1]!, 'r0tated-pass', 'replicator')).toBe(true);
+    expect(verifierMatches(scramVerifier('x-y-z'), 'x-y-Z', 'u')).toBe(false);
   });
 });
 
@@ -145,7 +159,7 @@ wal_log_hints setting:                on
 Data page checksum version:           0
 Minimum recovery ending location:     0/0
 `);
-    expect(c).toEqual({ state: 'shut down', checkpointLsn: '0/5000B88', redoLsn: '0/5000B88', timeline: 2, walLogHints: true, checksums: false, minRecoveryEnd: null });
+    expect(c).toEqual({ state: 'shut down', checkpointLsn: '0/5000B88', redoLsn: '0/5000B88', timeline: 2, walLogHints: true, checksums: false, minRecoveryEnd: null, systemId: expect.toSatisfy((v: unknown) => v === null || typeof v === 'string') });
   });
 
   it('pg_rewind --dry-run: rewind needed, not needed, impossible', () => {

@@ -20,6 +20,12 @@ const ipAddr = readFileSync(new URL('../../fixtures/nfs/ip-addr.txt', import.met
 const VIP = '10.231.0.100';
 
 describe('keepalived.conf', () => {
+  it('refuses an inventory value keepalived cannot carry in a word, naming it', () => {
+    const spec = { node: 'pg1', interface: 'eth0', sourceIp: '10.231.0.11', peers: ['10.231.0.12'], vip: VIP, prefix: 24, virtualRouterId: 51, priority: 150, advertInt: 0.5 };
+    expect(() => renderKeepalivedConf({ ...spec, node: 'pg1 }\nvrrp_script x {' })).toThrow(/router_id \(inventory host name\): holds a space/);
+    expect(() => renderKeepalivedConf({ ...spec, peers: ['10.0.0.1"'] })).toThrow(/unicast_peer/);
+  });
+
   const conf = renderKeepalivedConf({
     node: 'pg1',
     interface: 'eth0',
@@ -38,6 +44,8 @@ describe('keepalived.conf', () => {
     expect(conf).toContain('10.231.0.100/24 dev eth0');
     expect(conf).toMatch(/track_script \{\n {8}runbook_pg_writable\n/);
     expect(conf).toContain('notify "/etc/keepalived/runbook-notify.sh"');
+    // Hysteresis: one slow check (timeout 2 s) does not drop the VIP (fall 3); taking it needs 2 passes.
+    expect(conf).toMatch(/ {4}interval 1\n {4}timeout 2\n {4}fall 3\n {4}rise 2\n/);
     expect(conf).toMatch(/vrrp_script runbook_pg_writable \{\n {4}script "\/etc\/keepalived\/runbook-pg-writable.sh"\n {4}interval 1\n/);
     expect(conf).not.toMatch(/state MASTER|mcast|notify_master/);
   });

@@ -5,13 +5,14 @@
  * the run (exit 8) before anything changes.
  */
 import { blocked, change, noop, onHost, stepsFor } from '../../../engine/define.js';
+import { type Action, execOn, localCommand, waitUntil } from '../../../engine/actions.js';
 import type { ApplyContext, StepContext, StepDef } from '../../../engine/types.js';
 import { dataDirFact, type DataDirState, layoutFact } from '../layout-facts.js';
 import { type PgStatus, peerViewFact, statusFact } from '../facts.js';
 import { type PgNode, clusterOf, connOfLayout, layoutOf, nodeOf, peersOf } from '../cluster.js';
 import { fenceCommand, stopCommand } from '../control.js';
 import type { PgLayout } from '../layout.js';
-import { APPROVE_UNFENCED, type FenceDecision, type SshView, classifyPort, decideFence, fenceCommandFor, runFenceCommand } from '../fence.js';
+import { APPROVE_UNFENCED, type FenceDecision, type SshView, classifyPort, decideFence, fenceCommandFor, fenceInvocation } from '../fence.js';
 import { failoverVerdict, type FailoverParams, peerFacts, peersFrom } from './promote.js';
 import { candidateHost } from './candidate.js';
 
@@ -87,12 +88,18 @@ function decisions(f: Record<string, unknown>, ctx: StepContext<FailoverParams>)
   });
 }
 
-async function fenceOverSsh<P extends FailoverParams>(ctx: ApplyContext<P>, peer: PgNode, l: PgLayout): Promise<string> {
-  await ctx.execOn(peer.name, stopCommand(l), { become: true });
-  await ctx.execOn(peer.name, fenceCommand(l), { become: true });
-  const dd = await ctx.read(onHost(peer.name, dataDirFact(l)));
-  if (dd.running) throw new Error(`${peer.name}: pg_ctl status still reports a running server after the stop`);
-  return `pg_ctl status: no server running; standby.signal${l.family === 'debian' ? ', start.conf manual' : ''}${l.ctl === 'systemd' ? ', unit disabled' : ''}`;
+/** Stop and fence over SSH, then wait for `pg_ctl status` to say no server runs (the evidence). */
+function sshFenceActions(peer: PgNode, l: PgLayout): Action[] {
+  return [
+    execOn(peer.name, stopCommand(l), { become: true }),
+    execOn(peer.name, fenceCommand(l), { become: true, note: `standby.signal${l.family === 'debian' ? ', start.conf manual' : ''}${l.ctl === 'systemd' ? ', unit disabled' : ''}` }),
+    waitUntil(`${peer.name}: pg_ctl status says no server runs [evidence: down-ssh-pgctl]`, onHost(peer.name, dataDirFact(l)), (d) => (d.running ? 'a server still runs' : true), { intervalMs: 500, timeoutMs: 30_000 }),
+  ];
+}
+
+function commandFenceActions(peer: PgNode, command: string): Action[] {
+  const { argv, env } = fenceInvocation(command, peer.name, peer.address);
+  return [localCommand(`fence_command for ${peer.name} [evidence: fence-command]`, argv, { env, timeoutSec: 120 })];
 }
 
 export function fenceStep<P extends FailoverParams>(): StepDef<P, Record<string, unknown>> {
@@ -119,29 +126,18 @@ export function fenceStep<P extends FailoverParams>(): StepDef<P, Record<string,
       const todo = items.filter((i) => i.decision.action === 'ssh' || i.decision.action === 'command');
       const said = items.map((i) => `${i.node}: ${i.decision.evidence ?? 'standby'} (${i.decision.reason})`).join('; ');
       if (!todo.length) return { ...noop(said), data };
-      return { ...change(`fence ${todo.map((i) => `${i.node} (${i.decision.action === 'ssh' ? 'stop over SSH, standby.signal, no start at boot' : 'fence_command'})`).join(', ')}. ${said}`, []), data };
+      const c = clusterOf(ctx);
+      const ssh = (ctx.state[PEER_SSH] ?? {}) as PeerSsh;
+      const actions = todo.flatMap((i) => {
+        const peer = nodeOf(c, i.node);
+        const s = ssh[peer.name];
+        return i.decision.action === 'ssh' && s && 'layout' in s ? sshFenceActions(peer, s.layout) : commandFenceActions(peer, fenceCommandFor(ctx.params.fence_command, peer.vars)!);
+      });
+      return change(`fence ${todo.map((i) => `${i.node} (${i.decision.action === 'ssh' ? 'stop over SSH, standby.signal, no start at boot' : 'fence_command'})`).join(', ')}. ${said}`, actions, { data });
     },
     confirm: {
       destructive: true,
       message: (ctx, plan) => `${plan.summary}. ${ctx.params.force ? `force=true: a WRITABLE primary loses its clients and any write not yet replicated to ${ctx.host.name}.` : ''}`,
-    },
-    apply: async (ctx, _plan, f) => {
-      const c = clusterOf(ctx);
-      const ssh = (ctx.state[PEER_SSH] ?? {}) as PeerSsh;
-      for (const item of decisions(f, ctx)) {
-        const peer = nodeOf(c, item.node);
-        if (item.decision.action === 'ssh') {
-          const s = ssh[peer.name];
-          if (!s || !('layout' in s)) throw new Error(`${peer.name}: no layout known`);
-          ctx.log(`${peer.name}: ${await fenceOverSsh(ctx, peer, s.layout)} [evidence: down-ssh-pgctl]`);
-        } else if (item.decision.action === 'command') {
-          const cmd = fenceCommandFor(ctx.params.fence_command, peer.vars)!;
-          ctx.log(`${peer.name}: fence_command: /bin/sh -c "$fence_command" runbook-fence ${peer.name} ${peer.address}`);
-          const r = await runFenceCommand(cmd, peer.name, peer.address);
-          if (!r.ok) throw new Error(`${peer.name}: fence_command failed (exit ${r.exitCode}): ${r.output || 'no output'}; nothing promoted`);
-          ctx.log(`${peer.name}: fence_command succeeded${r.output ? `: ${r.output}` : ''} [evidence: fence-command]`);
-        } else if (item.decision.action === 'none') ctx.log(`${peer.name}: [evidence: ${item.decision.evidence}] ${item.decision.reason}`);
-      }
     },
     verify: {
       // Re-planning a fenced peer over SSH plans the (idempotent) fence again: not a convergence test.

@@ -8,7 +8,7 @@
  */
 import { blocked, change, fact, noop, stepsFor } from '../../../engine/define.js';
 import type { Plan, StepContext, StepDef } from '../../../engine/types.js';
-import { MARKER_TABLE, optionalQueryFact, type PgStatus, psqlCommand, statusFact } from '../facts.js';
+import { MARKER_TABLE, optionalQueryFact, roleFact, type PgStatus, psqlCommand, statusFact } from '../facts.js';
 import { sh, sql } from '../../../shell/index.js';
 import { gucProblem } from '../../../shell/config-text.js';
 import { type HbaEntry, hbaAddress, hbaOp, pgpassOp, roleOp, slotsOp } from '../ops.js';
@@ -138,6 +138,26 @@ export function primaryConfigSteps<P extends ReplicationSettingsParams>(): Array
       become: true,
       operation: (ctx) => hbaOp(layoutOf(ctx), connOfLayout(layoutOf(ctx)), hbaEntries(clusterOf(ctx))),
     }),
+    // Role first, then .pgpass: a rotation whose ALTER ROLE fails leaves every node's .pgpass on
+    // the password the server still has, so standbys keep streaming.
+    step({
+      id: 'pg-replication-role',
+      title: 'Replication role (LOGIN REPLICATION, pg_rewind grants, password)',
+      on: clusterHosts,
+      become: true,
+      gather: (ctx) => {
+        const c = clusterOf(ctx);
+        const conn = connOfLayout(layoutOf(ctx));
+        return { self: statusFact(conn), role: roleFact(conn, c.replicationUser, true) };
+      },
+      plan: (f, ctx) => {
+        const c = clusterOf(ctx);
+        return (
+          writableOnly(f.self, 'the role', ctx) ??
+          (f.role ? roleOp(connOfLayout(layoutOf(ctx)), c.replicationUser, c.password!).plan({ role: f.role }) : noop('not running: the role is kept on the writable node'))
+        );
+      },
+    }),
     step({
       id: 'pg-pgpass',
       title: '~postgres/.pgpass holds the replication password (0600)',
@@ -149,21 +169,6 @@ export function primaryConfigSteps<P extends ReplicationSettingsParams>(): Array
           c.nodes.map((n) => ({ host: n.address, port: n.port, user: c.replicationUser })),
           c.password!,
         );
-      },
-    }),
-    step({
-      id: 'pg-replication-role',
-      title: 'Replication role (LOGIN REPLICATION, pg_rewind grants, password)',
-      on: clusterHosts,
-      become: true,
-      gather: (ctx) => {
-        const c = clusterOf(ctx);
-        const conn = connOfLayout(layoutOf(ctx));
-        return { self: statusFact(conn), ...roleOp(conn, c.replicationUser, c.password!).facts };
-      },
-      plan: (f, ctx) => {
-        const c = clusterOf(ctx);
-        return writableOnly(f.self, 'the role', ctx) ?? roleOp(connOfLayout(layoutOf(ctx)), c.replicationUser, c.password!).plan(f);
       },
     }),
     step({

@@ -4,6 +4,7 @@
  * ./fence.ts) and, through `promoteLocal`, by failback's planned switchover.
  */
 import { blocked, change, fact, noop, stepsFor } from '../../../engine/define.js';
+import { type Action, exec, waitUntil } from '../../../engine/actions.js';
 import type { ApplyContext, StepDef } from '../../../engine/types.js';
 import { MARKER_TABLE, type PeerView, type PgStatus, lsnGte, peerViewFact, psqlCommand, statusFact } from '../facts.js';
 import { waitFor } from '../../../core/wait.js';
@@ -74,36 +75,36 @@ export function failoverGuardStep<P extends FailoverParams>(): StepDef<P, Record
   });
 }
 
-/** Promote this node, wait until it accepts writes, CHECKPOINT (so the new timeline is in pg_control). */
+const isPaused = (s: PgStatus) => s.up && s.inRecovery && Boolean(s.replayPause) && s.replayPause !== 'not paused';
+const caughtUp = (s: PgStatus): true | string =>
+  s.up && s.inRecovery ? (lsnGte(s.replayLsn, s.receiveLsn) ? true : `replayed ${s.replayLsn} < received ${s.receiveLsn}`) : 'not a running standby';
+const writable = (s: PgStatus): true | string => (s.up && !s.inRecovery ? true : 'still in recovery');
+
+/**
+ * The promote as actions, from the candidate's status at plan time: resume a paused replay (only
+ * reached when approved by name), wait until replay caught up with receive, promote, wait until it
+ * accepts writes, CHECKPOINT (so the new timeline is in pg_control: pg_rewind needs it later).
+ */
+export function promoteActions(l: PgLayout, me: PgStatus): Action[] {
+  const conn = connOfLayout(l);
+  return [
+    ...(isPaused(me) ? [exec(psqlCommand(conn, sql`SELECT pg_wal_replay_resume();`), { note: `replay was ${me.up ? me.replayPause : ''}: approved by name` })] : []),
+    waitUntil('replay caught up with receive', statusFact(conn), caughtUp, { intervalMs: 200, timeoutMs: 30_000 }),
+    exec(promoteCommand(l)),
+    waitUntil('it accepts writes', statusFact(conn), writable, { intervalMs: 200, timeoutMs: 60_000 }),
+    exec(psqlCommand(conn, sql`CHECKPOINT;`)),
+  ];
+}
+
+/** The same promote inside a hand-written apply (the switchover's, whose undo depends on how it ends). */
 export async function promoteLocal<P>(ctx: ApplyContext<P>, l: PgLayout): Promise<void> {
   const conn = connOfLayout(l);
-  const first = await ctx.read(statusFact(conn));
-  if (first.up && first.inRecovery && first.replayPause && first.replayPause !== 'not paused') {
-    // Only reached when the candidate was approved by name (or switchover's gates passed).
-    ctx.log(`replay is ${first.replayPause}: resuming it so replay catches up with what was received`);
-    await ctx.exec(psqlCommand(conn, sql`SELECT pg_wal_replay_resume();`));
-  }
-  await waitFor(ctx, {
-    name: 'replay caught up with receive',
-    timeoutMs: 30_000,
-    intervalMs: 200,
-    check: async (c) => {
-      const s = await c.read(statusFact(conn));
-      return s.up && s.inRecovery ? (lsnGte(s.replayLsn, s.receiveLsn) ? true : `replayed ${s.replayLsn} < received ${s.receiveLsn}`) : 'not a running standby';
-    },
-  });
+  if (isPaused(await ctx.read(statusFact(conn)))) await ctx.exec(psqlCommand(conn, sql`SELECT pg_wal_replay_resume();`));
+  await waitFor(ctx, { name: 'replay caught up with receive', timeoutMs: 30_000, intervalMs: 200, check: async (c) => caughtUp(await c.read(statusFact(conn))) });
   const before = await ctx.read(statusFact(conn));
   if (before.up) ctx.log(`last received LSN ${before.receiveLsn}, replayed ${before.replayLsn}, timeline ${before.timeline}`);
   await ctx.exec(promoteCommand(l));
-  await waitFor(ctx, {
-    name: 'accepts writes',
-    timeoutMs: 60_000,
-    intervalMs: 200,
-    check: async (c) => {
-      const s = await c.read(statusFact(conn));
-      return s.up && !s.inRecovery ? true : 'still in recovery';
-    },
-  });
+  await waitFor(ctx, { name: 'accepts writes', timeoutMs: 60_000, intervalMs: 200, check: async (c) => writable(await c.read(statusFact(conn))) });
   await ctx.exec(psqlCommand(conn, sql`CHECKPOINT;`));
 }
 
@@ -119,10 +120,11 @@ export function promoteStep<P extends FailoverParams>(): StepDef<P, Record<strin
       // force no longer counts here: the fence step ran, so a writable peer now means it failed.
       const v = failoverVerdict(ctx.host.name, f.self as PgStatus, peersFrom(f), ctx.checkMode && ctx.params.force, true);
       if (v.kind !== 'go') return v.kind === 'blocked' ? blocked(v.reason) : noop(v.reason);
-      return change(`promote ${ctx.host.name}: ${v.reason}`, []);
+      const me = f.self as PgStatus;
+      const at = me.up ? ` (last received ${me.receiveLsn}, replayed ${me.replayLsn}, timeline ${me.timeline})` : '';
+      return change(`promote ${ctx.host.name}${at}: ${v.reason}`, promoteActions(layoutOf(ctx), me));
     },
     confirm: { destructive: true, message: (ctx, plan) => `${plan.summary}. ${ctx.host.name} starts a new timeline; the old primary can only come back through failback.` },
-    apply: async (ctx) => promoteLocal(ctx, layoutOf(ctx)),
   });
 }
 

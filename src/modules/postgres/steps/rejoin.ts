@@ -1,7 +1,9 @@
 /**
  * Rejoin a former primary as a standby of the current one with pg_rewind, its traps handled:
- * clean shutdown first (single-user crash recovery with the Debian config file), no
- * standby.signal during the rewind, `--config-file` on Debian, `pg_rewind --dry-run` decides,
+ * the source checked first (unreachable or refused: an error, nothing touched), clean shutdown
+ * (single-user crash recovery with the Debian config file, standby.signal set aside only for it),
+ * `--config-file` on Debian, `pg_rewind --dry-run` decides (a connection failure is an error, not
+ * "impossible"), standby.signal restored right after the rewind,
  * then standby.signal + primary_conninfo/primary_slot_name written afresh (the rewind copied the
  * source's). When pg_rewind cannot work the node is left stopped, and the clone step that follows
  * re-clones it with its own destructive confirmation.
@@ -9,7 +11,7 @@
 import { change, noop, stepsFor } from '../../../engine/define.js';
 import type { ApplyContext, RunContext, StepDef } from '../../../engine/types.js';
 import { controlDataFact, type DataDirState, isCleanShutdown } from '../layout-facts.js';
-import { type PgStatus, statusFact } from '../facts.js';
+import { type PgStatus, peerViewFact, statusFact } from '../facts.js';
 import { waitFor } from '../../../core/wait.js';
 import { quoteConfValue } from '../ops.js';
 import { type Command, sh } from '../../../shell/index.js';
@@ -55,32 +57,58 @@ function standbyConfig(l: PgLayout, conninfo: string, slot: string): Command {
 }
 
 /** `versionNum`: the primary's server_version_num (the target's major is the same, or pg_rewind refuses). */
+/**
+ * A pg_rewind failure that says nothing about the data: the source could not be reached or
+ * refused us. An error to report, never "rewind impossible" (which would hand over to a re-clone).
+ */
+export function rewindConnectionFailure(text: string): string | undefined {
+  const line = text.split('\n').map((x) => x.trim()).find((x) => /could not connect|connection to server|password authentication failed|no pg_hba\.conf entry|timeout expired|Connection refused|No route to host|Network is unreachable|Invalid argument|could not translate host name/i.test(x));
+  return line;
+}
+
+/** Single-user crash recovery needs standby.signal out of the way: moved aside and back in one command. */
+function withoutStandbySignal(l: PgLayout, cmd: Command): Command {
+  const sig = `${l.dataDir}/standby.signal`;
+  return sh`had=0; if [ -f ${sig} ]; then mv ${sig} ${`${sig}.rejoin`} && had=1; fi; ${cmd}; rc=$?; if [ $had = 1 ]; then mv ${`${sig}.rejoin`} ${sig}; fi; exit $rc`;
+}
+
+/** `versionNum`: the primary's server_version_num (the target's major is the same, or pg_rewind refuses). */
 export async function rejoinWithRewind<P>(ctx: ApplyContext<P>, l: PgLayout, c: PgCluster, self: PgNode, primary: PgNode, versionNum: number): Promise<boolean> {
+  // The source first, before anything is stopped: an unreachable source or a wrong password is an
+  // error with its cause, and the node stays as it is (fenced: standby.signal kept).
+  const seen = await ctx.read(peerViewFact({ port: primary.port, host: primary.address, user: c.replicationUser }));
+  if (!seen.answers) throw new Error(`the rewind source ${primary.name} (${primary.address}:${primary.port}) cannot be used: ${seen.error}. Nothing was changed on ${self.name}; standby.signal stays`);
   await ctx.exec(stopCommand(l));
-  // pg_rewind refuses to run single-user recovery with a standby.signal ("standby mode is not supported by single-user servers").
-  await ctx.exec(sh`rm -f ${`${l.dataDir}/standby.signal`} ${`${l.dataDir}/recovery.signal`}`);
+  // standby.signal is the fence: it stays on every path until the node is verified a standby.
+  await ctx.exec(sh`rm -f ${`${l.dataDir}/recovery.signal`}`);
   const cd = await ctx.read(controlDataFact(l));
   if (!cd) {
     ctx.log(`${l.dataDir} holds no cluster: pg_rewind impossible; the clone step re-clones`);
     return false;
   }
   if (!isCleanShutdown(cd)) {
-    ctx.log(`cluster state "${cd.state}": crash recovery in single-user mode first`);
-    await ctx.exec(singleUserRecovery(l), { timeoutSec: 600 });
+    ctx.log(`cluster state "${cd.state}": crash recovery in single-user mode first (standby.signal set aside meanwhile)`);
+    await ctx.exec(withoutStandbySignal(l, singleUserRecovery(l)), { timeoutSec: 600 });
   }
   const source = conninfoString(`${self.name}: pg_rewind source`, [['host', primary.address], ['port', primary.port], ['user', c.replicationUser], ['dbname', 'postgres'], ['application_name', `${self.applicationName}-rewind`]]);
   const dry = await ctx.exec(rewindCommand(l, source, true, versionNum), { check: false });
   const outcome = parseRewindOutput(dry.exitCode, dry.stdout);
   ctx.log(`pg_rewind --dry-run: ${outcome.kind}: ${outcome.detail}`);
   if (outcome.kind === 'impossible') {
+    const conn = rewindConnectionFailure(dry.stdout);
+    if (conn) throw new Error(`pg_rewind --dry-run could not use the source ${primary.name}: ${conn}. Not a reason to re-clone: nothing was moved aside; ${self.name} stays stopped with standby.signal`);
     ctx.log('pg_rewind cannot rejoin this node; the clone step re-clones it (with its own confirmation)');
     return false;
   }
   if (outcome.kind === 'rewind') {
-    ctx.log(`servers diverged at ${outcome.divergedAt} on timeline ${outcome.timeline}: writes ${self.name} took after that point are discarded`);
-    const real = await ctx.exec(rewindCommand(l, source, false, versionNum), { check: false, timeoutSec: 3600 });
+    ctx.log(`servers diverged at ${outcome.divergedAt} on timeline ${outcome.timeline}: writes ${self.name} took after that point are discarded (the ledger step kept them)`);
+    // pg_rewind removes files the source lacks, standby.signal among them: put it back at once, whatever the outcome.
+    const touch = asPostgres(sh`touch ${`${l.dataDir}/standby.signal`}`);
+    const real = await ctx.exec(sh`( ${rewindCommand(l, source, false, versionNum)}; rc=$?; ${touch}; exit $rc )`, { check: false, timeoutSec: 3600 });
     const done = parseRewindOutput(real.exitCode, real.stdout);
     if (done.kind === 'impossible') {
+      const conn = rewindConnectionFailure(real.stdout);
+      if (conn) throw new Error(`pg_rewind lost the source ${primary.name}: ${conn}; ${self.name} stays stopped with standby.signal. Run failback again`);
       ctx.log(`pg_rewind failed: ${done.detail}; the clone step re-clones`);
       return false;
     }

@@ -7,16 +7,18 @@
  * for the rejoin steps that follow.
  */
 import { blocked, change, noop, onHost, stepsFor } from '../../../engine/define.js';
-import type { StepDef } from '../../../engine/types.js';
+import type { ApplyContext, StepDef } from '../../../engine/types.js';
 import { controlDataFact, layoutFact } from '../layout-facts.js';
-import { MARKER_TABLE, lsnToBigInt, markersFact, psqlCommand, statusFact } from '../facts.js';
+import { MARKER_TABLE, archiveBacklogFact, lsnToBigInt, markersFact, psqlCommand, statusFact } from '../facts.js';
 import { waitFor } from '../../../core/wait.js';
-import { sql } from '../../../shell/index.js';
-import { type PgParams, clusterOf, connOfLayout, connOfNode, layoutOf } from '../cluster.js';
-import { fenceCommand, startCommand, stopCommand } from '../control.js';
+import { sh, sql } from '../../../shell/index.js';
+import { type PgNode, type PgParams, clusterOf, connOfLayout, connOfNode, layoutOf } from '../cluster.js';
+import type { PgLayout } from '../layout.js';
+import { receiverFact } from '../candidate.js';
+import { fenceCommand, startCommand, stopCommand, unfenceCommand } from '../control.js';
 import { promoteLocal } from './promote.js';
 import { intendedPrimaryHost } from './inspect.js';
-import { clusterStatusFacts, followsPrimary, statusesOf, topology } from '../topology.js';
+import { clusterStatusFacts, followsPrimary, perNode, pick, statusesOf, topology } from '../topology.js';
 
 export const SWITCHOVER_MARKER = 'pg.switchover_marker';
 
@@ -28,13 +30,18 @@ export function switchoverStep<P extends PgParams>(id: string): StepDef<P, Recor
     on: intendedPrimaryHost,
     become: true,
     timeoutSec: 600,
-    gather: (ctx) => clusterStatusFacts(clusterOf(ctx)) as never,
+    gather: (ctx) => {
+      const c = clusterOf(ctx);
+      return { ...clusterStatusFacts(c), ...perNode('ready', c.nodes, (n) => archiveBacklogFact(connOfNode(n))) } as never;
+    },
     plan: (f, ctx) => {
       const c = clusterOf(ctx);
       const statuses = statusesOf(f);
       const t = topology(c, statuses);
       const me = statuses[ctx.host.name]!;
       if (me.up && !me.inRecovery) return noop(`${ctx.host.name} is the primary`);
+      const backlog = t.primary ? pick<number | null>(f, 'ready')[t.primary.name] : null;
+      if (backlog) return blocked(`${t.primary!.name} has ${backlog} WAL segments not archived yet (.ready in pg_wal/archive_status): a switchover now could lose them for the archive. Fix archiving (pg_stat_archiver) and run failback again`);
       if (!t.primary) return blocked(`no single writable node to switch over from (writable: ${t.writable.map((n) => n.name).join(', ') || 'none'})`);
       if (!followsPrimary(me, t.primary)) return blocked(`${ctx.host.name} is not a running standby of ${t.primary.name}: the rejoin steps did not converge`);
       if (me.up && me.replayPause && me.replayPause !== 'not paused') return blocked(`replay on ${ctx.host.name} is ${me.replayPause}`);
@@ -52,15 +59,15 @@ export function switchoverStep<P extends PgParams>(id: string): StepDef<P, Recor
       const oconn = connOfNode(old);
       const mine = connOfLayout(layoutOf(ctx));
 
-      // Gate 1: streaming and caught up before anything stops.
+      // Gate 1: streaming before anything stops. Not "replay ≥ the primary's current LSN": under
+      // steady writes that moves on forever. The zero-loss gate is the shutdown checkpoint below.
       await waitFor(ctx, {
-        name: `${ctx.host.name} replay caught up with ${old.name}`,
+        name: `${ctx.host.name} streams from ${old.name}`,
         timeoutMs: 30_000,
         intervalMs: 200,
         check: async (a) => {
-          const [p, s] = [await a.read(onHost(old.name, statusFact(oconn))), await a.read(statusFact(mine))];
-          if (!p.up || !s.up) return 'a node does not answer';
-          return p.currentLsn && s.replayLsn && lsnToBigInt(s.replayLsn) >= lsnToBigInt(p.currentLsn) ? true : `replayed ${s.replayLsn}, primary at ${p.currentLsn}`;
+          const rx = await a.read(receiverFact(mine));
+          return rx?.status === 'streaming' ? true : `WAL receiver ${rx?.status ?? 'absent'}`;
         },
       });
       const note = `switchover ${old.name}->${ctx.host.name} ${new Date().toISOString()}`;
@@ -90,16 +97,40 @@ export function switchoverStep<P extends PgParams>(id: string): StepDef<P, Recor
         await ctx.execOn(old.name, startCommand(ol), { become: true });
         throw new Error(`${(e as Error).message}: ${old.name} restarted as the primary; nothing lost, nothing switched`);
       }
-      await promoteLocal(ctx, layoutOf(ctx));
-      await ctx.exec(psqlCommand(mine, sql`ALTER SYSTEM RESET primary_conninfo;\nALTER SYSTEM RESET primary_slot_name;\nSELECT pg_reload_conf();`));
-      // Fenced until the rejoin steps make it a standby: a stray start comes up read-only.
+      // Fenced before the promote: whatever happens next, the old primary cannot come back writable by itself.
       await ctx.execOn(old.name, fenceCommand(ol), { become: true });
+      try {
+        await promoteLocal(ctx, layoutOf(ctx));
+      } catch (e) {
+        throw new Error(`${(e as Error).message}: ${await undoSwitchover(ctx, old, ol)}`);
+      }
+      await ctx.exec(psqlCommand(mine, sql`ALTER SYSTEM RESET primary_conninfo;\nALTER SYSTEM RESET primary_slot_name;\nSELECT pg_reload_conf();`));
       const seen = await ctx.read(markersFact(mine));
       if (!seen?.includes(note)) throw new Error(`marker row "${note}" is missing on ${ctx.host.name} after the switchover`);
       ctx.log(`marker row present on ${ctx.host.name}: zero loss`);
     },
     verify: { converge: true },
   });
+}
+
+/**
+ * The promote failed: if this node did not become writable, stop it (a pending promote dies with
+ * the postmaster), bring the old primary back as the primary (unfenced), start this node again as
+ * its standby. Returns what happened, for the error message.
+ */
+async function undoSwitchover<P>(ctx: ApplyContext<P>, old: PgNode, ol: PgLayout): Promise<string> {
+  const l = layoutOf(ctx);
+  const now = await ctx.read(statusFact(connOfLayout(l)));
+  if (now.up && !now.inRecovery) return `${ctx.host.name} is writable after all; ${old.name} stays stopped and fenced`;
+  await ctx.exec(stopCommand(l), { check: false });
+  const cd = await ctx.read(controlDataFact(l));
+  if (cd && cd.state === 'shut down') return `${ctx.host.name} promoted while stopping (pg_control: shut down); ${old.name} stays stopped and fenced: run failback`;
+  await ctx.execOn(old.name, sh`rm -f ${`${ol.dataDir}/standby.signal`}`, { become: true });
+  const unfence = unfenceCommand(ol);
+  if (unfence) await ctx.execOn(old.name, unfence, { become: true });
+  await ctx.execOn(old.name, startCommand(ol), { become: true });
+  await ctx.exec(startCommand(l), { check: false });
+  return `${old.name} restarted as the primary (it had shut down cleanly and ${ctx.host.name} had replayed all of it): nothing lost, nothing switched`;
 }
 
 /** Every marker row of the primary is on every standby (read-only; after the row round trip). */

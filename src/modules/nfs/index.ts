@@ -1,0 +1,3 @@
+/** `runbook/nfs`: the nfs module's params, facts and steps, for runbook authors. */
+export * from './facts.js';
+export * from './nfs.js';
