@@ -237,6 +237,8 @@ function proxyCommandStream(line: string, host: string): Duplex {
     if (code) stream.destroy(new UnreachableError(host, `ProxyCommand "${line}" exited with code ${code}${stderr.trim() ? `: ${stderr.trim()}` : ''}`));
   });
   stream.on('close', () => child.kill());
+  // ssh2 reports the failure through its own error/close; a late one must not go unhandled.
+  stream.on('error', () => undefined);
   return stream;
 }
 
