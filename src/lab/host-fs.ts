@@ -61,9 +61,9 @@ export function hostMounts(spec: LabSpec, host: LabHost, hostDir: string): Mount
   if (rhel) mounts.push(overlay('/usr', 'usr'), overlay('/var/lib', 'varlib'));
   // Another major (pg-server.ts): /usr/lib/postgresql/<major> appears in this host only.
   else if (host.role === 'db' && labPgMajor(spec) !== DEBIAN_MAJOR) mounts.push(overlay('/usr/lib/postgresql', 'usrlibpg'));
-  // runbook's own state on a host (the cluster lock, detached jobs): per host, after the /var/lib
-  // overlay, or every lab host on the machine would share one lock file (and one lab's run lock out another's).
-  mounts.push({ kind: 'bind', target: RUNBOOK_STATE_DIR, source: join(hostDir, 'fs', 'var-lib-runbook') });
+  // runbook's own state (/var/lib/runbook: cluster lock, detached jobs) is per host either way: a
+  // bind of BINDS on Debian hosts, inside the per-host /var/lib overlay on RHEL hosts (a bind after
+  // that overlay cannot see its source under the lab's state dir).
   return mounts;
 }
 
