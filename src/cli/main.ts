@@ -5,6 +5,7 @@
 import { Command as Program, CommanderError } from 'commander';
 import { ExitCode, RunbookError } from '../errors.js';
 import { maskSecrets } from '../shell/secret.js';
+import { applyColorPolicy } from './color.js';
 import { registerCheck } from './commands/check.js';
 import { registerDrill } from './commands/drill.js';
 import { registerExec } from './commands/exec.js';
@@ -30,6 +31,7 @@ export function buildProgram(): Program {
 
 /** Run the CLI; resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
+  applyColorPolicy();
   try {
     await buildProgram().parseAsync(argv, { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.ok;

@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { Socket } from 'node:net';
 import { BadInputError, ConfirmationError, EnvironmentError, ExitCode } from '../errors.js';
-import { connectionSpec, loadInventory, selectHosts } from '../inventory/index.js';
+import { connectionSpec, loadInventory, selectHosts, type ConnectionOverrides, type LoadOptions } from '../inventory/index.js';
 import type { InventoryHost } from '../inventory/types.js';
 import { SshTransport } from '../transport/index.js';
 import { stopCommand, fenceCommand } from '../modules/postgres/control.js';
@@ -45,6 +45,9 @@ export interface DrillOptions extends RunbookArgs {
   yes: boolean;
   dryRun: boolean;
   clusterGroup: string;
+  /** Connection flags that win over the inventory (-u, -b, --private-key, --accept-new-host-keys). */
+  overrides?: ConnectionOverrides;
+  loadOptions?: LoadOptions;
   log: (line: string) => void;
   /** Asks the admin (TTY only); undefined without a TTY. */
   confirm?: (message: string) => Promise<boolean>;
@@ -98,7 +101,7 @@ function clusterPlan(hosts: InventoryHost[], group: string): ClusterPlan {
 }
 
 export async function runDrill(o: DrillOptions): Promise<DrillOutcome> {
-  const inventory = await loadInventory(o.inventory);
+  const inventory = await loadInventory(o.inventory, o.loadOptions);
   const plan = clusterPlan(selectHosts(inventory, o.clusterGroup), o.clusterGroup);
   const standbys = plan.nodes.map((h) => h.name).filter((n) => n !== plan.primary);
   const lagging = o.fault === 'lag' ? (o.lagStandby ?? standbys[0]!) : undefined;
@@ -132,7 +135,7 @@ export async function runDrill(o: DrillOptions): Promise<DrillOutcome> {
   await approve(o, plan.primary);
 
   const transport = new SshTransport();
-  const specs = new Map(plan.nodes.map((h) => [h.name, connectionSpec(h, o.knownHosts ? { knownHostsFile: o.knownHosts } : {})]));
+  const specs = new Map(plan.nodes.map((h) => [h.name, connectionSpec(h, { ...o.overrides, ...(o.knownHosts ? { knownHostsFile: o.knownHosts } : {}) })]));
   const reader = new ClusterReader(transport, specs, new Map(plan.nodes.map((h) => [h.name, h.vars])), plan.vip);
   const nodes = plan.nodes.map((h) => h.name);
   // One lock across the drill's runbooks (docs/locks.md): no other run changes the cluster meanwhile.

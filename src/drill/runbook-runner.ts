@@ -27,6 +27,8 @@ export interface RunbookArgs {
   secrets: string[];
   extraVars: string[];
   knownHosts?: string;
+  /** The shared host flags (-u, -b, --private-key, vault…) as arguments for the child runs. */
+  hostsArgs?: string[];
   /** The drill's run id: its cluster lock counts as the runbook's own (RUNBOOK_LOCK_HELD). */
   lockHeld?: string;
 }
@@ -40,6 +42,7 @@ export async function runRunbook(id: string, a: RunbookArgs, log: (line: string)
     ...a.secrets.flatMap((s) => ['--secret', s]),
     ...a.extraVars.flatMap((e) => ['-e', e]),
     ...(a.knownHosts ? ['--known-hosts', a.knownHosts] : []),
+    ...(a.hostsArgs ?? []),
     '--yes', '--report', `json=${reportPath}`,
     ...extra,
   ];

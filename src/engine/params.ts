@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { BadInputError } from '../errors.js';
+import { shlexSplit } from '../inventory/shlex.js';
 import { Secret, isSecret } from '../shell/secret.js';
 import type { ParamSpec, ParamSpecs } from './types.js';
 
@@ -23,28 +24,50 @@ export interface ParamSources {
   env?: NodeJS.ProcessEnv;
 }
 
-/** Parse -e arguments into one map; @file arguments are YAML or JSON objects. */
+/**
+ * Parse -e arguments into one map, as ansible-playbook does: `@file` (YAML or JSON), a JSON/YAML
+ * mapping (`{"a": 1}`), or `key=value` pairs split like a shell line (`'a=1 b="two words"'`).
+ */
 export function parseExtraVars(args: string[], errors: string[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
+  const mapping = (arg: string, doc: unknown): void => {
+    if (doc === null || doc === undefined) return;
+    if (typeof doc !== 'object' || Array.isArray(doc)) errors.push(`-e ${arg}: must be a mapping of param names to values`);
+    else Object.assign(out, doc);
+  };
   for (const arg of args) {
     if (arg.startsWith('@')) {
       const file = arg.slice(1);
       try {
-        const doc: unknown = parseYaml(readFileSync(file, 'utf8'));
-        if (doc === null || doc === undefined) continue;
-        if (typeof doc !== 'object' || Array.isArray(doc)) errors.push(`-e ${arg}: the file must hold a mapping of param names to values`);
-        else Object.assign(out, doc);
+        mapping(arg, parseYaml(readFileSync(file, 'utf8')));
       } catch (e) {
         errors.push(`-e ${arg}: ${(e as Error).message}`);
       }
       continue;
     }
-    const eq = arg.indexOf('=');
-    if (eq <= 0) {
-      errors.push(`-e ${arg}: expected key=value or @file.yml`);
+    if (/^\s*[[{]/.test(arg)) {
+      try {
+        mapping(arg, parseYaml(arg));
+      } catch (e) {
+        errors.push(`-e ${arg}: not valid JSON/YAML: ${(e as Error).message.split('\n')[0]}`);
+      }
       continue;
     }
-    out[arg.slice(0, eq)] = arg.slice(eq + 1);
+    let words: string[];
+    try {
+      words = shlexSplit(arg).map((t) => t.value);
+    } catch (e) {
+      errors.push(`-e ${arg}: ${(e as Error).message}`);
+      continue;
+    }
+    for (const word of words) {
+      const eq = word.indexOf('=');
+      if (eq <= 0) {
+        errors.push(`-e ${arg}: expected key=value pairs, JSON or @file.yml, got "${word}"`);
+        continue;
+      }
+      out[word.slice(0, eq)] = word.slice(eq + 1);
+    }
   }
   return out;
 }

@@ -35,6 +35,10 @@ export interface RunCliOptions {
   reports: string[];
   resume?: string;
   knownHosts?: string;
+  /** Connection flags (-u, -b, --private-key, --accept-new-host-keys…): they win over the inventory. */
+  overrides?: inv.ConnectionOverrides;
+  /** How to load the inventory (vault passwords). */
+  loadOptions?: inv.LoadOptions;
   tags: string[];
   skipTags: string[];
   /** --max-output MB: output kept per command and stream. */
@@ -63,11 +67,11 @@ export interface Prepared {
 }
 
 /** Everything that needs no host: runbook, inventory, selection, params, validate. */
-export async function prepare(ref: string, o: Pick<RunCliOptions, 'inventory' | 'limit' | 'extraVars' | 'secrets' | 'knownHosts' | 'check' | 'maxOutputMb'>, previousParams?: Record<string, unknown>): Promise<Prepared> {
+export async function prepare(ref: string, o: Pick<RunCliOptions, 'inventory' | 'limit' | 'extraVars' | 'secrets' | 'knownHosts' | 'check' | 'maxOutputMb' | 'overrides' | 'loadOptions'>, previousParams?: Record<string, unknown>): Promise<Prepared> {
   const loaded = await loadRunbook(ref);
   const def = loaded.def;
   if (o.inventory.length === 0) throw new BadInputError('no inventory: give -i FILE');
-  const inventory = await inv.loadInventory(o.inventory);
+  const inventory = await inv.loadInventory(o.inventory, o.loadOptions);
   const pattern = o.limit ?? def.hosts;
   const selected = inv.selectHosts(inventory, pattern);
   if (selected.length === 0) throw new BadInputError(`no host matches ${pattern ? `"${pattern}"` : 'the inventory'}`);
@@ -115,7 +119,7 @@ export async function prepare(ref: string, o: Pick<RunCliOptions, 'inventory' | 
     connect: async (name) => {
       const h = inventory.hosts.get(name);
       if (!h) throw new BadInputError(`host ${name} is not in the inventory`);
-      const spec = inv.connectionSpec(h, o.knownHosts ? { knownHostsFile: o.knownHosts } : undefined);
+      const spec = inv.connectionSpec(h, { ...o.overrides, ...(o.knownHosts ? { knownHostsFile: o.knownHosts } : {}) });
       return (await getTransport()).connect(spec);
     },
   };

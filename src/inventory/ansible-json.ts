@@ -2,7 +2,9 @@
  * The JSON of `ansible-inventory --list` (and `--host`), with secrets masked: runbook never prints
  * a password, so any variable named like one shows as "***".
  */
-import { MASK } from '../shell/secret.js';
+import { MASK, maskSecrets } from '../shell/secret.js';
+import { UnsafeText } from './template.js';
+import { VaultValue } from './vault.js';
 import type { Inventory, InventoryGroup, InventoryHost } from './types.js';
 
 /** Passwords and secrets by name: ansible_password, ansible_ssh_pass, ansible_become_pass, *_password, *_secret. */
@@ -15,6 +17,8 @@ export function isSecretVarName(name: string): boolean {
 /** A deep copy with secret-named keys masked, at any depth, and keys sorted as Ansible prints them. */
 export function maskSecretVars<T>(value: T): T {
   if (Array.isArray(value)) return value.map((v) => maskSecretVars(v)) as T;
+  if (value instanceof VaultValue || value instanceof UnsafeText) return value.toJSON() as T; // as ansible-inventory shows it
+  if (typeof value === 'string') return maskSecrets(value) as T; // decrypted vault file values
   if (value === null || typeof value !== 'object') return value;
   const out: Record<string, unknown> = {};
   for (const key of Object.keys(value).sort()) {
@@ -48,14 +52,14 @@ export function toAnsibleListJson(inventory: Inventory, only?: Iterable<Inventor
   visit(inventory.groups.get('all')!);
   const hostvars: Record<string, unknown> = {};
   for (const host of [...inventory.hosts.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
-    if (selected.has(host.name) && Object.keys(host.vars).length > 0) hostvars[host.name] = maskSecretVars(host.vars);
+    if (selected.has(host.name) && Object.keys(host.vars).length > 0) hostvars[host.name] = maskSecretVars(host.raw ?? host.vars);
   }
   return sortKeys({ _meta: { hostvars }, ...out });
 }
 
 /** What `--host NAME` prints. */
 export function hostVarsJson(host: InventoryHost): Record<string, unknown> {
-  return maskSecretVars(host.vars);
+  return maskSecretVars(host.raw ?? host.vars);
 }
 
 function sortKeys(obj: Record<string, unknown>): Record<string, unknown> {

@@ -8,6 +8,7 @@ import { BadInputError, type SourcePosition } from '../errors.js';
 import { Secret } from '../shell/secret.js';
 import type { ConnectionSpec, InventoryHost } from './types.js';
 import { shlexSplit, ShlexError } from './shlex.js';
+import { needsResolving } from './template.js';
 
 type Check = (value: unknown) => string | undefined;
 
@@ -45,6 +46,7 @@ const CHECKS: Record<string, Check> = {
   ansible_become_pass: secretText,
   ansible_connection: nonEmptyString,
   ansible_ssh_common_args: sshArgs,
+  ansible_host_key_checking: bool,
   runbook_known_hosts: nonEmptyString,
   runbook_accept_new_host_key: bool,
   runbook_proxy_jump: jumpSpec,
@@ -54,9 +56,8 @@ const CHECKS: Record<string, Check> = {
 export function checkConnectionVar(key: string, value: unknown, pos: SourcePosition): void {
   const check = CHECKS[key];
   if (!check) return;
-  if (typeof value === 'string' && value.includes('{{')) {
-    throw new BadInputError(`${key}: templates ({{ … }}) are not evaluated by runbook; give the value itself`, pos);
-  }
+  // A template or a vault value is checked once rendered, when the connection is made.
+  if (needsResolving(value)) return;
   const problem = check(value);
   if (problem) throw new BadInputError(`${key} ${problem}, got ${JSON.stringify(value)}`, pos);
 }
@@ -87,8 +88,19 @@ function checkJumpList(list: string): string | undefined {
   return undefined;
 }
 
-/** The ProxyJump in `-o ProxyJump=…`, `-o 'ProxyJump …'` or `-J …`; other ssh options are left to ssh config. */
-export function proxyJumpFromSshArgs(args: string): string | undefined {
+/** The `-o` options (and -J) of ansible_ssh_common_args that runbook takes, by lower-case name. */
+export interface SshArgOptions {
+  proxyJump?: string;
+  userKnownHostsFile?: string;
+  strictHostKeyChecking?: 'yes' | 'accept-new' | 'no' | 'ask';
+}
+
+/** Options ssh would take from -o that runbook honours; any other -o is refused by name. */
+const SSH_ARG_OPTIONS = new Set(['proxyjump', 'userknownhostsfile', 'stricthostkeychecking']);
+/** -o options with no bearing on runbook's connection (ControlMaster & co: runbook keeps its own). */
+const SSH_ARG_IGNORED = new Set(['controlmaster', 'controlpersist', 'controlpath', 'forwardagent', 'compression', 'loglevel', 'serveraliveinterval', 'serveralivecountmax', 'connecttimeout', 'preferredauthentications', 'pubkeyauthentication', 'passwordauthentication', 'identitiesonly', 'hashknownhosts', 'checkhostip', 'updatehostkeys', 'addkeystoagent', 'tcpkeepalive', 'batchmode', 'gssapiauthentication']);
+
+export function sshArgOptions(args: string): SshArgOptions {
   let words: string[];
   try {
     words = shlexSplit(args).map((t) => t.value);
@@ -96,7 +108,7 @@ export function proxyJumpFromSshArgs(args: string): string | undefined {
     if (error instanceof ShlexError) throw new Error(`cannot be split into words: ${error.message}`);
     throw error;
   }
-  let jump: string | undefined;
+  const out: SshArgOptions = {};
   for (let i = 0; i < words.length; i++) {
     const w = words[i];
     let option: string | undefined;
@@ -107,13 +119,34 @@ export function proxyJumpFromSshArgs(args: string): string | undefined {
     const m = /^\s*(\w+)\s*(?:=|\s)\s*(.*)$/.exec(option);
     if (!m) throw new Error(`has an ssh option runbook cannot read: "${option}"`);
     const name = m[1].toLowerCase();
-    if (name === 'proxycommand') throw new Error('uses ProxyCommand, which runbook does not support: use ProxyJump or runbook_proxy_jump');
-    if (name !== 'proxyjump') continue;
-    const problem = checkJumpList(m[2]);
-    if (m[2].toLowerCase() !== 'none' && problem) throw new Error(`ProxyJump ${problem}`);
-    jump = m[2].toLowerCase() === 'none' ? undefined : m[2];
+    const value = m[2].trim();
+    if (name === 'proxycommand') throw new Error('uses ProxyCommand, which runbook does not take from ansible_ssh_common_args: put it in ~/.ssh/config (a Host block), or use ProxyJump');
+    if (SSH_ARG_IGNORED.has(name)) continue;
+    if (!SSH_ARG_OPTIONS.has(name)) throw new Error(`has -o ${m[1]}, which runbook does not support (it takes ProxyJump, UserKnownHostsFile, StrictHostKeyChecking)`);
+    if (name === 'proxyjump') {
+      const problem = checkJumpList(value);
+      if (value.toLowerCase() !== 'none' && problem) throw new Error(`ProxyJump ${problem}`);
+      if (value.toLowerCase() === 'none') delete out.proxyJump;
+      else out.proxyJump = value;
+    } else if (name === 'userknownhostsfile') {
+      out.userKnownHostsFile = value.split(/\s+/)[0];
+    } else {
+      const v = value.toLowerCase();
+      const mapped = v === 'yes' || v === 'true' ? 'yes' : v === 'no' || v === 'false' || v === 'off' ? 'no' : v === 'accept-new' ? 'accept-new' : v === 'ask' ? 'ask' : undefined;
+      if (!mapped) throw new Error(`StrictHostKeyChecking must be yes, accept-new, no or ask, got "${value}"`);
+      out.strictHostKeyChecking = mapped;
+    }
   }
-  return jump;
+  return out;
+}
+
+/** The ProxyJump in `-o ProxyJump=…`, `-o 'ProxyJump …'` or `-J …`. */
+export function proxyJumpFromSshArgs(args: string): string | undefined {
+  return sshArgOptions(args).proxyJump;
+}
+
+function optional<K extends string, V>(key: K, value: V | undefined): { [k in K]?: V } {
+  return (value === undefined ? {} : { [key]: value }) as { [k in K]?: V };
 }
 
 /** Where each host's variables were defined, kept beside the public InventoryHost. */
@@ -161,6 +194,11 @@ export function connectionSpec(host: InventoryHost, overrides: ConnectionOverrid
   };
   const keyFile = get('ansible_ssh_private_key_file', 'ansible_private_key_file');
   const commonArgs = get('ansible_ssh_common_args');
+  const sshArgs = commonArgs === undefined ? {} : sshArgOptions(String(commonArgs));
+  // Ansible: host_key_checking=False makes ssh accept unknown keys (StrictHostKeyChecking=no).
+  const keyChecking = toBool(get('ansible_host_key_checking')) ?? toBool(process.env.ANSIBLE_HOST_KEY_CHECKING);
+  const hostKeyChecking = sshArgs.strictHostKeyChecking ?? (keyChecking === false ? 'no' : undefined);
+  const argsKnownHosts = sshArgs.userKnownHostsFile?.replace(/^~(?=$|\/)/, homedir());
   return {
     name: host.name,
     address: String(get('ansible_host', 'ansible_ssh_host') ?? host.name),
@@ -168,9 +206,10 @@ export function connectionSpec(host: InventoryHost, overrides: ConnectionOverrid
     user: overrides.user ?? String(get('ansible_user', 'ansible_ssh_user') ?? userInfo().username),
     privateKeyFile: overrides.privateKeyFile ?? (keyFile === undefined ? undefined : String(keyFile).replace(/^~(?=$|\/)/, homedir())),
     password: secretVar('ansible_password', 'ansible_ssh_pass'),
-    knownHostsFile: overrides.knownHostsFile ?? pathVar('runbook_known_hosts') ?? join(homedir(), '.ssh', 'known_hosts'),
+    ...optional('knownHostsFile', overrides.knownHostsFile ?? pathVar('runbook_known_hosts') ?? argsKnownHosts),
+    ...optional('hostKeyChecking', hostKeyChecking),
     acceptNewHostKey: overrides.acceptNewHostKey ?? toBool(get('runbook_accept_new_host_key')) ?? false,
-    proxyJump: (get('runbook_proxy_jump') as string | undefined) ?? (commonArgs === undefined ? undefined : proxyJumpFromSshArgs(String(commonArgs))),
+    proxyJump: (get('runbook_proxy_jump') as string | undefined) ?? sshArgs.proxyJump,
     become: overrides.become ?? toBool(get('ansible_become')) ?? false,
     becomeUser: overrides.becomeUser ?? (get('ansible_become_user') as string | undefined),
     becomePassword: overrides.becomePassword ?? secretVar('ansible_become_password', 'ansible_become_pass'),

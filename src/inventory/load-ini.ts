@@ -48,7 +48,8 @@ export function loadIniInventory(builder: InventoryBuilder, file: string, text: 
       }
       return;
     }
-    if (line.startsWith('[')) {
+    // Like Ansible: only a bracketed line is a (bad) section; `[2001:db8::10]:5022` is a host.
+    if (line.startsWith('[') && line.endsWith(']')) {
       throw new BadInputError(`invalid section header "${line}": no spaces, and [name] or [name:vars] or [name:children]`, at());
     }
     if (state === 'hosts') {

@@ -6,14 +6,16 @@ import { isMap, isScalar, type Node, type Pair } from 'yaml';
 import { BadInputError } from '../errors.js';
 import type { InventoryBuilder } from './builder.js';
 import { parseHostPattern } from './ranges.js';
-import { keyName, parseYamlFile, type YamlFile } from './yaml-file.js';
+import type { VaultKeyring } from './vault.js';
+import { deref, keyName, mapEntries, parseYamlFile, type YamlFile } from './yaml-file.js';
 
 const SECTIONS = new Set(['hosts', 'children', 'vars']);
 
-export function loadYamlInventory(builder: InventoryBuilder, file: string, text: string): void {
-  const y = parseYamlFile(file, text);
+export function loadYamlInventory(builder: InventoryBuilder, file: string, text: string, vault?: VaultKeyring): void {
+  const y = parseYamlFile(file, text, vault);
   const root = y.doc.contents;
-  if (root === null || (isScalar(root) && root.value === null)) throw new BadInputError('the YAML inventory is empty', { file });
+  // Ansible reads an empty file as an empty inventory (its INI plugin takes what YAML refused).
+  if (root === null || (isScalar(root) && root.value === null)) return;
   if (!isMap(root)) throw new BadInputError('a YAML inventory must be a mapping of group names', y.pos(root));
   for (const pair of root.items) {
     if (keyName(pair.key) === 'plugin') {
@@ -26,13 +28,13 @@ export function loadYamlInventory(builder: InventoryBuilder, file: string, text:
 /** Loads one `name: {hosts, children, vars}` entry; returns the group name. */
 function parseGroup(builder: InventoryBuilder, y: YamlFile, pair: Pair): string {
   const name = keyName(pair.key);
-  const node = pair.value as Node | null;
+  const node = deref(y, pair.value as Node | null);
   builder.addGroup(name);
   if (node === null || (isScalar(node) && node.value === null)) return name;
   if (!isMap(node)) {
     throw new BadInputError(`group "${name}" must be a mapping with hosts, children or vars (or empty)`, y.pos(node));
   }
-  for (const section of node.items) {
+  for (const section of mapEntries(y, node)) {
     const key = keyName(section.key);
     const sectionAt = y.pos(section.key as Node);
     if (!SECTIONS.has(key)) {
@@ -47,7 +49,8 @@ function parseGroup(builder: InventoryBuilder, y: YamlFile, pair: Pair): string 
       } else if (key === 'children') {
         builder.addChild(name, parseGroup(builder, y, entry), entryAt);
       } else {
-        const vars = entry.value as Node | null;
+        // `pg03: *standby_host` reuses another host's mapping.
+        const vars = deref(y, entry.value as Node | null);
         if (vars !== null && !(isScalar(vars) && vars.value === null) && !isMap(vars)) {
           throw new BadInputError(`host "${entryName}" in group "${name}" must have a mapping of variables (or nothing)`, y.pos(vars));
         }
@@ -55,7 +58,7 @@ function parseGroup(builder: InventoryBuilder, y: YamlFile, pair: Pair): string 
         for (const host of hosts) {
           builder.addHost(host, name, port, entryAt);
           if (!isMap(vars)) continue;
-          for (const v of vars.items) {
+          for (const v of mapEntries(y, vars)) {
             builder.setHostVar(host, keyName(v.key), y.value(v.value as Node), y.pos((v.value as Node) ?? (v.key as Node)));
           }
         }
@@ -67,9 +70,9 @@ function parseGroup(builder: InventoryBuilder, y: YamlFile, pair: Pair): string 
 
 /** The entries of a hosts/children/vars section: a mapping, nothing, or (as Ansible allows) one bare name. */
 function sectionEntries(y: YamlFile, section: Pair, what: string): Pair[] {
-  const node = section.value as Node | null;
+  const node = deref(y, section.value as Node | null);
   if (node === null || (isScalar(node) && node.value === null)) return [];
-  if (isMap(node)) return node.items as Pair[];
+  if (isMap(node)) return mapEntries(y, node);
   if (isScalar(node) && typeof node.value === 'string') {
     return [{ key: node, value: null } as unknown as Pair];
   }

@@ -1,12 +1,17 @@
 /**
  * Ansible host patterns (`--limit`): names of groups or hosts, globs (`pg*`), `~regex`, subscripts
  * (`web[0]`, `web[1:3]`), joined by `:` or `,` — union first, then `&` intersections, then `!`
- * exclusions. Stricter than Ansible: a term that matches nothing, or an empty result, is an error.
+ * exclusions. As Ansible, a term that matches nothing is ignored with a warning (`mons:nonexistent`
+ * is `mons`); stricter than Ansible, an empty result is an error.
  */
 import { BadInputError } from '../errors.js';
 import type { Inventory, InventoryHost } from './types.js';
 
-export function selectHosts(inventory: Inventory, pattern = 'all'): InventoryHost[] {
+const stderrWarning = (message: string): void => {
+  process.stderr.write(`[WARNING]: ${message}\n`);
+};
+
+export function selectHosts(inventory: Inventory, pattern = 'all', warn: (message: string) => void = stderrWarning): InventoryHost[] {
   const terms = splitPattern(pattern);
   if (terms.length === 0) throw new BadInputError(`empty host pattern "${pattern}"`);
   // Only & and ! terms: they narrow `all`.
@@ -17,14 +22,18 @@ export function selectHosts(inventory: Inventory, pattern = 'all'): InventoryHos
     ...terms.filter((t) => t.startsWith('!')),
   ];
   let result: InventoryHost[] = [];
+  const unmatched: string[] = [];
   for (const term of ordered) {
     const op = term[0] === '&' || term[0] === '!' ? term[0] : '';
-    const matched = matchTerm(inventory, term.slice(op.length), pattern);
+    const matched = matchTerm(inventory, term.slice(op.length));
+    if (matched.size === 0) unmatched.push(term.slice(op.length));
     if (op === '&') result = result.filter((h) => matched.has(h));
     else if (op === '!') result = result.filter((h) => !matched.has(h));
     else for (const h of matched) if (!result.includes(h)) result.push(h);
   }
-  if (result.length === 0) throw new BadInputError(`no hosts match "${pattern}"`);
+  const none = unmatched.map((t) => `"${t}" matches no group or host`).join('; ');
+  if (result.length === 0) throw new BadInputError(`no hosts match "${pattern}"${none ? `: ${none}` : ''}`);
+  for (const t of unmatched) warn(`Could not match supplied host pattern, ignoring: ${t}`);
   return result;
 }
 
@@ -34,14 +43,12 @@ export function splitPattern(pattern: string): string[] {
   return parts.map((p) => p.trim()).filter(Boolean);
 }
 
-function matchTerm(inventory: Inventory, term: string, whole: string): Set<InventoryHost> {
+function matchTerm(inventory: Inventory, term: string): Set<InventoryHost> {
   const sub = /^(.+?)\[(-?\d+)(?::(-?\d*))?\]$/.exec(term);
   const isRegex = term.startsWith('~');
   const base = sub && !isRegex ? sub[1] : term;
   const hosts = enumerate(inventory, base);
-  if (hosts.length === 0) {
-    throw new BadInputError(`host pattern "${whole}": "${term}" matches no group or host`);
-  }
+  if (hosts.length === 0) return new Set();
   if (!sub || isRegex) return new Set(hosts);
   // Subscripts pick from the matched hosts: [i], [i:j] (inclusive, as Ansible), negative from the end.
   const at = (s: string) => {

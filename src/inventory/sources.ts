@@ -5,13 +5,18 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, extname, join, resolve } from 'node:path';
 import { BadInputError } from '../errors.js';
+import { isScript, runInventoryScript } from './load-script.js';
+import { isVaultText, VaultKeyring } from './vault.js';
 
-export type InventoryFormat = 'yaml' | 'ini';
+export type InventoryFormat = 'yaml' | 'ini' | 'script';
 
 export interface InventoryFile {
   path: string;
   format: InventoryFormat;
+  /** The file's text (decrypted when it was a vault); for a script, its `--list` JSON. */
   text: string;
+  /** A whole-file vault: its values are secrets. */
+  encrypted?: boolean;
 }
 
 export interface InventorySource {
@@ -27,7 +32,7 @@ const IGNORED_NAMES = /^(?:\..*|host_vars|group_vars|vars_plugins)$/;
 const IGNORED_EXTS = ['.pyc', '.pyo', '.swp', '.bak', '~', '.rpm', '.md', '.txt', '.rst', '.orig', '.ini', '.cfg', '.retry'];
 const YAML_EXTS = ['.yml', '.yaml', '.json'];
 
-export function resolveSource(arg: string): InventorySource {
+export function resolveSource(arg: string, vault?: VaultKeyring): InventorySource {
   const path = resolve(arg);
   let isDir: boolean;
   try {
@@ -35,29 +40,30 @@ export function resolveSource(arg: string): InventorySource {
   } catch {
     throw new BadInputError(`inventory ${arg} does not exist`);
   }
-  if (!isDir) return { path, basedir: dirname(path), files: [readInventoryFile(path, false)] };
+  if (!isDir) return { path, basedir: dirname(path), files: [readInventoryFile(path, false, vault)] };
   const files: InventoryFile[] = [];
-  walk(path, files);
+  walk(path, files, vault);
   if (files.length === 0) throw new BadInputError(`inventory directory ${arg} holds no inventory file`);
   return { path, basedir: path, files };
 }
 
-function walk(dir: string, out: InventoryFile[]): void {
+function walk(dir: string, out: InventoryFile[], vault?: VaultKeyring): void {
   for (const name of readdirSync(dir).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))) {
     if (IGNORED_NAMES.test(name) || IGNORED_EXTS.some((e) => name.endsWith(e))) continue;
     const path = join(dir, name);
-    if (statSync(path).isDirectory()) walk(path, out);
-    else out.push(readInventoryFile(path, true));
+    if (statSync(path).isDirectory()) walk(path, out, vault);
+    else out.push(readInventoryFile(path, true, vault));
   }
 }
 
-function readInventoryFile(path: string, inDirectory: boolean): InventoryFile {
+function readInventoryFile(path: string, inDirectory: boolean, vault?: VaultKeyring): InventoryFile {
   const ext = extname(path).toLowerCase();
   if (ext === '.toml') throw new BadInputError('TOML inventories are not supported: use YAML or INI', { file: path });
-  const text = readFileSync(path, 'utf8');
-  if (YAML_EXTS.includes(ext)) return { path, format: 'yaml', text };
-  if (ext === '.ini' && !inDirectory) return { path, format: 'ini', text };
-  return { path, format: looksLikeYaml(text) ? 'yaml' : 'ini', text };
+  // Ansible's script plugin comes before yaml and ini: an executable file with a #! line is run.
+  if (isScript(path)) return { path, format: 'script', text: runInventoryScript(path) };
+  const { text, encrypted } = readMaybeVaulted(path, vault);
+  const format: InventoryFormat = YAML_EXTS.includes(ext) ? 'yaml' : ext === '.ini' && !inDirectory ? 'ini' : looksLikeYaml(text) ? 'yaml' : 'ini';
+  return { path, format, text, ...(encrypted ? { encrypted } : {}) };
 }
 
 /** Ansible tries YAML, then INI. We decide from the first meaningful line, so errors speak the right language. */
@@ -71,4 +77,11 @@ export function looksLikeYaml(text: string): boolean {
     return /^[^\s=]+:(?:\s|$)/.test(line) || /^["'][^"']*["']\s*:/.test(line);
   }
   return false;
+}
+
+/** A file's text; a whole-file Ansible Vault is decrypted (every value in it then counts as secret). */
+export function readMaybeVaulted(path: string, vault?: VaultKeyring): { text: string; encrypted: boolean } {
+  const text = readFileSync(path, 'utf8');
+  if (!isVaultText(text)) return { text, encrypted: false };
+  return { text: (vault ?? new VaultKeyring()).decrypt(text, { file: path }), encrypted: true };
 }

@@ -3,8 +3,13 @@ import type { Secret } from '../shell/secret.js';
 
 export interface InventoryHost {
   name: string;
-  /** Fully merged variables, exactly as `ansible-inventory --list` shows them in _meta.hostvars. */
+  /**
+   * Fully merged variables as runbook reads them: templates rendered and vault values decrypted
+   * when a var is read (lazily, as Ansible does).
+   */
   vars: Record<string, unknown>;
+  /** The same variables as written, exactly as `ansible-inventory --list` shows them in _meta.hostvars. */
+  raw?: Record<string, unknown>;
   /** Every group the host is in, ancestors included, 'all' and 'ungrouped' as Ansible has them. */
   groups: string[];
 }
@@ -36,10 +41,18 @@ export interface ConnectionSpec {
   privateKeyFile?: string;
   /** Password auth, only when asked for (ansible_password / ansible_ssh_pass). */
   password?: Secret;
-  /** known_hosts file to verify against (runbook_known_hosts, or ~/.ssh/known_hosts). */
+  /**
+   * known_hosts file to verify against (--known-hosts, runbook_known_hosts, or -o UserKnownHostsFile
+   * in ansible_ssh_common_args); unset: the ssh config's UserKnownHostsFile, else ~/.ssh/known_hosts.
+   */
   knownHostsFile?: string;
   /** Accept and record an unknown host key (never a changed one). */
   acceptNewHostKey?: boolean;
+  /**
+   * StrictHostKeyChecking from the inventory (-o in ansible_ssh_common_args, ansible_host_key_checking,
+   * ANSIBLE_HOST_KEY_CHECKING): `no` accepts an unknown key with a warning. A changed key is always refused.
+   */
+  hostKeyChecking?: 'yes' | 'accept-new' | 'no' | 'ask';
   /** ProxyJump chain, "user@host:port,user@host2". */
   proxyJump?: string;
   become: boolean;

@@ -9,7 +9,9 @@ import { isMap, isScalar, type Node } from 'yaml';
 import { BadInputError } from '../errors.js';
 import type { VarMap } from './builder.js';
 import { checkConnectionVar } from './connection.js';
-import { keyName, parseYamlFile } from './yaml-file.js';
+import { readMaybeVaulted } from './sources.js';
+import { registerSecret, type VaultKeyring } from './vault.js';
+import { keyName, mapEntries, parseYamlFile } from './yaml-file.js';
 
 const EXTENSIONS = ['.yml', '.yaml', '.json'];
 
@@ -19,7 +21,10 @@ export class VarsDirs {
   private readonly fileCache = new Map<string, VarMap>();
 
   /** @param basedirs one per inventory source, in -i order (a directory source is its own basedir). */
-  constructor(private readonly basedirs: string[]) {}
+  constructor(
+    private readonly basedirs: string[],
+    private readonly vault?: VaultKeyring,
+  ) {}
 
   /** The vars of one entity from every source, later sources winning (Ansible combines per source). */
   varsFor(kind: VarsKind, names: string[]): VarMap {
@@ -42,7 +47,7 @@ export class VarsDirs {
   private load(file: string): VarMap {
     let vars = this.fileCache.get(file);
     if (!vars) {
-      vars = loadVarsFile(file);
+      vars = loadVarsFile(file, this.vault);
       this.fileCache.set(file, vars);
     }
     return vars;
@@ -84,17 +89,19 @@ function filesIn(dir: string): string[] {
   return found;
 }
 
-/** A vars file: a mapping of variables, or empty. */
-export function loadVarsFile(file: string): VarMap {
-  const y = parseYamlFile(file, readFileSync(file, 'utf8'));
+/** A vars file: a mapping of variables, or empty; a whole-file vault is decrypted, its values all secret. */
+export function loadVarsFile(file: string, vault?: VaultKeyring): VarMap {
+  const { text, encrypted } = readMaybeVaulted(file, vault);
+  const y = parseYamlFile(file, text, vault);
   const root = y.doc.contents;
   const vars: VarMap = new Map();
   if (root === null || (isScalar(root) && root.value === null)) return vars;
   if (!isMap(root)) throw new BadInputError('a vars file must be a mapping of variable names to values', y.pos(root));
-  for (const pair of root.items) {
+  for (const pair of mapEntries(y, root)) {
     const key = keyName(pair.key);
     const pos = y.pos((pair.value as Node) ?? (pair.key as Node));
     const value = y.value(pair.value as Node);
+    if (encrypted) registerSecret(value);
     checkConnectionVar(key, value, pos);
     vars.set(key, { value, pos });
   }

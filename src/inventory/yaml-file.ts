@@ -2,8 +2,10 @@
  * YAML as Ansible reads it (PyYAML, YAML 1.1), with positions: every node can say where it is, and
  * every syntax problem becomes a BadInputError naming file:line:col.
  */
-import { isMap, isScalar, LineCounter, parseDocument, type Document, type Node, type ScalarTag, type Tags } from 'yaml';
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node, type Pair, type ScalarTag, type Tags, type YAMLMap } from 'yaml';
 import { BadInputError, type SourcePosition } from '../errors.js';
+import { UnsafeText } from './template.js';
+import { isVaultText, VaultKeyring, VaultValue } from './vault.js';
 
 export interface YamlFile {
   file: string;
@@ -24,20 +26,24 @@ const PY_TESTS: Array<[sample: string, test: RegExp]> = [
   ['12', /^[-+]?(?:0|[1-9][0-9_]*)$/],
 ];
 
-// Ansible's own tags: !unsafe marks a string not to template (a plain string here); vault needs a key we do not have.
-const ANSIBLE_TAGS: ScalarTag[] = [
-  { tag: '!unsafe', resolve: (s: string) => s },
-  {
-    tag: '!vault',
-    resolve: (s: string, onError: (message: string) => void) => {
-      onError('Ansible Vault values are not supported: give the value another way (an environment variable, a prompt)');
-      return s;
+// Ansible's own tags: !unsafe marks a string not to template (kept as written: runbook renders only
+// what it reads, and an !unsafe value is not rendered); !vault is an inline encrypted value.
+function ansibleTags(file: string, vault: VaultKeyring | undefined): ScalarTag[] {
+  return [
+    { tag: '!unsafe', resolve: (s: string) => new UnsafeText(s) as unknown as string },
+    {
+      tag: '!vault',
+      resolve: (s: string, onError: (message: string) => void) => {
+        if (!isVaultText(s)) onError('a !vault value must be an Ansible Vault envelope ($ANSIBLE_VAULT;1.1;AES256 …)');
+        // The envelope is decrypted when the var is read: --list shows it as ansible-inventory does.
+        return new VaultValue(s, { file }, vault ?? new VaultKeyring()) as unknown as string;
+      },
     },
-  },
-];
+  ];
+}
 
-function pyyamlTags(tags: Tags): Tags {
-  return [...ANSIBLE_TAGS, ...tags.map((t) => {
+function pyyamlTags(extra: ScalarTag[]) {
+  return (tags: Tags): Tags => [...extra, ...tags.map((t) => {
     if (typeof t !== 'object' || !('test' in t) || !t.test) return t;
     const tag = t as ScalarTag;
     if (tag.tag === 'tag:yaml.org,2002:timestamp') return { ...tag, resolve: (s: string) => s };
@@ -47,7 +53,7 @@ function pyyamlTags(tags: Tags): Tags {
 }
 
 /** Parse one YAML document, or throw a BadInputError at the first problem (errors and warnings alike). */
-export function parseYamlFile(file: string, text: string): YamlFile {
+export function parseYamlFile(file: string, text: string, vault?: VaultKeyring): YamlFile {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, {
     version: '1.1',
@@ -56,7 +62,7 @@ export function parseYamlFile(file: string, text: string): YamlFile {
     prettyErrors: true,
     strict: true,
     lineCounter,
-    customTags: pyyamlTags,
+    customTags: pyyamlTags(ansibleTags(file, vault)),
   });
   const problem = doc.errors[0] ?? doc.warnings[0];
   if (problem) {
@@ -72,6 +78,12 @@ export function parseYamlFile(file: string, text: string): YamlFile {
     const { line, col } = lineCounter.linePos(offset);
     return { file, line, col };
   };
+  // Each inline vault value learns where it is, for its decryption errors.
+  visit(doc, {
+    Scalar(_key, node) {
+      if (node.value instanceof VaultValue) node.value.pos = pos(node);
+    },
+  });
   const value = (node: Node | null | undefined): unknown => (node ? node.toJS(doc, { maxAliasCount: 1000 }) : null);
   return { file, doc, pos, value };
 }
@@ -93,3 +105,40 @@ export function keyName(node: unknown): string {
 }
 
 export { isMap, isScalar };
+
+function isMergeKey(key: unknown): boolean {
+  const v = isScalar(key) ? key.value : key;
+  return v === '<<' || (typeof v === 'symbol' && v.description === '<<');
+}
+
+/**
+ * A mapping's pairs with `<<: *anchor` merges expanded, as PyYAML does: explicit keys win over
+ * merged ones, and an earlier merge source over a later one. Each pair keeps its own position.
+ */
+export function mapEntries(y: YamlFile, map: YAMLMap): Pair[] {
+  const own = new Map<string, Pair>();
+  const merged = new Map<string, Pair>();
+  for (const pair of map.items as Pair[]) {
+    if (!isMergeKey(pair.key)) {
+      own.set(keyName(pair.key), pair);
+      continue;
+    }
+    const value = pair.value as Node | null;
+    const sources = isSeq(value) ? (value.items as Node[]) : [value];
+    for (const source of sources) {
+      const target = isAlias(source) ? source.resolve(y.doc) : source;
+      if (!isMap(target)) throw new BadInputError('a << merge key needs a mapping (or a list of them)', y.pos(source));
+      for (const p of mapEntries(y, target)) {
+        const k = keyName(p.key);
+        if (!merged.has(k)) merged.set(k, p);
+      }
+    }
+  }
+  return [...[...merged].filter(([k]) => !own.has(k)).map(([, p]) => p), ...own.values()];
+}
+
+/** A node with an alias followed to what it names. */
+export function deref(y: YamlFile, node: Node | null | undefined): Node | null {
+  if (isAlias(node)) return (node.resolve(y.doc) as Node | undefined) ?? null;
+  return node ?? null;
+}

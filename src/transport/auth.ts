@@ -84,11 +84,12 @@ export async function planAuth(options: {
   user: string;
   identityFiles: string[];
   password?: Secret;
-  agentSocket?: string;
+  /** IdentityAgent: a socket path, or false (none / IdentitiesOnly): no agent. */
+  agentSocket?: string | false;
 }): Promise<AuthPlan> {
   const methods: AnyAuthMethod[] = [];
   const notes: string[] = [];
-  const agent = options.agentSocket ?? process.env.SSH_AUTH_SOCK;
+  const agent = options.agentSocket === false ? undefined : (options.agentSocket ?? process.env.SSH_AUTH_SOCK);
   if (agent) methods.push({ type: 'agent', username: options.user, agent });
   const explicit = options.identityFiles.length > 0;
   const files = explicit ? options.identityFiles : defaultKeyFiles();

@@ -13,11 +13,16 @@ import {
 } from './known-hosts.js';
 
 export interface HostKeyCheckOptions {
-  /** Address and port as connected to (the name looked up in known_hosts). */
+  /** Address and port as connected to (the name looked up in known_hosts), or HostKeyAlias. */
   address: string;
   port: number;
+  /** Written to on accept; read with `otherFiles` (the rest of UserKnownHostsFile, GlobalKnownHostsFile). */
   knownHostsFile: string;
+  otherFiles?: string[];
   acceptNew: boolean;
+  /** StrictHostKeyChecking no: an unknown key is accepted (and recorded) with a warning. */
+  acceptUnknown?: boolean;
+  warn?: (message: string) => void;
 }
 
 export interface HostKeyCheck {
@@ -37,13 +42,19 @@ export function hostKeyCheck(options: HostKeyCheckOptions): HostKeyCheck {
     verify(keyBlob) {
       const key = `${keyTypeOf(keyBlob)} ${fingerprint(keyBlob)}`;
       // Read on every connect: a key accepted by a parallel connection counts at once.
-      const verdict = checkHostKey(readKnownHosts(file), name, keyBlob);
+      const entries = [file, ...(options.otherFiles ?? [])].flatMap((f) => readKnownHosts(f));
+      const verdict = checkHostKey(entries, name, keyBlob);
       switch (verdict.status) {
         case 'known':
           return true;
         case 'unknown':
-          if (options.acceptNew) {
-            appendKnownHost(file, name, keyBlob);
+          if (options.acceptNew || options.acceptUnknown) {
+            if (options.acceptUnknown) {
+              (options.warn ?? ((m: string) => process.stderr.write(`[WARNING]: ${m}\n`)))(
+                `host key of ${name} (${key}) was not known and is accepted unverified (StrictHostKeyChecking no); recorded in ${file}`,
+              );
+            }
+            if (file !== '/dev/null') appendKnownHost(file, name, keyBlob);
             return true;
           }
           refusal =

@@ -1,12 +1,13 @@
 /**
- * ~/.ssh/config (HostName, Port, User, IdentityFile, ProxyJump) under the inventory: a value the
- * inventory set wins, the config fills the rest. `Match exec` is never run (it executes commands).
+ * ~/.ssh/config under the inventory, evaluated as `ssh -G` does (openssh-config.ts): a value the
+ * inventory set wins, the config fills the rest: address, port, user, keys, jump hosts (each with
+ * its own config), ProxyCommand, known_hosts files, HostKeyAlias, StrictHostKeyChecking,
+ * keepalives, connect timeout, agent.
  */
-import { existsSync, readFileSync } from 'node:fs';
 import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import SSHConfig from 'ssh-config';
 import type { ConnectionSpec } from '../inventory/types.js';
+import { expandTilde, sshOptions, type HostKeyChecking, type SshOptions } from './openssh-config.js';
 
 /** Where and as whom to connect, after the ssh config was applied. */
 export interface ResolvedTarget {
@@ -19,6 +20,20 @@ export interface ResolvedTarget {
   identityFiles: string[];
   /** Jump hops, outermost first. */
   jumps: JumpHop[];
+  /** A ProxyCommand line (tokens expanded): its stdin/stdout is the connection. */
+  proxyCommand?: string;
+  /** known_hosts files: the first is written (accept-new), all are read, then the global ones. */
+  knownHostsFiles: string[];
+  globalKnownHostsFiles: string[];
+  /** The name looked up in known_hosts instead of the address (HostKeyAlias). */
+  hostKeyAlias?: string;
+  hostKeyChecking: HostKeyChecking;
+  /** ServerAliveInterval in ms (0: runbook's default), ServerAliveCountMax. */
+  keepaliveIntervalMs: number;
+  keepaliveCountMax: number;
+  connectTimeoutMs?: number;
+  /** IdentityAgent none → no agent; a path → that socket; IdentitiesOnly → only the key files. */
+  agent?: string | false;
 }
 
 export interface JumpHop {
@@ -29,34 +44,6 @@ export interface JumpHop {
 
 export function defaultSshConfigFile(): string {
   return join(homedir(), '.ssh', 'config');
-}
-
-/** Parsed lazily once per file; a missing file is an empty config. */
-const cache = new Map<string, SSHConfig | null>();
-
-function loadConfig(file: string): SSHConfig | null {
-  if (!cache.has(file)) cache.set(file, existsSync(file) ? SSHConfig.parse(readFileSync(file, 'utf8')) : null);
-  return cache.get(file)!;
-}
-
-/** Options from the ssh config for a host alias, names lower-cased. */
-export function sshConfigFor(alias: string, file = defaultSshConfigFile()): Record<string, string | string[]> {
-  const config = loadConfig(file);
-  return config ? config.compute(alias, { ignoreCase: true, matchExec: false }) : {};
-}
-
-function first(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
-}
-
-function expandPath(path: string, alias: string, user: string): string {
-  return path
-    .replace(/^~(?=\/|$)/, homedir())
-    .replace(/%d/g, homedir())
-    .replace(/%h/g, alias)
-    .replace(/%r/g, user)
-    .replace(/%u/g, userInfo().username)
-    .replace(/%%/g, '%');
 }
 
 /** "user@host:port,host2" → hops. An IPv6 address goes in brackets: "[::1]:2222". */
@@ -73,39 +60,68 @@ export function parseProxyJump(value: string): JumpHop[] {
   });
 }
 
+function fromOptions(name: string, o: SshOptions, over: { port?: number; user?: string; identityFiles?: string[]; jumps?: JumpHop[] }): ResolvedTarget {
+  const agent = o.identityAgent === 'none' || o.identitiesOnly ? false : o.identityAgent;
+  return {
+    name,
+    address: o.hostname,
+    port: over.port ?? o.port,
+    user: over.user ?? o.user,
+    identityFiles: over.identityFiles ?? o.identityFiles,
+    jumps: over.jumps ?? parseProxyJump(o.proxyJump ?? ''),
+    ...(o.proxyCommand && !over.jumps?.length && !o.proxyJump ? { proxyCommand: o.proxyCommand } : {}),
+    knownHostsFiles: o.userKnownHostsFiles,
+    globalKnownHostsFiles: o.globalKnownHostsFiles,
+    ...(o.hostKeyAlias ? { hostKeyAlias: o.hostKeyAlias } : {}),
+    hostKeyChecking: o.strictHostKeyChecking,
+    keepaliveIntervalMs: o.serverAliveInterval * 1000,
+    keepaliveCountMax: o.serverAliveCountMax,
+    ...(o.connectTimeout !== undefined ? { connectTimeoutMs: o.connectTimeout * 1000 } : {}),
+    ...(agent !== undefined ? { agent } : {}),
+  };
+}
+
 /**
  * Apply the ssh config under a spec, as `ssh ADDRESS` would (Ansible runs exactly that): the address
  * (ansible_host) is the alias looked up, so a config HostName for it applies. The port and user
  * count as set when they differ from the defaults (22; empty or the local user); otherwise the config
- * fills them.
+ * fills them. What the inventory says about host keys wins over the config.
  */
 export function resolveTarget(spec: ConnectionSpec, configFile = defaultSshConfigFile()): ResolvedTarget {
-  const cfg = sshConfigFor(spec.address, configFile);
-  const address = first(cfg.hostname)?.replace(/%h/g, spec.address) ?? spec.address;
-  const port = spec.port !== 22 ? spec.port : Number(first(cfg.port) ?? 22);
   // The inventory defaults the user to the local one (as ssh does), so that counts as unset here.
   const userSet = spec.user !== '' && spec.user !== userInfo().username;
-  const user = (userSet ? spec.user : first(cfg.user)) || spec.user || userInfo().username;
-  const configured = ([] as string[]).concat(cfg.identityfile ?? []).map((f) => expandPath(f, spec.address, user));
-  const identityFiles = spec.privateKeyFile ? [expandPath(spec.privateKeyFile, spec.address, user)] : configured;
-  const jumps = parseProxyJump(spec.proxyJump ?? first(cfg.proxyjump) ?? '');
-  return { name: spec.name, address, port, user, identityFiles, jumps };
+  const o = sshOptions(configFile, { host: spec.address, ...(userSet ? { user: spec.user } : {}) });
+  const target = fromOptions(spec.name, o, {
+    ...(spec.port !== 22 ? { port: spec.port } : {}),
+    ...(spec.privateKeyFile ? { identityFiles: [expandTilde(spec.privateKeyFile)] } : {}),
+    ...(spec.proxyJump ? { jumps: parseProxyJump(spec.proxyJump) } : {}),
+  });
+  if (spec.knownHostsFile) target.knownHostsFiles = [spec.knownHostsFile];
+  if (spec.hostKeyChecking) target.hostKeyChecking = spec.hostKeyChecking;
+  return target;
 }
 
 /**
- * A jump hop, resolved through the ssh config under its own alias. What the config does not say
- * (user, key files) comes from the target: the usual setup is one account and key everywhere.
+ * A jump host, resolved through the ssh config under its own name, as ssh -J does: its own User,
+ * IdentityFile, Port and ProxyJump (a chain) from its Host block, never the target's.
  */
 export function resolveHop(hop: JumpHop, target: ResolvedTarget, configFile = defaultSshConfigFile()): ResolvedTarget {
-  const cfg = sshConfigFor(hop.host, configFile);
-  const user = hop.user ?? first(cfg.user) ?? target.user;
-  const configured = ([] as string[]).concat(cfg.identityfile ?? []).map((f) => expandPath(f, hop.host, user));
-  return {
-    name: hop.host,
-    address: first(cfg.hostname)?.replace(/%h/g, hop.host) ?? hop.host,
-    port: hop.port ?? Number(first(cfg.port) ?? 22),
-    user,
-    identityFiles: configured.length ? configured : target.identityFiles,
-    jumps: [],
-  };
+  const o = sshOptions(configFile, { host: hop.host, ...(hop.user ? { user: hop.user } : {}) });
+  const resolved = fromOptions(hop.host, o, { ...(hop.port ? { port: hop.port } : {}), jumps: [] });
+  // The inventory's known_hosts choice covers every hop of the connection.
+  if (target.knownHostsFiles.length === 1 && !o.origin.has('userknownhostsfile')) resolved.knownHostsFiles = target.knownHostsFiles;
+  if (!o.origin.has('stricthostkeychecking')) resolved.hostKeyChecking = target.hostKeyChecking;
+  return resolved;
+}
+
+/** A hop's own ProxyJump, flattened: ssh -J a, where a has ProxyJump b, connects b → a → target. */
+export function expandHops(hops: JumpHop[], target: ResolvedTarget, configFile = defaultSshConfigFile(), depth = 0): ResolvedTarget[] {
+  if (depth > 8) throw new TypeError('ProxyJump chain too long (a loop?)');
+  const out: ResolvedTarget[] = [];
+  for (const hop of hops) {
+    const o = sshOptions(configFile, { host: hop.host, ...(hop.user ? { user: hop.user } : {}) });
+    if (o.proxyJump) out.push(...expandHops(parseProxyJump(o.proxyJump), target, configFile, depth + 1));
+    out.push(resolveHop(hop, target, configFile));
+  }
+  return out;
 }

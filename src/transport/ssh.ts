@@ -3,6 +3,8 @@
  * channels at a time on it (OpenSSH's MaxSessions is 10), keepalive so that a dead link is noticed
  * in seconds rather than after TCP's 15 minutes, every hop's host key verified.
  */
+import { spawn } from 'node:child_process';
+import { Duplex } from 'node:stream';
 import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import { UnreachableError } from '../errors.js';
 import type { ConnectionSpec } from '../inventory/types.js';
@@ -12,7 +14,7 @@ import { authHandler, KeyFileError, planAuth } from './auth.js';
 import { runOnChannel } from './channel.js';
 import { hostKeyCheck } from './host-key-check.js';
 import { defaultKnownHostsFile } from './known-hosts.js';
-import { defaultSshConfigFile, resolveHop, resolveTarget, type ResolvedTarget } from './ssh-config.js';
+import { defaultSshConfigFile, expandHops, resolveTarget, type ResolvedTarget } from './ssh-config.js';
 import { CLOSED_BY_RUNBOOK, type ExecOptions, type ExecResult, type HostConnection, type Transport } from './types.js';
 
 export interface SshTransportOptions {
@@ -124,8 +126,9 @@ class SshConnection implements HostConnection {
     const target = resolveTarget(spec, settings.sshConfigFile);
     const jumps: Client[] = [];
     try {
-      let sock: ClientChannel | undefined;
-      const hops = target.jumps.map((hop) => resolveHop(hop, target, settings.sshConfigFile));
+      let sock: Duplex | undefined = target.jumps.length === 0 && target.proxyCommand ? proxyCommandStream(target.proxyCommand, spec.name) : undefined;
+      const hops = expandHops(target.jumps, target, settings.sshConfigFile);
+      if (hops[0]?.proxyCommand) sock = proxyCommandStream(hops[0].proxyCommand, spec.name);
       for (const [i, hop] of hops.entries()) {
         const client = await connectClient(spec, hop, settings, sock, `jump host ${hop.name}`);
         jumps.push(client);
@@ -222,6 +225,23 @@ function endClient(client: Client): Promise<void> {
   });
 }
 
+/** ProxyCommand: `/bin/sh -c LINE`, its stdin/stdout the connection (as OpenSSH runs it). */
+function proxyCommandStream(line: string, host: string): Duplex {
+  const child = spawn('/bin/sh', ['-c', line], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString('utf8')).slice(-2000);
+  });
+  const stream = Duplex.from({ readable: child.stdout, writable: child.stdin });
+  child.on('exit', (code) => {
+    if (code) stream.destroy(new UnreachableError(host, `ProxyCommand "${line}" exited with code ${code}${stderr.trim() ? `: ${stderr.trim()}` : ''}`));
+  });
+  stream.on('close', () => child.kill());
+  // ssh2 reports the failure through its own error/close; a late one must not go unhandled.
+  stream.on('error', () => undefined);
+  return stream;
+}
+
 /** A channel from the jump host to the next hop, used as that hop's socket. */
 function forward(jump: Client, next: ResolvedTarget, host: string): Promise<ClientChannel> {
   return new Promise((resolve, reject) => {
@@ -238,13 +258,18 @@ async function connectClient(
   spec: ConnectionSpec,
   target: ResolvedTarget,
   settings: Settings,
-  sock?: ClientChannel,
+  sock?: Duplex,
   hop?: string,
 ): Promise<Client> {
   const where = hop ? `${hop}: ` : '';
   let auth;
   try {
-    auth = await planAuth({ user: target.user, identityFiles: target.identityFiles, password: spec.password });
+    auth = await planAuth({
+      user: target.user,
+      identityFiles: target.identityFiles,
+      ...(spec.password ? { password: spec.password } : {}),
+      ...(target.agent !== undefined ? { agentSocket: target.agent } : {}),
+    });
   } catch (error) {
     if (error instanceof KeyFileError) throw new UnreachableError(spec.name, `${where}${error.message}`);
     throw error;
@@ -256,11 +281,14 @@ async function connectClient(
         (auth.notes.length ? ` (${auth.notes.join('; ')})` : ''),
     );
   }
+  const [written, ...others] = target.knownHostsFiles.length ? target.knownHostsFiles : [defaultKnownHostsFile()];
   const check = hostKeyCheck({
-    address: target.address,
-    port: target.port,
-    knownHostsFile: spec.knownHostsFile ?? defaultKnownHostsFile(),
-    acceptNew: spec.acceptNewHostKey === true,
+    address: target.hostKeyAlias ?? target.address,
+    port: target.hostKeyAlias ? 22 : target.port,
+    knownHostsFile: written!,
+    otherFiles: [...others, ...target.globalKnownHostsFiles],
+    acceptNew: spec.acceptNewHostKey === true || target.hostKeyChecking === 'accept-new',
+    acceptUnknown: target.hostKeyChecking === 'no',
   });
   const client = new Client();
   const config: ConnectConfig = {
@@ -270,9 +298,10 @@ async function connectClient(
     ...(sock ? { sock } : {}),
     hostVerifier: (key: Buffer) => check.verify(key),
     authHandler: authHandler(auth),
-    keepaliveInterval: settings.keepaliveIntervalMs,
-    keepaliveCountMax: settings.keepaliveCountMax,
-    readyTimeout: settings.connectTimeoutMs,
+    // ServerAliveInterval/CountMax and ConnectTimeout from the ssh config, else runbook's defaults.
+    keepaliveInterval: target.keepaliveIntervalMs || settings.keepaliveIntervalMs,
+    keepaliveCountMax: target.keepaliveIntervalMs ? target.keepaliveCountMax : settings.keepaliveCountMax,
+    readyTimeout: target.connectTimeoutMs ?? settings.connectTimeoutMs,
   };
   return new Promise<Client>((resolve, reject) => {
     let settled = false;

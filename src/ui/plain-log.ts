@@ -2,6 +2,7 @@
  * The unattended UI (no TTY, CI logs): one timestamped line per event, nothing redrawn, never
  * a prompt. listr2 is not even loaded.
  */
+import chalk from 'chalk';
 import { maskSecrets } from '../shell/secret.js';
 import type { HostRecap, StepResult } from '../engine/results.js';
 import { type Ask, type Stage, type Ui, recapTable } from './types.js';
@@ -40,7 +41,8 @@ export class PlainLog implements Ui {
       }
       await limitConcurrency(stage.tasks(), forks, async (t) => {
         const r = await t.run({ log: (l) => this.#line(`  ${t.host}: ${l}`) });
-        this.#line(`  ${t.host}: ${r.text}`);
+        const line = `  ${t.host}: ${r.text}`;
+        this.#line(r.failed ? chalk.red(line) : line); // colour only when FORCE_COLOR asks (see cli/color.ts)
       });
     }
   }

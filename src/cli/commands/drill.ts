@@ -4,7 +4,7 @@ import { BadInputError } from '../../errors.js';
 import { FAULTS, UNSAFE_FAULTS } from '../../drill/faults.js';
 import type { FaultKind } from '../../drill/types.js';
 import { parseWorkloadSpec } from '../../drill/workload.js';
-import { collect, inventoryOption } from '../options.js';
+import { collect, connectionOverrides, formatHostList, hostsArgs, hostsOptions, limitPattern, loadInventoryFrom, type HostsFlags } from '../options.js';
 
 function wholeNumber(flag: string, text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
@@ -13,7 +13,7 @@ function wholeNumber(flag: string, text: string | undefined): number | undefined
 }
 
 export function registerDrill(program: Program): void {
-  inventoryOption(program.command('drill'))
+  hostsOptions(program.command('drill'))
     .description('Rehearse failover and failback: inject a fault on the primary, measure downtime (RTO) and lost writes (RPO), restore the topology, write a report')
     .option('--fault <kind>', `fault: ${FAULTS.join(' | ')} (lag: replay paused on a standby, then the primary stopped; needs 3 nodes)`, 'stop')
     .option('--max-lost-writes <n>', 'loss budget for the fault: acknowledged writes (probe + pgbench) that may go missing; default 0 for stop, lag and the switchover, and for kill/partition under synchronous replication; otherwise reported only')
@@ -25,23 +25,31 @@ export function registerDrill(program: Program): void {
     .option('--group <name>', 'the cluster group of the inventory', 'postgres')
     .option('-e, --extra-vars <key=value|@file>', 'params for the failover and failback runbooks (repeatable)', collect, [])
     .option('--secret <NAME=env:VAR|NAME=file:PATH>', 'secrets for the runbooks (repeatable)', collect, [])
-    .option('--known-hosts <file>', 'known_hosts file to verify host keys against')
     .option('--yes', 'approve the fault and the runbooks unattended (CI)', false)
     .option('--dry-run', 'show what the drill would do and touch nothing', false)
-    .action(async (opts: {
-      inventory: string[]; fault: string; reportDir: string; compare?: string; group: string;
-      extraVars: string[]; secret: string[]; knownHosts?: string; yes: boolean; dryRun: boolean;
+    .action(async (opts: HostsFlags & {
+      fault: string; reportDir: string; compare?: string; group: string;
+      extraVars: string[]; secret: string[]; yes: boolean; dryRun: boolean;
       maxLostWrites?: string; workload?: string; faultSeconds: string; lagStandby?: string;
     }) => {
       if (opts.inventory.length === 0) throw new BadInputError('drill: give the cluster\'s inventory with -i PATH');
       const unsafe = UNSAFE_FAULTS[opts.fault];
       if (unsafe) throw new BadInputError(`--fault ${opts.fault}: ${unsafe}`);
       if (!FAULTS.includes(opts.fault as FaultKind)) throw new BadInputError(`--fault must be one of ${FAULTS.join(', ')}, not "${opts.fault}"`);
+      // Its runbooks run as child processes without a terminal: a vault prompt cannot reach them.
+      if (opts.askVaultPass) throw new BadInputError('drill: --ask-vault-pass cannot reach its runbooks; give --vault-password-file FILE or --vault-id ID@FILE');
       const workload = opts.workload === undefined ? undefined : parseWorkloadSpec(opts.workload);
       if (opts.workload !== undefined && !workload) throw new BadInputError(`--workload ${opts.workload}: expected pgbench or pgbench:CLIENTS (1-100)`);
       const maxLostWrites = wholeNumber('--max-lost-writes', opts.maxLostWrites);
       const faultSeconds = wholeNumber('--fault-seconds', opts.faultSeconds)!;
       const { runDrill } = await import('../../drill/run-drill.js');
+      const { vaultKeyring } = await import('../../inventory/vault-passwords.js');
+      if (opts.listHosts) {
+        const { selectHosts } = await import('../../inventory/index.js');
+        const pattern = limitPattern(opts.limit) ?? opts.group;
+        process.stdout.write(formatHostList(selectHosts(await loadInventoryFrom(opts), pattern), pattern));
+        return;
+      }
       const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY);
       const stamp = (): string => (interactive ? '' : `${new Date().toISOString()} `);
       const outcome = await runDrill({
@@ -50,6 +58,9 @@ export function registerDrill(program: Program): void {
         reportDir: opts.reportDir,
         ...(opts.compare ? { compare: opts.compare } : {}),
         clusterGroup: opts.group,
+        overrides: connectionOverrides(opts),
+        loadOptions: { vault: await vaultKeyring(opts) },
+        hostsArgs: hostsArgs(opts),
         extraVars: opts.extraVars,
         secrets: opts.secret,
         ...(opts.knownHosts ? { knownHosts: opts.knownHosts } : {}),

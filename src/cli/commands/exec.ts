@@ -6,23 +6,17 @@
 import chalk from 'chalk';
 import type { Command as Program } from 'commander';
 import { BadInputError, ExitCode, InterruptedError, RunbookError, UnreachableError } from '../../errors.js';
-import { connectionSpec, loadInventory, selectHosts, type ConnectionSpec } from '../../inventory/index.js';
+import { connectionSpec, selectHosts, type ConnectionSpec } from '../../inventory/index.js';
 import { raw } from '../../shell/command.js';
 import { toWire } from '../../shell/wire.js';
 import { maskSecrets } from '../../shell/secret.js';
 import { SshTransport } from '../../transport/ssh.js';
 import { CommandFailedError, type ExecResult, type Transport } from '../../transport/types.js';
-import { inventoryOption } from '../options.js';
+import { connectionOverrides, formatHostList, hostsOptions, limitPattern, loadInventoryFrom, type HostsFlags } from '../options.js';
 
-interface ExecCliOptions {
-  inventory: string[];
-  limit?: string;
-  become?: boolean;
-  becomeUser?: string;
+interface ExecCliOptions extends HostsFlags {
   forks: number;
   timeout?: number;
-  knownHosts?: string;
-  acceptNewHostKeys?: boolean;
   maxOutput?: number;
 }
 
@@ -49,36 +43,31 @@ function positiveInt(name: string) {
 }
 
 export function registerExec(program: Program): void {
-  inventoryOption(program.command('exec'))
+  hostsOptions(program.command('exec'), 'hosts at a time (default 10)')
     .description("Run one shell line on the selected hosts in parallel (like Ansible's ad-hoc shell)")
     .usage("-i INVENTORY [options] -- 'SHELL LINE'")
     .argument('<line...>', 'the shell line, after --; words are joined with spaces as ssh does')
-    .option('-l, --limit <pattern>', 'only hosts matching an Ansible pattern (web:&prod, pg*, all:!db1)')
-    .option('-b, --become', 'run through sudo (sudo -n, or sudo -S with ansible_become_password)')
-    .option('--become-user <user>', 'sudo to this user (default: ansible_become_user, or root)')
-    .option('-f, --forks <n>', 'hosts at a time', positiveInt('--forks'), 10)
     .option('--timeout <sec>', 'kill the command on the host after this many seconds', positiveInt('--timeout'))
-    .option('--known-hosts <file>', 'known_hosts file to verify host keys against')
     .option('--max-output <MB>', 'output kept per host and stream; the rest is cut with a note (default 8)', positiveNumber('--max-output'))
-    .option('--accept-new-host-keys', 'record the key of a host not yet known (a changed key is still refused)')
     .action(async (words: string[], options: ExecCliOptions) => {
       if (options.inventory.length === 0) throw new BadInputError('exec: give at least one -i PATH');
       const line = words.join(' ');
       if (line.trim() === '') throw new BadInputError("exec: give the shell line after --, e.g. runbook exec -i inv.yml -- 'uptime'");
       // A line no command can carry (NUL, too long) is bad input, found before any host is touched.
       toWire(raw(line), { ...(options.timeout !== undefined ? { timeoutSec: options.timeout } : {}) });
-      const inventory = await loadInventory(options.inventory);
-      const hosts = selectHosts(inventory, options.limit ?? 'all');
-      if (hosts.length === 0) throw new BadInputError(`exec: no hosts match ${options.limit ?? 'all'}`);
-      const specs = hosts.map((h) =>
-        connectionSpec(h, {
-          ...(options.knownHosts !== undefined ? { knownHostsFile: options.knownHosts } : {}),
-          ...(options.acceptNewHostKeys ? { acceptNewHostKey: true } : {}),
-          ...(options.become ? { become: true } : {}),
-          ...(options.becomeUser !== undefined ? { becomeUser: options.becomeUser } : {}),
-        }),
-      );
-      await execOnHosts(new SshTransport(options.maxOutput ? { maxOutputBytes: Math.round(options.maxOutput * (1 << 20)) } : {}), specs, line, options);
+      const inventory = await loadInventoryFrom(options);
+      const pattern = limitPattern(options.limit) ?? 'all';
+      const hosts = selectHosts(inventory, pattern);
+      if (hosts.length === 0) throw new BadInputError(`exec: no hosts match ${pattern}`);
+      if (options.listHosts) {
+        process.stdout.write(formatHostList(hosts, pattern));
+        return;
+      }
+      const specs = hosts.map((h) => connectionSpec(h, connectionOverrides(options)));
+      await execOnHosts(new SshTransport(options.maxOutput ? { maxOutputBytes: Math.round(options.maxOutput * (1 << 20)) } : {}), specs, line, {
+        ...options,
+        forks: options.forks ?? 10,
+      });
     });
 }
 

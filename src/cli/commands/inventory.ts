@@ -4,10 +4,10 @@
  */
 import type { Command as Program } from 'commander';
 import { BadInputError } from '../../errors.js';
-import { hostVarsJson, loadInventory, selectHosts, toAnsibleListJson } from '../../inventory/index.js';
-import { inventoryOption } from '../options.js';
+import { hostVarsJson, selectHosts, toAnsibleListJson } from '../../inventory/index.js';
+import { inventoryOption, limitPattern, loadInventoryFrom, vaultOptions, type VaultFlags } from '../options.js';
 
-interface InventoryOptions {
+interface InventoryOptions extends VaultFlags {
   inventory: string[];
   list?: boolean;
   host?: string;
@@ -15,7 +15,7 @@ interface InventoryOptions {
 }
 
 export function registerInventory(program: Program): void {
-  inventoryOption(program.command('inventory'))
+  vaultOptions(inventoryOption(program.command('inventory')))
     .description('Show an Ansible inventory as runbook reads it (the JSON of ansible-inventory; secrets masked)')
     .option('--list', 'print every group and host with merged variables')
     .option('--host <name>', "print one host's merged variables")
@@ -23,9 +23,10 @@ export function registerInventory(program: Program): void {
     .action(async (options: InventoryOptions) => {
       if (options.inventory.length === 0) throw new BadInputError('inventory: give at least one -i PATH');
       if (Boolean(options.list) === Boolean(options.host)) throw new BadInputError('inventory: give either --list or --host NAME');
-      const inventory = await loadInventory(options.inventory);
+      const inventory = await loadInventoryFrom(options);
       // Without --limit an inventory of groups only is still listable; a --limit must match something.
-      const selected = options.limit === undefined ? [...inventory.hosts.values()] : selectHosts(inventory, options.limit);
+      const limit = limitPattern(options.limit);
+      const selected = limit === undefined ? [...inventory.hosts.values()] : selectHosts(inventory, limit);
       let output: object;
       if (options.host !== undefined) {
         const host = selected.find((h) => h.name === options.host);

@@ -2,11 +2,9 @@
 import type { Command as Program } from 'commander';
 import { BadInputError, ExitCode } from '../../errors.js';
 import { maskSecrets } from '../../shell/secret.js';
-import { collect, inventoryOption } from '../options.js';
+import { collect, formatHostList, hostsOptions, limitPattern, type HostsFlags } from '../options.js';
 
-interface RunFlags {
-  inventory: string[];
-  limit?: string;
+interface RunFlags extends HostsFlags {
   extraVars: string[];
   secret: string[];
   check?: boolean;
@@ -14,10 +12,8 @@ interface RunFlags {
   yes?: boolean;
   approve: string[];
   step?: boolean;
-  forks?: string;
   report: string[];
   resume?: string;
-  knownHosts?: string;
   tags?: string;
   skipTags?: string;
   breakLock?: string;
@@ -33,16 +29,42 @@ function maxOutputMb(v: string): number {
 const list = (s?: string) => (s ? s.split(',').map((x) => x.trim()).filter(Boolean) : []);
 
 function common(cmd: Program): Program {
-  return inventoryOption(cmd)
-    .option('-l, --limit <pattern>', 'only hosts matching this pattern')
-    .option('-e, --extra-vars <key=value|@file>', 'a param value, or a YAML file of them (repeatable)', collect, [])
+  return hostsOptions(cmd)
+    .option('-e, --extra-vars <vars>', "params as Ansible takes them: 'a=1 b=2', JSON, or @file.yml (repeatable)", collect, [])
     .option('--secret <NAME=env:VAR|NAME=file:PATH>', 'a secret param (repeatable)', collect, [])
-    .option('--known-hosts <file>', 'known_hosts file to verify host keys against')
     .option('--tags <tags>', 'only steps with one of these tags (comma-separated)')
     .option('--skip-tags <tags>', 'skip steps with one of these tags')
-    .option('--forks <n>', 'hosts in parallel (default: all selected hosts)')
     .option('--diff', 'show file diffs')
     .option('--max-output <MB>', 'output kept per remote command and stream; the rest is cut with a note (default 8)');
+}
+
+/** The flags the engine's prepare() takes, from either command's flags. */
+async function prepareOptions(f: RunFlags, check: boolean) {
+  const [{ vaultKeyring }, { connectionOverrides }] = await Promise.all([import('../../inventory/vault-passwords.js'), import('../options.js')]);
+  const limit = limitPattern(f.limit);
+  return {
+    inventory: f.inventory,
+    ...(limit ? { limit } : {}),
+    extraVars: f.extraVars,
+    secrets: f.secret,
+    check,
+    ...(f.knownHosts ? { knownHosts: f.knownHosts } : {}),
+    overrides: connectionOverrides(f),
+    loadOptions: { vault: await vaultKeyring(f) },
+  };
+}
+
+/** --list-hosts: the hosts the runbook would run on, then stop (nothing is connected). */
+async function listHosts(ref: string, f: RunFlags): Promise<void> {
+  const [{ loadRunbook }, inv, { vaultKeyring }] = await Promise.all([
+    import('../../engine/loader.js'),
+    import('../../inventory/index.js'),
+    import('../../inventory/vault-passwords.js'),
+  ]);
+  const { def } = await loadRunbook(ref);
+  const inventory = await inv.loadInventory(f.inventory, { vault: await vaultKeyring(f) });
+  const pattern = limitPattern(f.limit) ?? def.hosts ?? 'all';
+  process.stdout.write(formatHostList(inv.selectHosts(inventory, pattern), pattern));
 }
 
 export function registerRunbookCommands(program: Program): void {
@@ -60,23 +82,19 @@ export function registerRunbookCommands(program: Program): void {
     .option('--resume <run-id|last>', 'continue an interrupted run from its journal')
     .option('--break-lock <run-id>', "remove a dead run's cluster lock (named in the refusal), then run")
     .action(async (ref: string, f: RunFlags) => {
+      if (f.listHosts) return listHosts(ref, f);
       const { runRunbook } = await import('../../engine/run.js');
       process.exitCode = await runRunbook(
         ref,
         {
-          inventory: f.inventory,
-          ...(f.limit ? { limit: f.limit } : {}),
-          extraVars: f.extraVars,
-          secrets: f.secret,
-          check: Boolean(f.check),
+          ...(await prepareOptions(f, Boolean(f.check))),
           diff: Boolean(f.diff),
           yes: Boolean(f.yes),
           approve: f.approve,
           step: Boolean(f.step),
-          ...(f.forks !== undefined ? { forks: Number(f.forks) } : {}),
+          ...(f.forks !== undefined ? { forks: f.forks } : {}),
           reports: f.report,
           ...(f.resume ? { resume: f.resume } : {}),
-          ...(f.knownHosts ? { knownHosts: f.knownHosts } : {}),
           tags: list(f.tags),
           skipTags: list(f.skipTags),
           ...(f.breakLock ? { breakLock: f.breakLock } : {}),
@@ -97,6 +115,7 @@ export function registerRunbookCommands(program: Program): void {
   )
     .option('--report <json=path>', 'also write the plan as JSON (per host, per step: mark, message, actions)', collect, [])
     .action(async (ref: string, f: RunFlags) => {
+    if (f.listHosts) return listHosts(ref, f);
     const [{ prepare, parseReportArg }, { planHosts, formatPlan, planJson }, { HostPool, Interrupt }, { writeReportFile }] = await Promise.all([
       import('../../engine/run.js'),
       import('../../engine/plan.js'),
@@ -105,8 +124,7 @@ export function registerRunbookCommands(program: Program): void {
     ]);
     const reports = f.report.map(parseReportArg);
     if (reports.some((r) => r.kind !== 'json')) throw new BadInputError('plan --report: only json=PATH');
-    const opts = { inventory: f.inventory, extraVars: f.extraVars, secrets: f.secret, check: true, ...(f.limit ? { limit: f.limit } : {}), ...(f.knownHosts ? { knownHosts: f.knownHosts } : {}) };
-    const prep = await prepare(ref, opts);
+    const prep = await prepare(ref, await prepareOptions(f, true));
     const interrupt = new Interrupt();
     const pool = new HostPool(prep.connect, interrupt);
     try {
@@ -117,7 +135,7 @@ export function registerRunbookCommands(program: Program): void {
           interrupt,
           state: new Map(),
           hostByName: prep.hostByName,
-          options: { checkMode: true, diff: Boolean(f.diff), forks: Number(f.forks) || Math.max(1, prep.run.hosts.length), stepMode: false, approvals: { all: false, steps: new Set() }, tags: list(f.tags), skipTags: list(f.skipTags) },
+          options: { checkMode: true, diff: Boolean(f.diff), forks: f.forks ?? Math.max(1, prep.run.hosts.length), stepMode: false, approvals: { all: false, steps: new Set() }, tags: list(f.tags), skipTags: list(f.skipTags) },
         },
         prep.loaded.def,
       );

@@ -43,15 +43,15 @@ describe('connectionSpec', () => {
     expect(spec.port).toBe(22);
   });
 
-  it('defaults to the local user, port 22, the name as address, ~/.ssh/known_hosts', () => {
+  it('defaults to the local user, port 22, the name as address, and leaves known_hosts to the ssh config', () => {
     const bare: InventoryHost = { name: 'bare', vars: {}, groups: ['all', 'ungrouped'] };
     expect(connectionSpec(bare)).toMatchObject({
       address: 'bare',
       port: 22,
       user: userInfo().username,
       become: false,
-      knownHostsFile: join(homedir(), '.ssh/known_hosts'),
     });
+    expect(connectionSpec(bare).knownHostsFile).toBeUndefined();
   });
 
   it('lets overrides (command-line flags) win', () => {

@@ -14,6 +14,7 @@ const PATTERNS = [
   'all',
   '*',
   'web',
+  'web:nosuch',
   'prod',
   'web1',
   'web*',
@@ -53,13 +54,19 @@ describe('selectHosts matches Ansible', () => {
 });
 
 describe('selectHosts', () => {
+  it('ignores a term that matches nothing, with a warning, as Ansible does (mons:nonexistent)', () => {
+    const warnings: string[] = [];
+    const hosts = selectHosts(inventory, 'web:nosuch', (w) => warnings.push(w));
+    expect(hosts.map((h) => h.name)).toEqual(selectHosts(inventory, 'web').map((h) => h.name));
+    expect(warnings).toEqual(['Could not match supplied host pattern, ignoring: nosuch']);
+  });
+
   it('defaults to all hosts, in inventory order', () => {
     expect(selectHosts(inventory).map((h) => h.name)).toEqual(['web1', 'web2', 'db1', 'db2', 'web3', 'db3']);
   });
 
   it.each([
     ['nosuch', /"nosuch" matches no group or host/],
-    ['web:nosuch', /"nosuch" matches no group or host/],
     ['pg*', /"pg\*" matches no group or host/],
     ['web:&staging:&db', /no hosts match "web:&staging:&db"/],
     ['web:!web', /no hosts match "web:!web"/],

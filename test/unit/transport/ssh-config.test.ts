@@ -17,13 +17,11 @@ writeFileSync(
     '  User admin',
     '  IdentityFile ~/.ssh/pg_key',
     '  ProxyJump bastion',
-    `Match exec "touch ${marker}"`,
-    '  User from-match-exec',
     'Host bastion',
     '  HostName 10.231.0.2',
     '  User jump',
     'Host *',
-    '  IdentityFile %d/.ssh/all_%h',
+    '  IdentityFile %d/.ssh/all_%h', // %h is the HostName, as in OpenSSH
     '',
   ].join('\n'),
 );
@@ -41,7 +39,7 @@ describe('resolveTarget', () => {
   it('fills what the inventory left at its defaults from the ssh config', () => {
     const t = resolveTarget(spec(), config);
     expect(t).toMatchObject({ address: '10.231.0.11', port: 2222, user: 'admin' });
-    expect(t.identityFiles).toEqual([join(homedir(), '.ssh/pg_key'), join(homedir(), '.ssh/all_pg1')]);
+    expect(t.identityFiles).toEqual([join(homedir(), '.ssh/pg_key'), join(homedir(), '.ssh/all_10.231.0.11')]);
     expect(t.jumps).toEqual([{ host: 'bastion', user: undefined, port: undefined }]);
   });
 
@@ -50,17 +48,19 @@ describe('resolveTarget', () => {
     expect(t).toMatchObject({ port: 2200, user: 'ops', identityFiles: ['/keys/k'], jumps: [] });
   });
 
-  it('never runs Match exec', async () => {
-    resolveTarget(spec(), config);
+  it('refuses Match exec, naming the file and line, and never runs it', async () => {
+    const withExec = join(dir, 'config-exec');
+    writeFileSync(withExec, `Host *\n  Port 2\nMatch exec "touch ${marker}"\n  User from-match-exec\n`);
+    expect(() => resolveTarget(spec(), withExec)).toThrow(`${withExec}:3: ssh config: "Match exec" is not supported by runbook`);
     const { existsSync } = await import('node:fs');
     expect(existsSync(marker)).toBe(false);
   });
 
-  it('resolves a jump hop under its own alias, inheriting what it does not set', () => {
+  it('resolves a jump hop under its own alias with its own user and keys, never the target\'s', () => {
     const target = resolveTarget(spec({ privateKeyFile: '/keys/k' }), config);
     const hop = resolveHop(target.jumps[0]!, target, config);
     expect(hop).toMatchObject({ name: 'bastion', address: '10.231.0.2', port: 22, user: 'jump' });
-    expect(hop.identityFiles).toEqual([join(homedir(), '.ssh/all_bastion')]);
+    expect(hop.identityFiles).toEqual([join(homedir(), '.ssh/all_10.231.0.2')]);
   });
 
   it('treats a missing config file as empty', () => {
