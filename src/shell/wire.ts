@@ -104,6 +104,8 @@ export function toWire(command: Command, options: WireOptions = {}): WireCommand
     'exec 3<&-',
     'wait "$__rb_c"; __rb_rc=$?',
     'kill -KILL -"$__rb_w" 2>/dev/null',
+    // killed by a signal: die by the same one, so the channel reports the signal as a plain exec would
+    'if [ "$__rb_rc" -gt 128 ] && [ "$__rb_rc" -lt 160 ]; then trap - HUP INT TERM; kill -$((__rb_rc - 128)) $$; fi',
     'exit "$__rb_rc"',
   ]
     .filter(Boolean)

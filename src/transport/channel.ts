@@ -164,7 +164,7 @@ export function runOnChannel(channel: ClientChannel, run: ChannelRun, connection
       const durationMs = Date.now() - run.startedAt;
       const timedOut =
         options.timeoutSec !== undefined &&
-        (exitCode === TIMEOUT_EXIT || (exitCode === TIMEOUT_KILLED_EXIT && durationMs >= options.timeoutSec * 1000));
+        (exitCode === TIMEOUT_EXIT || ((exitCode === TIMEOUT_KILLED_EXIT || signal === 'KILL') && durationMs >= options.timeoutSec * 1000));
       const result: ExecResult = {
         host: run.host,
         command: run.command,
