@@ -10,7 +10,7 @@
  *   RUNBOOK_LAB_KEEP=1         leave the labs this run brought up (to look around after a failure).
  *   RUNBOOK_LAB_LAYOUTS=debian only the Debian lab (or `rhel`); default both.
  *   RUNBOOK_LAB_NAME / RUNBOOK_LAB_RHEL_NAME  lab names (default lab / rhel).
- *   RUNBOOK_TEST_SLOT=N        labs of this run's own (names -sN, subnets 10.231.(20N+k)): see test/support/lab.ts.
+ *   RUNBOOK_TEST_SLOT=N        labs of this run's own (names -sN, subnets 10.231.(32N+k)): see test/support/lab.ts.
  *
  * Without RUNBOOK_LAB_REUSE, a lab that is already up is an error: it may be someone's, and a
  * test run must not take it down, nor run against state it did not make.

@@ -12,24 +12,24 @@ import { quoteWord } from '../../src/shell/quote.js';
 import { labPaths, nsenterArgv, readState, type LabHost, type LabState } from '../../src/lab/index.js';
 
 /**
- * RUNBOOK_TEST_SLOT=N (1-11) gives a whole test run labs of its own, so two runs of the suite (two
+ * RUNBOOK_TEST_SLOT=N (1-7) gives a whole test run labs of its own, so two runs of the suite (two
  * checkouts, two helpers) never share or tear down each other's: lab names end in `-sN` and every
- * subnet moves to 10.231.(20N+k).0/24. Slot 0 (the default) keeps the plain names.
+ * subnet moves to 10.231.(32N+k).0/24. Slot 0 (the default) keeps the plain names.
  */
 export const testSlot = (() => {
   const n = Number(process.env.RUNBOOK_TEST_SLOT ?? 0);
-  if (!Number.isInteger(n) || n < 0 || n > 11) throw new Error(`RUNBOOK_TEST_SLOT=${process.env.RUNBOOK_TEST_SLOT}: an integer 0-11`);
+  if (!Number.isInteger(n) || n < 0 || n > 7) throw new Error(`RUNBOOK_TEST_SLOT=${process.env.RUNBOOK_TEST_SLOT}: an integer 0-7`);
   return n;
 })();
 
 /**
- * A test lab: `base` names it, `k` (0-19, one per e2e lab, fixed so that labs brought up at the same
- * moment never race for a free subnet) places it. Taken: 0 lab, 1 rhel, 2 pgha-deb, 3 pgha-rhel,
- * 7 bench, 8 drill3, 9 drill, 10 rbtest.
+ * A test lab: `base` names it, `k` (0-31, one per e2e lab, fixed so that labs brought up at the same
+ * moment never race for a free subnet) places it. Each file's header comment names its k; grep
+ * `testLab(` for the ones taken.
  */
 export function testLab(base: string, k: number): { name: string; subnet: string } {
-  if (!Number.isInteger(k) || k < 0 || k > 19) throw new Error(`testLab(${base}, ${k}): k is 0-19`);
-  return { name: testSlot ? `${base}-s${testSlot}` : base, subnet: `10.231.${20 * testSlot + k}.0/24` };
+  if (!Number.isInteger(k) || k < 0 || k > 31) throw new Error(`testLab(${base}, ${k}): k is 0-31`);
+  return { name: testSlot ? `${base}-s${testSlot}` : base, subnet: `10.231.${32 * testSlot + k}.0/24` };
 }
 
 /** The labs of an e2e run: the Debian layout and the RHEL layout. Same env as global-setup.ts. */
