@@ -31,7 +31,7 @@ const HOSTILE_NL = `x$(touch /tmp/rb-canary-3)\n; touch /tmp/rb-canary-4 ü`;
 
 const labs = [
   { layout: 'debian' as const, ...testLab('hostile', 15) },
-  // the RHEL layout is not proven yet (never passed): skipped — issue 13 left open
+  { layout: 'rhel' as const, ...testLab('hostile-rhel', 16) },
 ].filter((l) => (process.env.RUNBOOK_LAB_LAYOUTS ?? 'debian,rhel').includes(l.layout));
 
 interface Run {

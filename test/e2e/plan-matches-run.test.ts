@@ -113,10 +113,9 @@ describe('plans are what runs; verifications leave nothing behind (debian lab)',
     expect(await value('pg2', "SELECT to_regclass('public.test') IS NULL")).toBe('t');
   }, 900_000);
 
-  // Skipped: this test found that the archive probe (steps/settings.ts) takes any file named like the
-  // switched segment as archived, so a foreign file with that name passes; it must compare
-  // pg_stat_archiver.last_archived_wal instead. Enable once the probe does.
-  it.skip('a broken WAL archive exits 4 with the evidence; a guard still exits 8', async () => {
+  // A foreign file under the name of the segment the check switches away from: the server cannot
+  // archive it (basic_archive refuses a different file), and the probe goes by pg_stat_archiver.
+  it('a broken WAL archive exits 4 with the evidence; a guard still exits 8', async () => {
     const dir = '/var/lib/rb-e2e-archive';
     const ok = await run('setup-warm-standby', '--yes', '-e', `wal_archive_dir=${dir}`);
     expect(ok.code, ok.out).toBe(0);

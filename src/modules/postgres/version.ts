@@ -27,6 +27,14 @@ export function unsupportedReason(versionNum: number): string | undefined {
   return undefined;
 }
 
+/** A layout's major as written in paths ("13", "9.6") → the lowest server_version_num of it; NaN when unreadable. */
+export function versionNumOfMajor(major: string): number {
+  const m = /^(\d+)(?:\.(\d+))?$/.exec(major.trim());
+  if (!m) return NaN;
+  const a = Number(m[1]);
+  return a >= 10 ? a * 10000 : a * 10000 + Number(m[2] ?? 0) * 100;
+}
+
 /** The SQL and settings that depend on the server version. */
 export interface PgFeatures {
   versionNum: number;

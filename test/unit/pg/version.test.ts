@@ -20,6 +20,8 @@ import {
 } from '../../../src/modules/postgres/version.js';
 import { sql } from '../../../src/shell/index.js';
 import { planUpstream } from '../../../src/modules/postgres/ops.js';
+import { layoutPlan } from '../../../src/modules/postgres/steps/inspect.js';
+import { versionNumOfMajor } from '../../../src/modules/postgres/version.js';
 import type { PgStatus } from '../../../src/modules/postgres/facts.js';
 
 const SERVERS = [
@@ -103,6 +105,23 @@ describe.each(SERVERS)('PostgreSQL $major ($num)', ({ major, num, tool }) => {
       expect(p.kind).toBe('change');
       expect(p.summary).toContain("(the current one has sslsni, which PostgreSQL 13's walreceiver rejects)");
     } else expect(p.kind).toBe('noop');
+  });
+});
+
+describe('servers older than 13: refused by the first step of every pg runbook (pg-layout, exit 8)', () => {
+  it.each(['9.6', '10', '11', '12'])('a %s layout is blocked with the reason, before any step touches the host', (v) => {
+    const p = layoutPlan(debianLayout(v));
+    expect(p.kind).toBe('blocked');
+    expect('reason' in p && p.reason).toMatch(new RegExp(`PostgreSQL ${v.split('.')[0]} is not supported: runbook needs 13 or newer`));
+  });
+  it.each(SERVERS)('a $major layout passes', ({ major }) => {
+    expect(layoutPlan(debianLayout(String(major))).kind).toBe('noop');
+  });
+  it('majors as paths name them', () => {
+    expect(versionNumOfMajor('9.6')).toBe(90600);
+    expect(versionNumOfMajor('13')).toBe(130000);
+    expect(versionNumOfMajor('x')).toBeNaN();
+    expect(layoutPlan('no PostgreSQL found').kind).toBe('blocked');
   });
 });
 

@@ -7,6 +7,7 @@ import type { RunContext, StepDef } from '../../../engine/types.js';
 import { layoutFact } from '../layout-facts.js';
 import { LAYOUT_KEY, type PgParams, clusterOf, resolveCluster } from '../cluster.js';
 import { describeLayout, type PgLayout } from '../layout.js';
+import { unsupportedReason, versionNumOfMajor } from '../version.js';
 
 /** Host names of the cluster group (the `on` of steps that run on every node). */
 export function clusterHosts<P extends PgParams>(ctx: RunContext<P>): string[] {
@@ -34,9 +35,19 @@ export function layoutStep<P extends PgParams>(on: (ctx: RunContext<P>) => strin
     on,
     become: true,
     gather: (ctx) => ({ layout: layoutFact(ctx.host.vars) }),
-    plan: (f) => (typeof f.layout === 'string' ? blocked(f.layout) : noop(describeLayout(f.layout))),
+    plan: (f) => layoutPlan(f.layout),
     remember: (f) => (typeof f.layout === 'string' ? {} : { [LAYOUT_KEY]: f.layout }),
   });
+}
+
+/**
+ * The first step of every pg runbook refuses a host it cannot handle before any step touches
+ * anything: an undecidable layout, or a PostgreSQL older than 13 (exit 8, its reason).
+ */
+export function layoutPlan(layout: PgLayout | string) {
+  if (typeof layout === 'string') return blocked(layout);
+  const old = unsupportedReason(versionNumOfMajor(layout.version));
+  return old ? blocked(`${describeLayout(layout)}: ${old}`) : noop(describeLayout(layout));
 }
 
 export { clusterOf };

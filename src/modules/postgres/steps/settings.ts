@@ -167,8 +167,9 @@ export function restartActions(node: string, l: PgLayout, standby: boolean): Act
 
 /**
  * Seed 000's check that the archive fills: on the writable node, write a WAL message, switch WAL, and
- * wait for that segment to appear in the archive directory (30 s); otherwise the evidence of
- * pg_stat_archiver. A probe (it writes): not verified in --check.
+ * wait (30 s) until the server itself says it archived that segment (pg_stat_archiver.last_archived_wal
+ * at or past it) and the file is in the directory: a foreign file that only has the segment's name
+ * does not pass. Otherwise the evidence of pg_stat_archiver. A probe (it writes): not verified in --check.
  */
 export function archiveProbeCommand(conn: PgConn, dir: string): Command {
   const query = sql`SELECT CASE WHEN pg_is_in_recovery() THEN 'standby' ELSE (SELECT pg_walfile_name(pg_switch_wal()) FROM (SELECT 1) s) END;`;
@@ -179,7 +180,10 @@ export function archiveProbeCommand(conn: PgConn, dir: string): Command {
   return sh`{ read -r w; read -r s; read -r fq; } ; printf '%s\n' "$w" | ${q(write)} >/dev/null 2>&1
 seg=$(printf '%s\n' "$s" | ${q(query)}) || { echo "error cannot switch WAL"; exit 0; }
 [ "$seg" = standby ] && { echo standby; exit 0; }
-i=0; while [ $i -lt 150 ]; do [ -f ${dir}/"$seg" ] && { echo "archived $seg"; exit 0; }; sleep 0.2; i=$((i+1)); done
+# A WAL file name is 24 hex digits (checked: it then goes into the SQL text below as a literal).
+case $seg in *[!0-9A-F]*|'') echo "error unexpected WAL file name from pg_switch_wal: $seg"; exit 0;; esac
+aq="SELECT coalesce(last_archived_wal, '') >= '$seg' FROM pg_stat_archiver;"
+i=0; while [ $i -lt 150 ]; do [ -f ${dir}/"$seg" ] && [ "$(printf '%s\n' "$aq" | ${q(failed)})" = t ] && { echo "archived $seg"; exit 0; }; sleep 0.2; i=$((i+1)); done
 echo "missing $seg $(printf '%s\n' "$fq" | ${q(failed)})"`.withStdin(stdinText`${String(write)}
 ${String(query)}
 ${String(failed)}
