@@ -7,7 +7,7 @@ import { blocked, change, fact, noop, onHost, stepsFor } from '../../../engine/d
 import type { StepContext, StepDef } from '../../../engine/types.js';
 import { type Action, execOn, waitUntil } from '../../../engine/actions.js';
 import { defineCheck, probe } from '../../../engine/checks.js';
-import { Command, sh, sql, stdinText } from '../../../shell/index.js';
+import { Command, sh, sql } from '../../../shell/index.js';
 import { type ArchiveProbe, archiveDir, archiveVerdict, parseArchiveProbe } from '../archive.js';
 import { type PgNode, clusterOf, connOfLayout, connOfNode, layoutOf, nodeOf } from '../cluster.js';
 import { restartCommand } from '../control.js';
@@ -172,23 +172,27 @@ export function restartActions(node: string, l: PgLayout, standby: boolean): Act
  * does not pass. Otherwise the evidence of pg_stat_archiver. A probe (it writes): not verified in --check.
  */
 export function archiveProbeCommand(conn: PgConn, dir: string): Command {
-  const query = sql`SELECT CASE WHEN pg_is_in_recovery() THEN 'standby' ELSE (SELECT pg_walfile_name(pg_switch_wal()) FROM (SELECT 1) s) END;`;
-  // A WAL message gives pg_switch_wal() something to switch away from; no table grows.
-  const write = sql`SELECT CASE WHEN NOT pg_is_in_recovery() THEN pg_logical_emit_message(false, 'runbook', 'archive check') END;`;
-  const failed = sql`SELECT failed_count || ' ' || coalesce(last_failed_wal, '-') || ' ' || coalesce(last_failed_time::text, '') FROM pg_stat_archiver`;
-  const q = (x: typeof query) => new Command(psqlCommand(conn, x).parts);
-  return sh`{ read -r w; read -r s; read -r fq; } ; printf '%s\n' "$w" | ${q(write)} >/dev/null 2>&1
-seg=$(printf '%s\n' "$s" | ${q(query)}) || { echo "error cannot switch WAL"; exit 0; }
-[ "$seg" = standby ] && { echo standby; exit 0; }
-# A WAL file name is 24 hex digits (checked: it then goes into the SQL text below as a literal).
-case $seg in *[!0-9A-F]*|'') echo "error unexpected WAL file name from pg_switch_wal: $seg"; exit 0;; esac
-aq="SELECT coalesce(last_archived_wal, '') >= '$seg' FROM pg_stat_archiver;"
-i=0; while [ $i -lt 150 ]; do [ -f ${dir}/"$seg" ] && [ "$(printf '%s\n' "$aq" | ${q(failed)})" = t ] && { echo "archived $seg"; exit 0; }; sleep 0.2; i=$((i+1)); done
-echo "missing $seg $(printf '%s\n' "$fq" | ${q(failed)})"`.withStdin(stdinText`${String(write)}
-${String(query)}
-${String(failed)}
-`);
+  const psql = new Command(psqlCommand(conn, ARCHIVE_PROBE_SQL).parts);
+  return sh`out=$(${psql}) || { echo "error the archive check query failed (psql exit $?)"; exit 0; }
+case $out in "archived "*) [ -f ${dir}/"\${out#archived }" ] || { echo "error pg_stat_archiver says \${out#archived } was archived, but it is not in ${dir}"; exit 0; };; esac
+printf '%s\n' "$out"`.withStdin(ARCHIVE_PROBE_SQL);
 }
+
+/**
+ * One psql session: a WAL message gives pg_switch_wal() something to switch away from (no table
+ * grows); then poll pg_stat_archiver (a fresh stats snapshot each time) for up to 30 s. Prints
+ * "standby", "archived SEG" or "missing SEG FAILED_COUNT LAST_FAILED_WAL LAST_FAILED_TIME".
+ */
+export const ARCHIVE_PROBE_SQL = sql.raw(`SELECT pg_is_in_recovery() AS rb_standby \\gset
+\\if :rb_standby
+SELECT 'standby';
+\\else
+SELECT pg_logical_emit_message(false, 'runbook', 'archive check') IS NOT NULL AS rb_written \\gset
+SELECT set_config('runbook.archive_check_segment', pg_walfile_name(pg_switch_wal()), false) AS rb_seg \\gset
+DO $$ BEGIN FOR i IN 1..150 LOOP PERFORM pg_stat_clear_snapshot(); EXIT WHEN (SELECT coalesce(last_archived_wal, '') >= current_setting('runbook.archive_check_segment') FROM pg_stat_archiver); PERFORM pg_sleep(0.2); END LOOP; END $$;
+SELECT CASE WHEN coalesce(last_archived_wal, '') >= :'rb_seg' THEN 'archived ' || :'rb_seg' ELSE 'missing ' || :'rb_seg' || ' ' || failed_count || ' ' || coalesce(last_failed_wal, '-') || ' ' || coalesce(last_failed_time::text, '') END FROM pg_stat_archiver;
+\\endif
+`);
 
 export function archiveProbe(conn: PgConn, dir: string) {
   return probe({ name: 'pg.archive_probe', become: true, command: archiveProbeCommand(conn, dir), parse: (r) => parseArchiveProbe(r.stdout || `error ${r.stderr.trim()}`) });

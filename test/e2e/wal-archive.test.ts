@@ -1,0 +1,166 @@
+/**
+ * Issue 13, point 4 on a lab of its own (testLab('walarch', 26)): WAL archiving that survives a
+ * crash mid-copy, and a broken archive that is a verification failure with its evidence.
+ * - PostgreSQL 15 (basic_archive: temp file, fsync, rename): kill -9 of the archiver while it copies
+ *   a segment (a temp file of it is there, partial), then archiving goes on, every archived segment
+ *   is whole, and setup-warm-standby's archive check passes.
+ * - Before 15 (the archive_command runbook writes): the very command text, run as postgres on a lab
+ *   host, killed with -9 mid-copy (its source is a FIFO fed halfway, so the kill is mid-copy for
+ *   sure): nothing under the final name; the next attempt archives the segment intact.
+ * - An archive directory that cannot be written (a read-only bind mount over it): exit 4, naming
+ *   pg_stat_archiver.last_failed_wal; --check says archiving was not verified.
+ * One lab, the cases in order. Runs the compiled CLI (`npm run build`).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { labDown, labUp, readState } from '../../src/lab/index.js';
+import { archiveCommand } from '../../src/modules/postgres/archive.js';
+import { quoteWord } from '../../src/shell/quote.js';
+import { inHost, testLab, type LabHostInfo } from '../support/lab.js';
+import { runCli } from '../support/plan-vs-run.js';
+
+const lab = testLab('walarch', 26);
+const env = { PGREPL_PW: 'wal-archive:pw' };
+const DIR = '/var/lib/postgresql/rb-arch';
+const SEGMENT = /^[0-9A-F]{24}$/;
+
+describe('WAL archive: crash-safe copies, broken archive = exit 4 with the evidence (debian lab, PostgreSQL 15)', () => {
+  let inventory = '';
+  let broughtUp = false;
+  const host: Record<string, LabHostInfo> = {};
+  const setup = (...more: string[]) =>
+    runCli(['run', 'setup-warm-standby', '-i', inventory, '--secret', 'replication_password=env:PGREPL_PW', '-e', `wal_archive_dir=${DIR}`, ...more], { cwd: '/tmp', env, timeoutMs: 600_000 });
+  const sh = async (h: string, cmd: string) => {
+    const r = await inHost(host[h]!, cmd);
+    if (r.code !== 0) throw new Error(`${h}: ${cmd}: ${r.stderr}`);
+    return r.stdout.trim();
+  };
+  const psql = (h: string, query: string) => inHost(host[h]!, `su -s /bin/sh postgres -c 'cd / && psql -XAtq -v ON_ERROR_STOP=1 -c "$0"' ${quoteWord(query)}`);
+  const value = async (h: string, query: string) => {
+    const r = await psql(h, query);
+    if (r.code !== 0) throw new Error(`${h}: ${query}: ${r.stderr}`);
+    return r.stdout.trim();
+  };
+  const answers = async (h: string) => (await psql(h, 'SELECT 1')).code === 0;
+
+  beforeAll(async () => {
+    if (!(process.env.RUNBOOK_LAB_REUSE === '1' && readState(lab.name))) {
+      await labDown({ name: lab.name });
+      await labUp({ name: lab.name, layout: 'debian', subnet: lab.subnet });
+      broughtUp = true;
+    }
+    const state = readState(lab.name)!;
+    for (const h of state.spec.hosts) host[h.name] = { ...h, lab: lab.name, pid: state.hosts[h.name]!.init.pid };
+    inventory = `/var/lib/runbook-lab/${lab.name}/inventory.yml`;
+  }, 600_000);
+
+  afterAll(async () => {
+    if (host.pg1) await inHost(host.pg1, `mountpoint -q ${DIR} && umount ${DIR}; true`);
+    if (broughtUp && process.env.RUNBOOK_LAB_KEEP !== '1') await labDown({ name: lab.name });
+  }, 300_000);
+
+  it('setup-warm-standby with a local archive directory: basic_archive on 15, the check sees a switched segment archived', async () => {
+    const r = await setup('--yes');
+    expect(r.code, r.out).toBe(0);
+    expect(r.out).toMatch(/pg1: ok: WAL segment [0-9A-F]{24} archived/);
+    expect(await value('pg1', "SELECT current_setting('archive_library') || ' ' || current_setting('basic_archive.archive_directory')")).toBe(`basic_archive ${DIR}`);
+    // A local directory: no restore_command (nothing would fill the standby's own directory).
+    expect(await value('pg2', "SELECT current_setting('restore_command')")).toBe('');
+  }, 600_000);
+
+  it('kill -9 of the archiver mid-copy leaves no partial file that blocks archiving', async () => {
+    // Each round: a backlog of switched segments, then SIGKILL of the archiver the moment a temp file
+    // of basic_archive exists. A round "hit" when a partial temp file is left behind.
+    let hit = '';
+    for (let round = 0; round < 15 && !hit; round++) {
+      await expect.poll(() => answers('pg1'), { timeout: 120_000, interval: 500 }).toBe(true);
+      await value('pg1', "DO $$ BEGIN FOR i IN 1..12 LOOP PERFORM pg_logical_emit_message(false, 'e2e', repeat('x', 1000)); PERFORM pg_switch_wal(); END LOOP; END $$");
+      const out = await sh(
+        'pg1',
+        `i=0; while [ $i -lt 400 ]; do
+  if ls ${DIR} | grep -q '^archtemp\\.'; then
+    p=$(ps -eo pid=,args= | awk '$2 ~ /^postgres:/ && / archiver/ { print $1; exit }')
+    [ -n "$p" ] && kill -KILL "$p" && break
+  fi
+  sleep 0.02; i=$((i+1))
+done
+sleep 0.5; cd ${DIR} && for f in archtemp.*; do [ -f "$f" ] && echo "$f $(stat -c %s "$f")"; done; true`,
+      );
+      const partial = out.split('\n').find((l) => /^archtemp\.[0-9A-F]{24}\.\d+\.\d+ \d+$/.test(l) && Number(l.split(' ')[1]) < 16 * 1024 * 1024);
+      if (partial) hit = partial;
+      else if (out) await sh('pg1', `rm -f ${DIR}/archtemp.*`); // a whole temp file: not mid-copy, try again
+    }
+    expect(hit, 'a partial temp file left by the kill (the kill came mid-copy)').toMatch(/^archtemp\./);
+    const [tmpName] = hit.split(' ');
+    const killedSegment = tmpName!.split('.')[1]!;
+
+    // The server restarts (an archiver crash restarts PostgreSQL from 14) and archiving goes on.
+    await expect.poll(() => answers('pg1'), { timeout: 120_000, interval: 500 }).toBe(true);
+    await expect
+      .poll(() => value('pg1', "SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'"), { timeout: 180_000, interval: 1000 })
+      .toBe('0');
+    // The segment that was being copied when the kill came is archived whole; no segment-named file is partial.
+    expect(await sh('pg1', `stat -c %s ${DIR}/${killedSegment}`)).toBe(String(16 * 1024 * 1024));
+    const names = (await sh('pg1', `ls ${DIR}`)).split('\n').filter((n) => SEGMENT.test(n));
+    expect(names.length).toBeGreaterThan(10);
+    expect(await sh('pg1', `cd ${DIR} && find . -maxdepth 1 -regex './[0-9A-F]*' ! -size 16777216c`)).toBe('');
+    // The leftover is still there (basic_archive does not clean it up) and blocks nothing: the runbook's check passes.
+    expect(await sh('pg1', `ls ${DIR}`)).toContain(tmpName);
+    const r = await setup('--yes');
+    expect(r.code, r.out).toBe(0);
+    expect(r.out).toMatch(/pg1: ok: WAL segment [0-9A-F]{24} archived/);
+  }, 900_000);
+
+  it('before 15: the archive_command killed with -9 mid-copy leaves nothing under the final name; the retry archives it intact', async () => {
+    const dir = '/var/lib/postgresql/rb-arch13';
+    const src = '/var/lib/postgresql/rb-src';
+    const seg = '000000010000000000000042';
+    // As the server runs it: the GUC's text with %p and %f filled in.
+    const line = archiveCommand(dir).text.replace(/%([pf%])/g, (_m, c: string) => (c === 'p' ? `${src}/${seg}` : c === 'f' ? seg : '%'));
+    const out = await sh(
+      'pg1',
+      `set -e
+install -d -o postgres -g postgres -m 0700 ${dir} ${src}
+rm -f ${src}/${seg}; mkfifo ${src}/${seg}; chown postgres: ${src}/${seg}
+setsid su -s /bin/sh postgres -c ${quoteWord(line)} & job=$!
+exec 3>${src}/${seg}
+head -c 1048576 /dev/zero >&3
+i=0; until [ -n "$(find ${dir} -name '.${seg}.rb-tmp.*' -size +0)" ] || [ $i -ge 500 ]; do sleep 0.02; i=$((i+1)); done
+kill -KILL -- -$job
+exec 3>&-
+wait $job || true
+ls -A ${dir}`,
+    );
+    // Killed mid-copy: the temp file is there, the final name is not.
+    expect(out.split('\n')).not.toContain(seg);
+    expect(out).toMatch(new RegExp(`^\\.${seg}\\.rb-tmp\\.\\d+$`, 'm'));
+    // The retry with the whole segment: archived under its name, byte for byte.
+    const retry = await inHost(
+      host.pg1!,
+      `rm -f ${src}/${seg} && head -c 2097152 /dev/urandom > ${src}/${seg} && chown postgres: ${src}/${seg} && su -s /bin/sh postgres -c ${quoteWord(line)} && cmp ${src}/${seg} ${dir}/${seg} && su -s /bin/sh postgres -c ${quoteWord(line)}`,
+    );
+    expect(retry.code, retry.stderr).toBe(0);
+  }, 300_000);
+
+  it('an archive directory that cannot be written: exit 4 naming pg_stat_archiver.last_failed_wal; --check says not verified', async () => {
+    // Owner and mode stay right (the runbook has nothing to repair); writes fail, as on a share gone read-only.
+    await sh('pg1', `mount --bind ${DIR} ${DIR} && mount -o remount,bind,ro ${DIR}`);
+    try {
+      const r = await setup('--yes');
+      expect(r.code, r.out).toBe(4);
+      const m = /FAILED: verification failed: WAL segment ([0-9A-F]{24}) did not reach \S+ within 30 s; pg_stat_archiver: failed_count (\d+), last_failed_wal ([0-9A-F]{24})/.exec(r.out);
+      expect(m, r.out).not.toBeNull();
+      expect(Number(m![2])).toBeGreaterThan(0);
+      expect(await value('pg1', 'SELECT last_failed_wal FROM pg_stat_archiver')).toBe(m![3]);
+
+      const c = await setup('--check');
+      expect(c.out).toMatch(/pg1: not verified: not verified in check mode/);
+      expect(c.out).not.toMatch(/WAL segment [0-9A-F]{24} archived/);
+    } finally {
+      await sh('pg1', `umount ${DIR}`);
+    }
+    // Repaired: archiving catches up and the check passes again.
+    const ok = await setup('--yes');
+    expect(ok.code, ok.out).toBe(0);
+    expect(ok.out).toMatch(/pg1: ok: WAL segment [0-9A-F]{24} archived/);
+  }, 600_000);
+});
