@@ -116,7 +116,8 @@ describe('plans are what runs; verifications leave nothing behind (debian lab)',
   // A foreign file under the name of the segment the check switches away from: the server cannot
   // archive it (basic_archive refuses a different file), and the probe goes by pg_stat_archiver.
   it('a broken WAL archive exits 4 with the evidence; a guard still exits 8', async () => {
-    const dir = '/var/lib/rb-e2e-archive';
+    // Under /var/lib/postgresql: per host on the lab (the rest of /var/lib is the machine's, shared by every lab host).
+    const dir = '/var/lib/postgresql/rb-e2e-archive';
     const ok = await run('setup-warm-standby', '--yes', '-e', `wal_archive_dir=${dir}`);
     expect(ok.code, ok.out).toBe(0);
     expect(ok.out).toMatch(/pg1: ok: WAL segment [0-9A-F]{24} archived/);

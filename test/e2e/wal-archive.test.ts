@@ -147,7 +147,7 @@ ls -A ${dir}`,
     try {
       const r = await setup('--yes');
       expect(r.code, r.out).toBe(4);
-      const m = /FAILED: verification failed: WAL segment ([0-9A-F]{24}) did not reach \S+ within 30 s; pg_stat_archiver: failed_count (\d+), last_failed_wal ([0-9A-F]{24})/.exec(r.out);
+      const m = /FAILED: verification failed: WAL archiving: WAL segment ([0-9A-F]{24}) did not reach \S+ within 30 s; pg_stat_archiver: failed_count (\d+), last_failed_wal ([0-9A-F]{24})/.exec(r.out);
       expect(m, r.out).not.toBeNull();
       expect(Number(m![2])).toBeGreaterThan(0);
       expect(await value('pg1', 'SELECT last_failed_wal FROM pg_stat_archiver')).toBe(m![3]);

@@ -11,7 +11,7 @@ import { Command, sh, sql } from '../../../shell/index.js';
 import { type ArchiveProbe, archiveDir, archiveVerdict, parseArchiveProbe } from '../archive.js';
 import { type PgNode, clusterOf, connOfLayout, connOfNode, layoutOf, nodeOf } from '../cluster.js';
 import { restartCommand } from '../control.js';
-import { type PgConn, psqlCommand, statusFact } from '../facts.js';
+import { type PgConn, type PgStatus, psqlCommand, statusFact } from '../facts.js';
 import { layoutFact } from '../layout-facts.js';
 import { MANAGED_CONF_NAME, type PgLayout } from '../layout.js';
 import { type SettingsFacts, planSettings, settingsOp } from '../ops.js';
@@ -29,7 +29,7 @@ import {
   sourcesOutsideManaged,
 } from '../settings.js';
 import { SYNC_MARKER, SYNC_STRICT_MARKER, syncWish } from '../sync.js';
-import { perNode, pick } from '../topology.js';
+import { isPristine, perNode, pick } from '../topology.js';
 import { type ReplicationSettingsParams, replicationSettings } from './primary.js';
 import { clusterHosts, intendedPrimaryHost } from './inspect.js';
 
@@ -100,15 +100,6 @@ export function restartNodes(nodes: PgNode[], current: Record<string, CurrentSet
   });
 }
 
-const recoveryFact = (conn: PgConn) =>
-  fact({
-    name: 'pg.in_recovery',
-    become: true,
-    cache: false,
-    command: psqlCommand(conn, sql`SELECT pg_is_in_recovery()`),
-    parse: (r) => (r.exitCode === 0 ? r.stdout.trim().startsWith('t') : null),
-  });
-
 /**
  * Restart for the restart-only settings the managed file changed, and only those: a pending
  * restart someone else staged is reported, not acted on. Destructive (clients are cut), so it has
@@ -128,15 +119,20 @@ export function restartStep<P extends ReplicationSettingsParams>(id: string): St
       const nodes = clusterOf(ctx).nodes;
       return {
         ...perNode('cur', nodes, (n) => currentSettingsFact(connOfNode(n), NAMES)),
-        ...perNode('rec', nodes, (n) => recoveryFact(connOfNode(n))),
+        ...perNode('st', nodes, (n) => statusFact(connOfNode(n))),
         ...perNode('layout', nodes, (n) => layoutFact(n.vars)),
       } as never;
     },
     plan: (f, ctx) => {
       const c = clusterOf(ctx);
-      const nodes = restartNodes(c.nodes, pick<CurrentSettings | null>(f, 'cur'), pick<boolean | null>(f, 'rec'));
-      const order = restartOrder(nodes);
-      const others = describePendingOthers(nodes);
+      const st = pick<PgStatus>(f, 'st');
+      const rec = Object.fromEntries(Object.entries(st).map(([k, v]) => [k, v.up ? v.inRecovery : null]));
+      const nodes = restartNodes(c.nodes, pick<CurrentSettings | null>(f, 'cur'), rec);
+      // A pristine stand-alone node other than the intended primary is replaced by the clone (which
+      // starts it with the file): restarting it first would only let it archive WAL of its own.
+      const replaced = restartOrder(nodes).filter((n) => !nodeOf(c, n.name).intendedPrimary && st[n.name] && isPristine(st[n.name]!));
+      const order = restartOrder(nodes).filter((n) => !replaced.includes(n));
+      const others = [describePendingOthers(nodes), ...replaced.map((n) => `${n.name}: not restarted (a pristine stand-alone server: the clone replaces it and starts it with the file)`)].filter(Boolean).join('; ');
       if (!order.length) return noop(["no restart owed for runbook's settings", others].filter(Boolean).join('; '));
       const layouts = pick<PgLayout | string>(f, 'layout');
       const bad = order.find((n) => typeof layouts[n.name] === 'string');
