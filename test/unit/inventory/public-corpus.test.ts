@@ -105,16 +105,20 @@ describe('public inventory corpus', () => {
     expect(normalize(toAnsibleListJson(await load(c)) as ListJson)).toEqual(theirs);
   });
 
-  it('the CLI exits 2 with file:line:col for every refused case', async () => {
+  // One CLI start costs seconds on a loaded machine: two cases (runbook's own refusal, Ansible's too), side by side.
+  it('the compiled CLI exits 2 with file:line:col for a refused case', async () => {
     const bin = join(import.meta.dirname, '../../../bin/runbook.js');
-    for (const c of cases.filter((x) => x.refused)) {
-      const args = [bin, 'inventory', '--list', ...c.sources.flatMap((s) => ['-i', join(corpus, s)]), ...(c.vault ?? []).flatMap((v) => ['--vault-id', join(corpus, v)])];
-      const result = await promisify(execFile)(process.execPath, args, { cwd: join(corpus, c.name) }).then(
-        () => ({ code: 0, stderr: '' }),
-        (e: { code: number; stderr: string }) => e,
-      );
-      expect(result.code, c.name).toBe(2);
-      expect(result.stderr, c.name).toMatch(new RegExp(`^runbook: ${corpus}/\\S+:\\d+:\\d+: .*${c.refused!.error.replace(/^.*?: /, '')}`));
-    }
-  }, 60_000);
+    const picked = ['ansible-inventory-toml', 'ansible-vault-invalid-format'].map((n) => cases.find((c) => c.name === n)!);
+    await Promise.all(
+      picked.map(async (c) => {
+        const args = [bin, 'inventory', '--list', ...c.sources.flatMap((s) => ['-i', join(corpus, s)]), ...(c.vault ?? []).flatMap((v) => ['--vault-id', join(corpus, v)])];
+        const result = await promisify(execFile)(process.execPath, args, { cwd: join(corpus, c.name) }).then(
+          () => ({ code: 0, stderr: '' }),
+          (e: { code: number; stderr: string }) => e,
+        );
+        expect(result.code, c.name).toBe(2);
+        expect(result.stderr, c.name).toMatch(new RegExp(`^runbook: ${corpus}/\\S+:\\d+:\\d+: .*${c.refused!.error.replace(/^.*?: /, '')}`));
+      }),
+    );
+  }, 180_000);
 });
