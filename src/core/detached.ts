@@ -72,7 +72,10 @@ echo "started=$(cat "$d/started" 2>/dev/null)"
 echo "cmd=$(head -n 1 "$d/cmd" 2>/dev/null)"
 if [ -f "$d/exit" ]; then echo state=exited; echo "exit=$(cat "$d/exit")"; echo "ended=$(cat "$d/ended" 2>/dev/null)"; exit 0; fi
 p=$(cat "$d/pid")
-if kill -0 "$p" 2>/dev/null && [ "$(__rb_start "$p")" = "$(cat "$d/start" 2>/dev/null)" ]; then echo state=running; else echo state=lost; fi`;
+if kill -0 "$p" 2>/dev/null && [ "$(__rb_start "$p")" = "$(cat "$d/start" 2>/dev/null)" ]; then echo state=running
+# the supervisor may have written its exit status and ended between the two tests: look again
+elif [ -f "$d/exit" ]; then echo state=exited; echo "exit=$(cat "$d/exit")"; echo "ended=$(cat "$d/ended" 2>/dev/null)"
+else echo state=lost; fi`;
 }
 
 export function parseJobState(id: string, stdout: string): JobState {
