@@ -63,7 +63,10 @@ d="$__rb_jobs"/${checkJobId(id)}`;
 // The PID's start time: field 22 of /proc/PID/stat, counted after the ") " that ends the name.
 const START_OF = `__rb_start() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f20; }`;
 
-/** Prints key=value lines describing the job; exit 0 always. */
+/**
+ * Prints key=value lines describing the job; exit 0 always. A job that ends between the first look
+ * for its exit file and the PID check is exited, not lost: the exit file is looked for again.
+ */
 function statusScript(id: string): Command {
   return sh`${jobDir(id)}
 ${raw(START_OF)}
@@ -73,7 +76,9 @@ echo "started=$(cat "$d/started" 2>/dev/null)"
 echo "cmd=$(head -n 1 "$d/cmd" 2>/dev/null)"
 if [ -f "$d/exit" ]; then echo state=exited; echo "exit=$(cat "$d/exit")"; echo "ended=$(cat "$d/ended" 2>/dev/null)"; exit 0; fi
 p=$(cat "$d/pid")
-if kill -0 "$p" 2>/dev/null && [ "$(__rb_start "$p")" = "$(cat "$d/start" 2>/dev/null)" ]; then echo state=running; else echo state=lost; fi`;
+if kill -0 "$p" 2>/dev/null && [ "$(__rb_start "$p")" = "$(cat "$d/start" 2>/dev/null)" ]; then echo state=running
+elif [ -f "$d/exit" ]; then echo state=exited; echo "exit=$(cat "$d/exit")"; echo "ended=$(cat "$d/ended" 2>/dev/null)"
+else echo state=lost; fi`;
 }
 
 export function parseJobState(id: string, stdout: string): JobState {
