@@ -63,10 +63,7 @@ d="$__rb_jobs"/${checkJobId(id)}`;
 // The PID's start time: field 22 of /proc/PID/stat, counted after the ") " that ends the name.
 const START_OF = `__rb_start() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f20; }`;
 
-/**
- * Prints key=value lines describing the job; exit 0 always. A job that ends between the first look
- * for its exit file and the PID check is exited, not lost: the exit file is looked for again.
- */
+/** Prints key=value lines describing the job; exit 0 always. */
 function statusScript(id: string): Command {
   return sh`${jobDir(id)}
 ${raw(START_OF)}
@@ -74,11 +71,13 @@ if [ ! -d "$d" ] || [ ! -f "$d/pid" ]; then echo state=absent; exit 0; fi
 echo "pid=$(cat "$d/pid")"
 echo "started=$(cat "$d/started" 2>/dev/null)"
 echo "cmd=$(head -n 1 "$d/cmd" 2>/dev/null)"
-if [ -f "$d/exit" ]; then echo state=exited; echo "exit=$(cat "$d/exit")"; echo "ended=$(cat "$d/ended" 2>/dev/null)"; exit 0; fi
+__rb_exited() { echo state=exited; echo "exit=$(cat "$d/exit")"; echo "ended=$(cat "$d/ended" 2>/dev/null)"; exit 0; }
+[ -f "$d/exit" ] && __rb_exited
 p=$(cat "$d/pid")
-if kill -0 "$p" 2>/dev/null && [ "$(__rb_start "$p")" = "$(cat "$d/start" 2>/dev/null)" ]; then echo state=running
-elif [ -f "$d/exit" ]; then echo state=exited; echo "exit=$(cat "$d/exit")"; echo "ended=$(cat "$d/ended" 2>/dev/null)"
-else echo state=lost; fi`;
+if kill -0 "$p" 2>/dev/null && [ "$(__rb_start "$p")" = "$(cat "$d/start" 2>/dev/null)" ]; then echo state=running; exit 0; fi
+# The job may have written its exit status and ended between the first look and kill -0.
+[ -f "$d/exit" ] && __rb_exited
+echo state=lost`;
 }
 
 export function parseJobState(id: string, stdout: string): JobState {
