@@ -10,6 +10,9 @@
  * and switchover, each as one more `it` using planVsRun / mismatches (docs/actions.md §4).
  * Runs the compiled CLI (`npm run build`).
  */
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { labDown, labUp, readState } from '../../src/lab/index.js';
 import { quoteWord } from '../../src/shell/quote.js';
@@ -134,6 +137,25 @@ describe('plans are what runs; verifications leave nothing behind (debian lab)',
     expect((await inHost(host.pg2!, `test -f ${aside}/PG_VERSION`)).code).toBe(0);
     expect(await value('pg2', 'SELECT pg_is_in_recovery()')).toBe('t');
   }, 600_000);
+
+  it('the README\'s "Write your own runbook" example runs from an empty directory, and converges', async () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const section = readme.slice(readme.indexOf('## Write your own runbook'));
+    const code = /```ts\n([\s\S]*?)```/.exec(section)![1]!;
+    expect(code).toContain("from 'runbook'");
+    const dir = mkdtempSync(join(tmpdir(), 'rb-readme-'));
+    writeFileSync(join(dir, 'motd.ts'), code);
+    const motd = () => runCli(['run', './motd.ts', '-i', inventory, '--limit', 'pg2', '-e', 'motd=hello from the README'], { cwd: dir });
+    const first = await motd();
+    expect(first.code, first.out).toBe(0);
+    expect(first.out).toMatch(/pg2: changed: write \/etc\/motd/);
+    expect(first.out).toMatch(/pg2: ok: it does/);
+    expect((await inHost(host.pg2!, 'cat /etc/motd')).stdout).toBe('hello from the README\n');
+    const again = await motd();
+    expect(again.code, again.out).toBe(0);
+    expect(again.out).toMatch(/pg2: ok: already there/);
+    expect(again.out).not.toMatch(/changed=[1-9]/);
+  }, 300_000);
 
   // Skipped: this test found that the archive probe (steps/settings.ts) takes any file named like the
   // switched segment as archived, so a foreign file with that name passes; it must compare

@@ -6,7 +6,7 @@
 import { fact } from '../../engine/define.js';
 import type { Fact } from '../../engine/types.js';
 import { raw, sh } from '../../shell/index.js';
-import { parseKeyValues } from '../nfs/facts.js';
+import { parseKeyValues } from '../../core/key-values.js';
 
 export interface KernelKeepalive {
   /** net.ipv4.tcp_keepalive_time: idle seconds before the first probe (default 7200). */
