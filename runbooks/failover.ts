@@ -18,7 +18,7 @@ import { type FailoverParams, failoverGuardStep, promoteStep, verifyPrimaryStep 
 import { resetUpstreamStep } from '../src/modules/postgres/index.js';
 import { type SyncParams, syncParams, syncStep } from '../src/modules/postgres/index.js';
 import { vipSteps } from '../src/modules/vip/index.js';
-import { directionSteps, findStep } from '../src/modules/filesync/index.js';
+import { directionSteps, findStep, reachedNodes, reachStep } from '../src/modules/filesync/index.js';
 
 export const params = {
   ...pgParams,
@@ -71,9 +71,10 @@ export default definePgRunbook({
     // nodes that answer (the fenced old primary may be gone).
     ...vipSteps<P>({ nodes: candidateAndFollowers, vip: (p) => p.vip }),
     // A file sync (setup-file-sync) now runs from the new primary: the others pull from it. The old
-    // primary is included (it must stop serving and start pulling); when SSH cannot reach it these
-    // steps end the run with exit 5 after the promote, and failback sets its direction.
-    findStep<P>('filesync-find', clusterHosts, (ctx) => candidateHost(ctx)[0]),
-    ...directionSteps<P>('filesync', clusterHosts),
+    // primary is included when SSH reaches it (it must stop serving and start pulling); when not,
+    // it is skipped with the reason and failback sets its direction.
+    reachStep<P>('filesync-reach', candidateHost, clusterHosts),
+    findStep<P>('filesync-find', reachedNodes(clusterHosts), (ctx) => candidateHost(ctx)[0]),
+    ...directionSteps<P>('filesync', reachedNodes(clusterHosts)),
   ],
 });

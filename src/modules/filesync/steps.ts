@@ -187,6 +187,43 @@ export function definitionStep<P>(id: string, nodes: Nodes<P>): StepDef<P, Recor
 
 // ---------------------------------------------------------------- direction: source and targets
 
+/** Per run (keyed by its params object, like failover's candidate): the nodes SSH reached. */
+const reached = new WeakMap<object, Set<string>>();
+
+/**
+ * failover: which nodes SSH reaches now, read from `on` (the candidate). The old primary may be
+ * gone: the file-sync steps then run on the others only and say so, instead of failing the run
+ * (exit 5) after the promote; the dead node keeps its old sync state, which serves nobody and pulls
+ * nothing, until failback turns it.
+ */
+export function reachStep<P>(id: string, on: Nodes<P>, nodes: Nodes<P>): StepDef<P, Record<string, HostSync[] | { unreachable: string }>> {
+  const read = (f: Record<string, HostSync[] | { unreachable: string }>) => Object.entries(f).map(([n, v]) => ({ n, gone: !Array.isArray(v) ? v.unreachable : undefined, defined: Array.isArray(v) && v.length > 0 }));
+  return stepsFor<P>().step({
+    id,
+    title: 'File sync: the nodes SSH reaches (an unreachable old primary is left for failback)',
+    on,
+    become: true,
+    gather: (ctx) => Object.fromEntries(nodes(ctx).map((n) => [n, onHost(n, hostSyncsFact(), (reason) => ({ unreachable: reason }) as never)])) as never,
+    plan: (f) => {
+      const r = read(f);
+      if (!r.some((x) => x.defined)) return noop(`no file sync on the nodes that answer${r.some((x) => x.gone) ? ` (${r.filter((x) => x.gone).map((x) => `${x.n} not reached over SSH`).join(', ')})` : ''}`);
+      return noop(r.map((x) => (x.gone ? `skipped on ${x.n}: not reached over SSH (${x.gone}); it keeps its old file sync state, which failback turns` : `${x.n} reached`)).join('; '));
+    },
+    remember: (f, ctx) => {
+      reached.set(ctx.params as object, new Set(read(f).filter((x) => !x.gone).map((x) => x.n)));
+      return {};
+    },
+  });
+}
+
+/** `nodes` less those reachStep did not reach (all of them before it ran). */
+export function reachedNodes<P>(nodes: Nodes<P>): Nodes<P> {
+  return (ctx) => {
+    const r = reached.get(ctx.params as object);
+    return r ? nodes(ctx).filter((n) => r.has(n)) : nodes(ctx);
+  };
+}
+
 /** failover / failback: the syncs defined on this node (read from its own conf files). */
 export function findStep<P>(id: string, nodes: Nodes<P>, source: (ctx: StepContext<P>) => string | undefined): StepDef<P, { syncs: HostSync[] }> {
   return stepsFor<P>().step({
@@ -238,6 +275,26 @@ export function directionSteps<P>(prefix: string, nodes: Nodes<P>, opts: { probe
         ),
       notify,
     }),
+    step<Record<string, any>>({
+      id: `${prefix}-new-direction`,
+      title: 'Targets: a new direction starts a new manifest (files already here are not "written here")',
+      on: nodes,
+      become: true,
+      when: (ctx) => (has(ctx) === true && isSource(ctx) ? 'the source' : has(ctx)),
+      gather: (ctx) => Object.fromEntries(syncsOf(ctx).map((s) => [s.conf.name, syncRunFact(s.conf.name)])) as never,
+      plan: (f, ctx) => {
+        const cmds: Command[] = [];
+        const what: string[] = [];
+        for (const s of syncsOf(ctx)) {
+          const addr = confFor(s, sourceOf(ctx)!, ctx).sourceAddress;
+          if ((f[s.conf.name] as { epoch: string | null }).epoch !== addr) {
+            cmds.push(sh`${syncFiles(s.conf.name).script} --reset`);
+            what.push(`${s.conf.name}: pull from ${sourceOf(ctx)} (${addr})`);
+          }
+        }
+        return cmds.length ? change(`new direction: ${what.join('; ')}`, cmds) : noop('direction unchanged');
+      },
+    }),
     step({
       id: `${prefix}-authorized-keys`,
       title: "Source: the targets' keys in root's authorized_keys (rrsync -ro, from=, no pty, no forwarding); elsewhere none",
@@ -269,26 +326,6 @@ export function directionSteps<P>(prefix: string, nodes: Nodes<P>, opts: { probe
         return t?.systemd ? 'systemd timer' : t?.cron ? true : 'no cron';
       },
       operation: (ctx) => service(cronService(toolsOf(ctx)!.cron!)),
-    }),
-    step<Record<string, any>>({
-      id: `${prefix}-new-direction`,
-      title: 'Targets: a new direction starts a new manifest (files already here are not "written here")',
-      on: nodes,
-      become: true,
-      when: (ctx) => (has(ctx) === true && isSource(ctx) ? 'the source' : has(ctx)),
-      gather: (ctx) => Object.fromEntries(syncsOf(ctx).map((s) => [s.conf.name, syncRunFact(s.conf.name)])) as never,
-      plan: (f, ctx) => {
-        const cmds: Command[] = [];
-        const what: string[] = [];
-        for (const s of syncsOf(ctx)) {
-          const addr = confFor(s, sourceOf(ctx)!, ctx).sourceAddress;
-          if ((f[s.conf.name] as { epoch: string | null }).epoch !== addr) {
-            cmds.push(sh`${syncFiles(s.conf.name).script} --reset`);
-            what.push(`${s.conf.name}: pull from ${sourceOf(ctx)} (${addr})`);
-          }
-        }
-        return cmds.length ? change(`new direction: ${what.join('; ')}`, cmds) : noop('direction unchanged');
-      },
     }),
   ];
 }
@@ -332,7 +369,7 @@ export function scheduleStep<P>(id: string, nodes: Nodes<P>, wanted: (ctx: StepC
                   const cmds: Command[] = [];
                   if (x.tmr.exists || x.svc.exists) cmds.push(sh`systemctl disable --now ${`${f.unit}.timer`} 2>/dev/null; rm -f ${tmr} ${svc} && systemctl daemon-reload`);
                   if (x.cron.exists) cmds.push(sh`rm -f ${f.cron}`);
-                  return cmds.length ? change('remove the schedule (this node is the source), wait for a running pull', [...cmds, waitLock]) : noop('no schedule (the source)');
+                  return cmds.length ? change('remove the schedule, wait for a running pull', [...cmds, waitLock]) : noop('no schedule here');
                 }
                 if (systemd) {
                   const wantText = `${renderTimer(s.conf.name, s.conf.interval)}${renderService(s.conf.name)}active\n`;
