@@ -9,16 +9,16 @@
 import { param } from '../src/index.js';
 import { pgParams } from '../src/modules/postgres/index.js';
 import { definePgRunbook, docs } from '../src/modules/postgres/index.js';
-import { clusterHosts, layoutStep } from '../src/modules/postgres/index.js';
+import { layoutStep } from '../src/modules/postgres/index.js';
 import { slotsStep } from '../src/modules/postgres/index.js';
 import { candidateAndFollowers, candidateHost, chooseCandidateStep } from '../src/modules/postgres/index.js';
-import { fenceStep, peerSshStep } from '../src/modules/postgres/index.js';
+import { fenceStep, peerSshStep, sshReachableNodes } from '../src/modules/postgres/index.js';
 import { followNewPrimaryStep } from '../src/modules/postgres/index.js';
 import { type FailoverParams, failoverGuardStep, promoteStep, verifyPrimaryStep } from '../src/modules/postgres/index.js';
 import { resetUpstreamStep } from '../src/modules/postgres/index.js';
 import { type SyncParams, syncParams, syncStep } from '../src/modules/postgres/index.js';
 import { vipSteps } from '../src/modules/vip/index.js';
-import { directionSteps, findStep, reachedNodes, reachStep } from '../src/modules/filesync/index.js';
+import { directionSteps, findStep } from '../src/modules/filesync/index.js';
 
 export const params = {
   ...pgParams,
@@ -71,10 +71,10 @@ export default definePgRunbook({
     // nodes that answer (the fenced old primary may be gone).
     ...vipSteps<P>({ nodes: candidateAndFollowers, vip: (p) => p.vip }),
     // A file sync (setup-file-sync) now runs from the new primary: the others pull from it. The old
-    // primary is included when SSH reaches it (it must stop serving and start pulling); when not,
-    // it is skipped with the reason and failback sets its direction.
-    reachStep<P>('filesync-reach', candidateHost, clusterHosts),
-    findStep<P>('filesync-find', reachedNodes(clusterHosts), (ctx) => candidateHost(ctx)[0]),
-    ...directionSteps<P>('filesync', reachedNodes(clusterHosts)),
+    // primary is included when SSH reaches it (it must stop serving and start pulling); fenced
+    // without SSH it is left out (an unreachable host would end a successful failover with exit 5),
+    // and failback sets its direction.
+    findStep<P>('filesync-find', sshReachableNodes, (ctx) => candidateHost(ctx)[0]),
+    ...directionSteps<P>('filesync', sshReachableNodes),
   ],
 });

@@ -187,43 +187,6 @@ export function definitionStep<P>(id: string, nodes: Nodes<P>): StepDef<P, Recor
 
 // ---------------------------------------------------------------- direction: source and targets
 
-/** Per run (keyed by its params object, like failover's candidate): the nodes SSH reached. */
-const reached = new WeakMap<object, Set<string>>();
-
-/**
- * failover: which nodes SSH reaches now, read from `on` (the candidate). The old primary may be
- * gone: the file-sync steps then run on the others only and say so, instead of failing the run
- * (exit 5) after the promote; the dead node keeps its old sync state, which serves nobody and pulls
- * nothing, until failback turns it.
- */
-export function reachStep<P>(id: string, on: Nodes<P>, nodes: Nodes<P>): StepDef<P, Record<string, HostSync[] | { unreachable: string }>> {
-  const read = (f: Record<string, HostSync[] | { unreachable: string }>) => Object.entries(f).map(([n, v]) => ({ n, gone: !Array.isArray(v) ? v.unreachable : undefined, defined: Array.isArray(v) && v.length > 0 }));
-  return stepsFor<P>().step({
-    id,
-    title: 'File sync: the nodes SSH reaches (an unreachable old primary is left for failback)',
-    on,
-    become: true,
-    gather: (ctx) => Object.fromEntries(nodes(ctx).map((n) => [n, onHost(n, hostSyncsFact(), (reason) => ({ unreachable: reason }) as never)])) as never,
-    plan: (f) => {
-      const r = read(f);
-      if (!r.some((x) => x.defined)) return noop(`no file sync on the nodes that answer${r.some((x) => x.gone) ? ` (${r.filter((x) => x.gone).map((x) => `${x.n} not reached over SSH`).join(', ')})` : ''}`);
-      return noop(r.map((x) => (x.gone ? `skipped on ${x.n}: not reached over SSH (${x.gone}); it keeps its old file sync state, which failback turns` : `${x.n} reached`)).join('; '));
-    },
-    remember: (f, ctx) => {
-      reached.set(ctx.params as object, new Set(read(f).filter((x) => !x.gone).map((x) => x.n)));
-      return {};
-    },
-  });
-}
-
-/** `nodes` less those reachStep did not reach (all of them before it ran). */
-export function reachedNodes<P>(nodes: Nodes<P>): Nodes<P> {
-  return (ctx) => {
-    const r = reached.get(ctx.params as object);
-    return r ? nodes(ctx).filter((n) => r.has(n)) : nodes(ctx);
-  };
-}
-
 /** failover / failback: the syncs defined on this node (read from its own conf files). */
 export function findStep<P>(id: string, nodes: Nodes<P>, source: (ctx: StepContext<P>) => string | undefined): StepDef<P, { syncs: HostSync[] }> {
   return stepsFor<P>().step({
