@@ -70,9 +70,13 @@ if [ ! -d "$d" ] || [ ! -f "$d/pid" ]; then echo state=absent; exit 0; fi
 echo "pid=$(cat "$d/pid")"
 echo "started=$(cat "$d/started" 2>/dev/null)"
 echo "cmd=$(head -n 1 "$d/cmd" 2>/dev/null)"
-if [ -f "$d/exit" ]; then echo state=exited; echo "exit=$(cat "$d/exit")"; echo "ended=$(cat "$d/ended" 2>/dev/null)"; exit 0; fi
+__rb_exited() { echo state=exited; echo "exit=$(cat "$d/exit")"; echo "ended=$(cat "$d/ended" 2>/dev/null)"; exit 0; }
+if [ -f "$d/exit" ]; then __rb_exited; fi
 p=$(cat "$d/pid")
-if kill -0 "$p" 2>/dev/null && [ "$(__rb_start "$p")" = "$(cat "$d/start" 2>/dev/null)" ]; then echo state=running; else echo state=lost; fi`;
+if kill -0 "$p" 2>/dev/null && [ "$(__rb_start "$p")" = "$(cat "$d/start" 2>/dev/null)" ]; then echo state=running
+# it may have written its exit status and ended between the two checks: not lost
+elif [ -f "$d/exit" ]; then __rb_exited
+else echo state=lost; fi`;
 }
 
 export function parseJobState(id: string, stdout: string): JobState {
