@@ -6,26 +6,39 @@ import { Command as Program, CommanderError } from 'commander';
 import { ExitCode, RunbookError } from '../errors.js';
 import { maskSecrets } from '../shell/secret.js';
 import { applyColorPolicy } from './color.js';
-import { registerCheck } from './commands/check.js';
-import { registerDrill } from './commands/drill.js';
-import { registerExec } from './commands/exec.js';
-import { registerInventory } from './commands/inventory.js';
-import { registerLab } from './commands/lab.js';
-import { registerRunbookCommands } from './commands/run.js';
 
-export function buildProgram(): Program {
+type Register = (program: Program) => void;
+
+/**
+ * Each command file and the commands it registers. Only the file of the command being run is
+ * imported, so `runbook --version` or `list` load no transport, YAML or prompts (start-up time).
+ * Help, no command or an unknown one load them all (commander lists and suggests from them).
+ */
+const COMMAND_FILES: { names: string[]; load: () => Promise<Register> }[] = [
+  { names: ['run', 'plan', 'list', 'describe'], load: async () => (await import('./commands/run.js')).registerRunbookCommands },
+  { names: ['exec'], load: async () => (await import('./commands/exec.js')).registerExec },
+  { names: ['inventory'], load: async () => (await import('./commands/inventory.js')).registerInventory },
+  { names: ['lab'], load: async () => (await import('./commands/lab.js')).registerLab },
+  { names: ['drill'], load: async () => (await import('./commands/drill.js')).registerDrill },
+  { names: ['check'], load: async () => (await import('./commands/check.js')).registerCheck },
+];
+
+/** The registrars needed for argv: the command's own file, none for --version, all otherwise. */
+function commandFilesFor(argv: string[]) {
+  const first = argv[0];
+  if (first === '--version' || first === '-V') return [];
+  const own = COMMAND_FILES.find((f) => first !== undefined && f.names.includes(first));
+  return own ? [own] : COMMAND_FILES;
+}
+
+export async function buildProgram(argv: string[]): Promise<Program> {
   const program = new Program('runbook')
     .description('Declarative TypeScript runbooks over SSH: check, plan, confirm, apply, verify.')
     .version('0.1.0')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) })
     .showHelpAfterError(false);
-  registerRunbookCommands(program);
-  registerExec(program);
-  registerInventory(program);
-  registerLab(program);
-  registerDrill(program);
-  registerCheck(program);
+  for (const register of await Promise.all(commandFilesFor(argv).map((f) => f.load()))) register(program);
   return program;
 }
 
@@ -33,7 +46,7 @@ export function buildProgram(): Program {
 export async function main(argv: string[]): Promise<number> {
   applyColorPolicy();
   try {
-    await buildProgram().parseAsync(argv, { from: 'user' });
+    await (await buildProgram(argv)).parseAsync(argv, { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.ok;
   } catch (error) {
     return reportError(error);

@@ -71,12 +71,12 @@ echo "pid=$(cat "$d/pid")"
 echo "started=$(cat "$d/started" 2>/dev/null)"
 echo "cmd=$(head -n 1 "$d/cmd" 2>/dev/null)"
 __rb_exited() { echo state=exited; echo "exit=$(cat "$d/exit")"; echo "ended=$(cat "$d/ended" 2>/dev/null)"; exit 0; }
-if [ -f "$d/exit" ]; then __rb_exited; fi
+[ -f "$d/exit" ] && __rb_exited
 p=$(cat "$d/pid")
-if kill -0 "$p" 2>/dev/null && [ "$(__rb_start "$p")" = "$(cat "$d/start" 2>/dev/null)" ]; then echo state=running
-# it may have written its exit status and ended between the two checks: not lost
-elif [ -f "$d/exit" ]; then __rb_exited
-else echo state=lost; fi`;
+if kill -0 "$p" 2>/dev/null && [ "$(__rb_start "$p")" = "$(cat "$d/start" 2>/dev/null)" ]; then echo state=running; exit 0; fi
+# The job may have written its exit status and ended between the first look and kill -0.
+[ -f "$d/exit" ] && __rb_exited
+echo state=lost`;
 }
 
 export function parseJobState(id: string, stdout: string): JobState {

@@ -5,6 +5,8 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { secret, sh } from '../../src/shell/index.js';
+import { WireError } from '../../src/shell/wire.js';
+import { ExitCode } from '../../src/errors.js';
 import { SshTransport, type HostConnection } from '../../src/transport/index.js';
 import { specFor, startLoopbackSshd, type LoopbackSshd } from '../support/loopback-sshd.js';
 
@@ -85,8 +87,15 @@ describe('secrets', () => {
     expect(r.stdout).toBe('***\n');
   });
 
-  // skipped: the refusal now comes earlier, as bad input (exit 2); this test's expectation is not updated yet — issue 14
-  it.skip('a secret with a line break is refused before anything is sent', async () => {
-    await expect(conn.exec(sh`printf %s ${secret('two\nlines')}`)).rejects.toThrow(TypeError);
+  // Refused while the wire text is built (bad input, exit 2): no channel opens, nothing is sent.
+  it('a secret with a line break is refused before anything is sent', async () => {
+    const e = await conn.exec(sh`printf %s ${secret('two\nlines')}`).then(
+      () => undefined,
+      (x: unknown) => x,
+    );
+    expect(e).toBeInstanceOf(WireError);
+    expect((e as WireError).exitCode).toBe(ExitCode.badInput);
+    expect((e as Error).message).toMatch(/cannot contain a line break/);
+    expect((e as Error).message).not.toContain('two');
   });
 });

@@ -1,5 +1,9 @@
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { jobId, parseJobState, startJobCommand } from '../../../src/core/detached.js';
+import { jobFact, jobId, parseJobState, startJobCommand } from '../../../src/core/detached.js';
 import { acquireCommand, lockHolder, parseHolder, staleReason } from '../../../src/core/lock.js';
 import { secret, sh } from '../../../src/shell/index.js';
 
@@ -9,6 +13,24 @@ describe('detached job records', () => {
     expect(parseJobState('j', 'pid=12\nstarted=T\ncmd=sleep 1\nstate=running\n')).toEqual({ state: 'running', id: 'j', pid: 12, startedAt: 'T', command: 'sleep 1' });
     expect(parseJobState('j', 'pid=12\nstarted=T\ncmd=x\nstate=exited\nexit=3\nended=E\n')).toMatchObject({ state: 'exited', exitCode: 3, endedAt: 'E' });
     expect(parseJobState('j', 'pid=12\nstarted=T\ncmd=x\nstate=lost\n')).toMatchObject({ state: 'lost', pid: 12 });
+  });
+  it('a job that ends between the status read\'s two looks is exited, not lost', () => {
+    // The status script, run here as a non-root user would ($XDG_STATE_HOME), with `kill` replaced by
+    // one that lets the job finish at exactly that moment: exit status written, process gone.
+    const state = mkdtempSync(join(tmpdir(), 'rb-job-'));
+    const d = join(state, 'runbook/jobs/j');
+    mkdirSync(d, { recursive: true });
+    writeFileSync(join(d, 'pid'), '999999\n');
+    writeFileSync(join(d, 'exit.tmp'), '0\n');
+    const finishesNow = `id() { echo 1000; }\nkill() { mv "$d/exit.tmp" "$d/exit"; return 1; }\n`;
+    const r = spawnSync('/bin/sh', ['-c', finishesNow + jobFact('j').command.toString()], { encoding: 'utf8', env: { ...process.env, XDG_STATE_HOME: state } });
+    expect(parseJobState('j', r.stdout)).toMatchObject({ state: 'exited', exitCode: 0 });
+    // and a process that is gone without writing its status is still lost
+    const k = join(state, 'runbook/jobs/k');
+    mkdirSync(k, { recursive: true });
+    writeFileSync(join(k, 'pid'), '999999\n');
+    const gone = spawnSync('/bin/sh', ['-c', `id() { echo 1000; }\nkill() { return 1; }\n${jobFact('k').command.toString()}`], { encoding: 'utf8', env: { ...process.env, XDG_STATE_HOME: state } });
+    expect(parseJobState('k', gone.stdout).state).toBe('lost');
   });
   it('makes stable ids and refuses secrets', () => {
     expect(jobId('pg-clone', '/var/lib/postgresql/15/main')).toBe('pg-clone-var-lib-postgresql-15-main');
