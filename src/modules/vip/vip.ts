@@ -115,7 +115,7 @@ cd /
 # psql itself, not Debian's Perl wrapper /usr/bin/psql (twice the time on a loaded host)
 psql=psql
 for b in /usr/lib/postgresql/*/bin/psql /usr/pgsql-*/bin/psql; do [ -x "$b" ] && psql=$b; done
-[ "$(PGCONNECT_TIMEOUT=2 runuser -u postgres -- "$psql" -XAtq -p ${port} -d postgres -c 'SELECT NOT pg_is_in_recovery()' 2>/dev/null)" = t ]
+[ "$(echo 'SELECT NOT pg_is_in_recovery()' | PGCONNECT_TIMEOUT=2 runuser -u postgres -- "$psql" -XAtq -p ${port} -d postgres 2>/dev/null)" = t ]
 `;
 }
 

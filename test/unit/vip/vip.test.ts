@@ -51,7 +51,7 @@ describe('keepalived.conf', () => {
   });
 
   it('the check script succeeds only on a writable server', () => {
-    expect(renderCheckScript(5433)).toContain(`[ "$(PGCONNECT_TIMEOUT=2 runuser -u postgres -- "$psql" -XAtq -p 5433 -d postgres -c 'SELECT NOT pg_is_in_recovery()' 2>/dev/null)" = t ]`);
+    expect(renderCheckScript(5433)).toContain(`[ "$(echo 'SELECT NOT pg_is_in_recovery()' | PGCONNECT_TIMEOUT=2 runuser -u postgres -- "$psql" -XAtq -p 5433 -d postgres 2>/dev/null)" = t ]`);
   });
 
   it('keepalived starts as a plain process and the start waits for its pid file', () => {
