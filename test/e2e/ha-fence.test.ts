@@ -26,10 +26,7 @@ import {
   writer,
 } from './support-ha.js';
 
-// skipped: on the lab the refusal (exit 8, nothing promoted) passed; the fenced failover then exited 5 because the
-// file-sync steps tried pg1's SSH (fixed: failover leaves SSH-unreachable nodes out of them); the re-run of this
-// file with the fix did not finish before this session's deadline (machine at load 40-90) — issue 12 left open
-describe.skip('failover under a partition both ways: fenced with evidence or refused', () => {
+describe('failover under a partition both ways: fenced with evidence or refused', () => {
   let l: HaLab;
 
   beforeAll(async () => {
