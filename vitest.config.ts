@@ -5,7 +5,7 @@ import { defineConfig } from 'vitest/config';
 // that bring up labs of their own (test/support/lab.ts `testLab`) or talk to a loopback sshd, which
 // run side by side. Projects with different worker counts cannot share a group, so the groups run
 // in order: unit, then the files with labs of their own (in parallel), then the shared-lab files.
-const sharedLabFiles = ['engine', 'keepalives', 'lab', 'nfs', 'vip'].map((f) => `test/e2e/${f}.test.ts`);
+const sharedLabFiles = ['engine', 'keepalives', 'lab', 'nfs', 'round-trips', 'vip'].map((f) => `test/e2e/${f}.test.ts`);
 const e2e = { testTimeout: 180_000, hookTimeout: 300_000 };
 
 export default defineConfig({

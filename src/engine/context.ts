@@ -115,6 +115,11 @@ export class FactCache {
     return r ? { ...r } : undefined;
   }
 
+  /** Whether `key` would be served (no hit counted): a prefetch skips what is there. */
+  has(key: string): boolean {
+    return this.#applying === 0 && this.#entries.has(key);
+  }
+
   store(key: string, result: ExecResult, generation: number): void {
     if (this.#applying > 0 || generation !== this.#generation) return;
     this.#entries.set(key, { ...result });

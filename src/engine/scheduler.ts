@@ -9,6 +9,7 @@ import type { Stage, TaskIO, Ui } from '../ui/types.js';
 import { resultLine } from '../ui/types.js';
 import { actionLines } from './actions.js';
 import type { Engine } from './context.js';
+import { prefetchChecks } from './prefetch.js';
 import type { StepResult } from './results.js';
 import { applyStep, type Checked, checkStep, stepContext } from './step-runner.js';
 import type { PhaseDef, RunbookDef, StepDef } from './types.js';
@@ -61,6 +62,10 @@ export class Scheduler {
   /** --step answered "continue without asking". */
   #stepModeOff = false;
   readonly #stepById: Map<string, AnyStep>;
+  /** The steps in run order (tags applied), for prefetching the checks of the ones ahead. */
+  readonly #order: AnyStep[];
+  /** The fact cache's generation when the batch started: prefetch only while nothing applied. */
+  #prefetchFrom: number | undefined;
 
   constructor(
     private readonly engine: Engine,
@@ -70,12 +75,23 @@ export class Scheduler {
     private readonly resume?: ResumeState,
   ) {
     this.#stepById = new Map(allSteps(runbook).map((s) => [s.id, s]));
+    const o = engine.options;
+    this.#order = allSteps(runbook).filter((s) => selectedByTags(s, o.tags, o.skipTags));
+  }
+
+  /** Read ahead the facts of this step and the later ones (see prefetch.ts), while nothing applied. */
+  async #prefetch(step: AnyStep): Promise<void> {
+    const cache = this.engine.factCache;
+    if (!cache || cache.generation !== this.#prefetchFrom) return;
+    const ahead = this.#order.slice(Math.max(0, this.#order.indexOf(step)));
+    await prefetchChecks(this.engine, ahead, (s) => this.#hostsFor(s), (host) => stepContext(this.engine, host));
   }
 
   async run(): Promise<StepResult[]> {
     for (const batch of batches(this.engine.run.hosts.map((h) => h.name), this.runbook.serial)) {
       if (this.stopped) break;
       this.#active = [...batch];
+      this.#prefetchFrom = this.engine.factCache?.generation;
       for (const item of this.runbook.steps) {
         if (this.stopped || this.#active.length === 0) break;
         if (isPhase(item)) {
@@ -134,6 +150,7 @@ export class Scheduler {
     if (!handler && !selectedByTags(step, o.tags, o.skipTags)) return;
     const hosts = only ?? this.#hostsFor(step);
     if (hosts.length === 0) return;
+    if (!handler) await this.#prefetch(step);
     const checked = new Map<string, Checked>();
     const pending = () => [...checked].flatMap(([host, c]) => ('pending' in c ? [{ host, p: c.pending }] : []));
     const finish = (r: StepResult): { text: string; failed: boolean } => {

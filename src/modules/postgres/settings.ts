@@ -71,7 +71,6 @@ UNION ALL SELECT 'r', name, setting, unit, source, coalesce(sourcefile, '') || '
   return fact({
     name: 'pg.current_settings',
     become: true,
-    cache: false,
     command: psqlCommand(conn, query),
     parse(r) {
       if (r.exitCode !== 0) {

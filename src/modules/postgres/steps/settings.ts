@@ -104,7 +104,6 @@ const recoveryFact = (conn: PgConn) =>
   fact({
     name: 'pg.in_recovery',
     become: true,
-    cache: false,
     command: psqlCommand(conn, sql`SELECT pg_is_in_recovery()`),
     parse: (r) => (r.exitCode === 0 ? r.stdout.trim().startsWith('t') : null),
   });

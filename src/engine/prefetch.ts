@@ -1,0 +1,112 @@
+/**
+ * Prefetch (issue 17): before a step's check, the check facts of it and of every later step that
+ * can be known by now are read in ONE batch per (host, become user), into the run's fact cache.
+ * The later steps then plan from the cache; a converged re-run makes one round trip per host and
+ * user for each level of `ctx.state` its steps depend on (e.g. the layout), not one per step.
+ *
+ * Correctness is the cache's: any apply clears it (the scheduler stops prefetching once anything
+ * applied: each step then reads its own facts), probes and `cache: false` facts are never
+ * prefetched, and a step whose `when`, gather or operation reads a `ctx.state` key that is not set
+ * yet is left for a later wave. A prefetch that fails for any reason only means the steps read
+ * their facts themselves, as without it.
+ */
+import type { Command } from '../shell/command.js';
+import { FactCache, type Engine } from './context.js';
+import { factEntries, isRemote, runFactBatch } from './gather.js';
+import type { Fact, FactMap, StepContext, StepDef } from './types.js';
+
+type AnyStep = StepDef<any, any>;
+
+const STATE_READ = Symbol('prefetch: step reads ctx.state');
+
+/** The step's context with a `state` that refuses to read a key not set yet: an earlier step sets it. */
+function upFrontContext(ctx: StepContext<any>): StepContext<any> {
+  const real = ctx.state;
+  const state = new Proxy(real, {
+    get: (target, key) => {
+      if (typeof key === 'symbol' || key in target) return Reflect.get(target, key);
+      throw STATE_READ;
+    },
+    set: () => {
+      throw STATE_READ; // a gather that writes state is not a pure read: leave it to its step
+    },
+  });
+  return { ...ctx, state };
+}
+
+/** The facts a step's check will read on `host`, if they can be known before any step ran. */
+export function upFrontFacts(step: AnyStep, ctx: StepContext<any>, checkMode: boolean): FactMap<unknown> | undefined {
+  if (step.check) return undefined; // checks are verifications: polled, read fresh each time
+  const c = upFrontContext(ctx);
+  try {
+    if (step.when && step.when(c) !== true) return undefined;
+    const map = (step.operation ? step.operation(c).facts : step.gather?.(c)) as FactMap<unknown> | undefined;
+    // In --check a step with probes is "not verified" and reads nothing.
+    if (map && checkMode && factEntries(map).some(([, , f]) => (isRemote(f) ? f.fact : f).probe)) return undefined;
+    return map;
+  } catch {
+    return undefined; // reads ctx.state, or cannot be built yet: the step reads its own facts
+  }
+}
+
+interface Batch {
+  host: string;
+  become: boolean | string | undefined;
+  facts: Array<Fact<unknown>>;
+  keys: string[];
+}
+
+/** Group the cacheable facts of `items` by (target host, become), each fact once. */
+export function prefetchBatches(items: Array<{ step: AnyStep; host: string; map: FactMap<unknown> }>, cached?: (key: string) => boolean): Batch[] {
+  const batches = new Map<string, Batch>();
+  const seen = new Set<string>();
+  for (const { step, host, map } of items) {
+    for (const [, , src] of factEntries(map)) {
+      const target = isRemote(src) ? src.onHost : host;
+      const fact = isRemote(src) ? src.fact : src;
+      if (fact.cache === false || fact.probe) continue;
+      const become = fact.become ?? step.become;
+      const key = FactCache.key(target, become, fact.command as Command);
+      if (key === undefined || seen.has(key) || cached?.(key)) continue;
+      seen.add(key);
+      const bk = `${target}\0${String(become ?? '')}`;
+      let b = batches.get(bk);
+      if (!b) batches.set(bk, (b = { host: target, become, facts: [], keys: [] }));
+      b.facts.push(fact);
+      b.keys.push(key);
+    }
+  }
+  return [...batches.values()];
+}
+
+/**
+ * Read the up-front facts of `steps` on their hosts into the run's cache. `hostsOf` says which of
+ * the batch's hosts a step runs on; `contextOf` builds a step's context for a host.
+ */
+export async function prefetchChecks(
+  engine: Engine,
+  steps: AnyStep[],
+  hostsOf: (step: AnyStep) => string[],
+  contextOf: (host: string) => StepContext<any>,
+  timeoutSec = 120,
+): Promise<void> {
+  const cache = engine.factCache;
+  if (!cache) return;
+  const items = steps.flatMap((step) =>
+    hostsOf(step).flatMap((host) => {
+      const map = upFrontFacts(step, contextOf(host), Boolean(engine.run.checkMode));
+      return map ? [{ step, host, map }] : [];
+    }),
+  );
+  const generation = cache.generation;
+  await Promise.all(
+    prefetchBatches(items, (k) => cache.has(k)).map(async (b) => {
+      try {
+        const results = await runFactBatch(engine.pool, b.host, b.become, b.facts, timeoutSec);
+        results.forEach((r, i) => cache.store(b.keys[i]!, r, generation));
+      } catch {
+        // Unreachable, a failing fact, an interrupt: each step meets it again in its own read.
+      }
+    }),
+  );
+}

@@ -1,0 +1,94 @@
+/**
+ * Prefetch (src/engine/prefetch.ts): a converged run reads the checks of every step it can know
+ * up front in one round trip per host, a step that needs an earlier step's state waits for its
+ * wave, and once anything applied each step reads its own facts afresh (never a stale plan).
+ * Run on the local engine (real scheduler, real batches through sh), counting execs per host.
+ */
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { Scheduler } from '../../../src/engine/scheduler.js';
+import { change, defineRunbook, fact, noop, param, stepsFor, type ParamsOf } from '../../../src/index.js';
+import { sh } from '../../../src/shell/command.js';
+import { PlainLog } from '../../../src/ui/plain-log.js';
+import { localEngine, view } from './local.js';
+
+const params = { root: param.string({ description: 'root', required: true }) };
+type P = ParamsOf<typeof params>;
+const { step } = stepsFor<P>();
+const path = (ctx: { params: P; host: { name: string } }, name: string) => join(ctx.params.root, ctx.host.name, name);
+const readFile = (p: string) => fact({ name: `read ${p}`, command: sh`cat ${p} 2>/dev/null || true`, parse: (r) => r.stdout.trim() });
+
+/** Step `name`: the file holds "want"; it writes it when not. */
+const fileStep = (name: string, needsState = false) =>
+  step({
+    id: name,
+    title: name,
+    gather: (c) => {
+      if (needsState && c.state.dir === undefined) throw new Error('no dir yet');
+      return { v: readFile(path(c, name)) };
+    },
+    plan: (f: { v: string }, c) => (f.v === 'want' ? noop('ok') : change(`write ${name}`, [sh`echo want > ${path(c, name)}`])),
+  });
+
+const runbook = defineRunbook({
+  id: 'prefetch',
+  description: 'test',
+  params,
+  steps: [
+    step({ id: 'where', title: 'where', gather: (c) => ({ d: readFile(path(c, 'dir')) }), plan: () => noop('found'), remember: (f: { d: string }) => ({ dir: f.d }) }),
+    fileStep('a'),
+    fileStep('b'),
+    fileStep('c', true),
+    fileStep('d', true),
+  ],
+});
+
+async function run(root: string) {
+  const log: string[] = [];
+  const engine = localEngine([view('h1'), view('h2')], { root }, {}, log);
+  const results = await new Scheduler(engine, runbook, new PlainLog(() => {}), { onResult: () => {} }).run();
+  return { results, execs: log.length / 2 }; // two hosts, the same work on each
+}
+
+describe('prefetch of the checks', () => {
+  it('a converged run: one batch per wave of state (2), not one per step (5); a run with a change reads afresh after it', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'rb-prefetch-'));
+    for (const h of ['h1', 'h2']) {
+      mkdirSync(join(root, h));
+      writeFileSync(join(root, h, 'dir'), 'x\n');
+      for (const f of ['a', 'b', 'c', 'd']) writeFileSync(join(root, h, f), 'want\n');
+    }
+    const converged = await run(root);
+    expect(converged.results.every((r) => r.status === 'ok')).toBe(true);
+    // wave 1: where, a, b; wave 2 (after `where` remembered dir): c, d
+    expect(converged.execs).toBe(2);
+
+    // b drifted: b changes (apply + its verification), and c and d, after the change, read their own facts
+    for (const h of ['h1', 'h2']) writeFileSync(join(root, h, 'b'), 'drift\n');
+    const drifted = await run(root);
+    expect(drifted.results.filter((r) => r.status === 'changed').map((r) => `${r.stepId}@${r.host}`).sort()).toEqual(['b@h1', 'b@h2']);
+    expect(drifted.results.filter((r) => r.status === 'ok')).toHaveLength(8);
+    // 2 waves + b's apply + b's verification + c's and d's own reads
+    expect(drifted.execs).toBe(6);
+  });
+
+  it('never serves a fact read before an apply to a step after it', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'rb-prefetch-'));
+    // `b` is written by step `a`'s apply here: a reader of b after a must see the new content.
+    const chain = defineRunbook({
+      id: 'chain',
+      description: 'test',
+      params,
+      steps: [
+        step({ id: 'a', title: 'a', gather: (c) => ({ v: readFile(path(c, 'b')) }), plan: (f: { v: string }, c) => (f.v === 'want' ? noop('ok') : change('write b', [sh`echo want > ${path(c, 'b')}`])) }),
+        step({ id: 'b', title: 'b', gather: (c) => ({ v: readFile(path(c, 'b')) }), plan: (f: { v: string }) => (f.v === 'want' ? noop('sees the write') : change('stale', [sh`false`])) }),
+      ],
+    });
+    mkdirSync(join(root, 'h1'));
+    const engine = localEngine([view('h1')], { root });
+    const results = await new Scheduler(engine, chain, new PlainLog(() => {}), { onResult: () => {} }).run();
+    expect(results.map((r) => `${r.stepId}:${r.status}:${r.message}`)).toEqual(['a:changed:write b', 'b:ok:sees the write']);
+  });
+});
