@@ -18,12 +18,11 @@ import { atomicWrite, fileDiff } from '../src/index.js';
 import {
   SSHD_CONFIG,
   SYSCTL_FILE,
-  asPostgres,
   byComponent,
   keepaliveFindings,
   pgFixCommand,
   renderSysctl,
-  setDirectives,
+  sshdConfigWith,
   sshdLines,
   sshdReload,
   targetProblems,
@@ -70,7 +69,7 @@ export default defineRunbook({
         if (!f.k.pg) return noop('no PostgreSQL answering on this host');
         const finding = byComponent(keepaliveFindings(f.k, targets(ctx.params)), 'postgresql');
         if (!finding) return noop(`tcp_keepalives_idle=${f.k.pg.idle}`);
-        return change(`${finding.message} → ALTER SYSTEM + reload`, [asPostgres(pgFixCommand(targets(ctx.params)))]);
+        return change(`${finding.message} → ALTER SYSTEM + reload`, [pgFixCommand(targets(ctx.params))]);
       },
       // The reload is a signal: poll until new sessions see the values.
       verify: {
@@ -95,7 +94,7 @@ export default defineRunbook({
         const finding = byComponent(keepaliveFindings(f.k, targets(ctx.params)), 'sshd');
         if (!finding) return noop(`ClientAliveInterval ${f.k.sshd.clientAliveInterval}`);
         if (f.config === null) return blocked(`${SSHD_CONFIG} does not exist, yet sshd -T answers: fix the sshd config location by hand`);
-        const next = setDirectives(f.config, sshdLines(targets(ctx.params)));
+        const next = sshdConfigWith(f.config, targets(ctx.params));
         if (next === f.config) return blocked(`${finding.message}, although ${SSHD_CONFIG} already says so: an Include or Match earlier in the file overrides it`);
         const write = atomicWrite(SSHD_CONFIG, next, { existing: true, validate: (file) => sh`sshd -t -f ${file}` });
         return change(`${finding.message} → ClientAliveInterval ${ctx.params.idle}`, [write, ...sshdReload(f.k.init, f.k.sshd.pid).slice(1)], fileDiff(SSHD_CONFIG, f.config, next));

@@ -9,10 +9,10 @@
 import { param } from '../src/index.js';
 import { pgParams } from '../src/modules/postgres/index.js';
 import { definePgRunbook, docs } from '../src/modules/postgres/index.js';
-import { clusterHosts, layoutStep } from '../src/modules/postgres/index.js';
+import { layoutStep } from '../src/modules/postgres/index.js';
 import { slotsStep } from '../src/modules/postgres/index.js';
 import { candidateAndFollowers, candidateHost, chooseCandidateStep } from '../src/modules/postgres/index.js';
-import { fenceStep, peerSshStep } from '../src/modules/postgres/index.js';
+import { fenceStep, peerSshStep, sshReachableNodes } from '../src/modules/postgres/index.js';
 import { followNewPrimaryStep } from '../src/modules/postgres/index.js';
 import { type FailoverParams, failoverGuardStep, promoteStep, verifyPrimaryStep } from '../src/modules/postgres/index.js';
 import { resetUpstreamStep } from '../src/modules/postgres/index.js';
@@ -71,9 +71,10 @@ export default definePgRunbook({
     // nodes that answer (the fenced old primary may be gone).
     ...vipSteps<P>({ nodes: candidateAndFollowers, vip: (p) => p.vip }),
     // A file sync (setup-file-sync) now runs from the new primary: the others pull from it. The old
-    // primary is included (it must stop serving and start pulling); when SSH cannot reach it these
-    // steps end the run with exit 5 after the promote, and failback sets its direction.
-    findStep<P>('filesync-find', clusterHosts, (ctx) => candidateHost(ctx)[0]),
-    ...directionSteps<P>('filesync', clusterHosts),
+    // primary is included when SSH reaches it (it must stop serving and start pulling); fenced
+    // without SSH it is left out (an unreachable host would end a successful failover with exit 5),
+    // and failback sets its direction.
+    findStep<P>('filesync-find', sshReachableNodes, (ctx) => candidateHost(ctx)[0]),
+    ...directionSteps<P>('filesync', sshReachableNodes),
   ],
 });

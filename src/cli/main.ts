@@ -21,6 +21,7 @@ const COMMAND_FILES: { names: string[]; load: () => Promise<Register> }[] = [
   { names: ['lab'], load: async () => (await import('./commands/lab.js')).registerLab },
   { names: ['drill'], load: async () => (await import('./commands/drill.js')).registerDrill },
   { names: ['check'], load: async () => (await import('./commands/check.js')).registerCheck },
+  { names: ['init'], load: async () => (await import('./commands/init.js')).registerInit },
 ];
 
 /** The registrars needed for argv: the command's own file, none for --version, all otherwise. */

@@ -17,6 +17,7 @@
  * of starting a second one. Starting a job whose id is still running reattaches to it.
  */
 import { fact } from '../engine/define.js';
+import type { JobAction } from '../engine/actions.js';
 import type { Fact } from '../engine/types.js';
 import { UnreachableError } from '../errors.js';
 import { type Command, raw, sh } from '../shell/command.js';
@@ -271,6 +272,36 @@ export async function runDetached(x: JobExec, id: string, command: Command, o: S
     throw new Error(`detached job ${id} (${maskSecrets(command.toString())}) failed with exit code ${done.exitCode}${lines ? `:\n${lines}` : ''}`);
   }
   return { ...done, reattached };
+}
+
+/**
+ * The plan action of a detached job: start (or reattach to) `command` under id `id`, stream its
+ * progress (at most one line a second), wait for its end; a non-zero exit fails the step with the
+ * job's last lines. `runbook plan` shows `[job] ID: COMMAND`.
+ */
+export function detachedJob(id: string, command: Command, o: StartOptions & Omit<WaitOptions, 'onOutput'> & { host?: string } = {}): JobAction {
+  const { host, ...opts } = o;
+  return {
+    kind: 'job',
+    ...(host ? { host } : {}),
+    id,
+    command,
+    run: async (io) => {
+      let last = 0;
+      await runDetached((c, eo) => io.exec(c, { ...eo, check: false }), id, command, {
+        ...opts,
+        log: (line) => io.log(line),
+        // Progress bars rewrite one line with \r: the last complete one of each chunk.
+        onOutput: (chunk) => {
+          const line = chunk.split(/[\r\n]/).filter((x) => x.trim()).pop();
+          if (line && Date.now() - last > 1000) {
+            last = Date.now();
+            io.log(line.trim());
+          }
+        },
+      });
+    },
+  };
 }
 
 /** For messages: a quoted display of the job's directory. */

@@ -143,6 +143,48 @@ export interface LineArgs extends Ownership {
   state?: 'present' | 'absent';
   /** Create the file when missing (present). Default true. */
   create?: boolean;
+  /** Replace the first match instead of the last (sshd takes the first value it reads). */
+  first?: boolean;
+  /** Only lines before the first line matching it count, and a missing line goes there (sshd's first Match block). */
+  before?: RegExp;
+}
+
+/**
+ * The one line edit, pure: the text with the line in place (or removed), and what changed; or the
+ * reason it is already so. `current` is the file's text ('' for an empty file).
+ */
+export function editLine(current: string, a: LineArgs): { text: string; summary: string } | { noop: string } {
+  const state = a.state ?? 'present';
+  const trailingNewline = current.endsWith('\n') || current === '';
+  const lines = current === '' ? [] : current.replace(/\n$/, '').split('\n');
+  const matches = (l: string) => (a.regexp ? a.regexp.test(l) : l === a.line);
+  // Only lines before the first `before` line are looked at (e.g. sshd's global section).
+  const stop = a.before ? lines.findIndex((l) => a.before!.test(l)) : -1;
+  const scope = stop >= 0 ? stop : lines.length;
+  let next: string[];
+  let summary: string;
+  if (state === 'absent') {
+    next = lines.filter((l, i) => i >= scope || !matches(l));
+    if (next.length === lines.length) return { noop: `no line ${a.regexp ? `matching ${a.regexp}` : JSON.stringify(a.line)} in ${a.path}` };
+    summary = `remove ${lines.length - next.length} line(s) from ${a.path}`;
+  } else {
+    let idx = -1;
+    for (let i = 0; i < scope; i++) if (matches(lines[i]!) && (idx < 0 || !a.first)) idx = i;
+    if (idx >= 0 && lines[idx] === a.line) return { noop: `line ${JSON.stringify(a.line)} is in ${a.path}` };
+    if (idx < 0 && lines.slice(0, scope).includes(a.line!)) return { noop: `line ${JSON.stringify(a.line)} is in ${a.path}` };
+    next = [...lines];
+    if (idx >= 0) {
+      next[idx] = a.line!;
+      summary = `replace line ${idx + 1} of ${a.path}`;
+    } else if (stop >= 0) {
+      next.splice(stop, 0, a.line!);
+      summary = `insert line ${stop + 1} of ${a.path}`;
+    } else {
+      next.push(a.line!);
+      summary = `add line to ${a.path}`;
+    }
+  }
+  return { text: next.length ? `${next.join('\n')}${trailingNewline || state === 'present' ? '\n' : ''}` : '', summary };
 }
 
 export function planLine(a: LineArgs, current: string | null, info?: FileInfo): Plan {
@@ -155,33 +197,9 @@ export function planLine(a: LineArgs, current: string | null, info?: FileInfo): 
     return change(`create ${a.path} with line ${JSON.stringify(a.line)}`, [atomicWrite(a.path, wanted, a)], fileDiff(a.path, null, wanted));
   }
   if (current.includes(MASK)) return blocked(`${a.path} holds masked secret text; manage it with file() or managedBlock() instead`);
-  const trailingNewline = current.endsWith('\n') || current === '';
-  const lines = current === '' ? [] : current.replace(/\n$/, '').split('\n');
-  const matches = (l: string) => (a.regexp ? a.regexp.test(l) : l === a.line);
-  let next: string[];
-  let summary: string;
-  if (state === 'absent') {
-    next = lines.filter((l) => !matches(l));
-    if (next.length === lines.length) return noop(`no line ${a.regexp ? `matching ${a.regexp}` : JSON.stringify(a.line)} in ${a.path}`);
-    summary = `remove ${lines.length - next.length} line(s) from ${a.path}`;
-  } else {
-    let idx = -1;
-    lines.forEach((l, i) => {
-      if (matches(l)) idx = i;
-    });
-    if (idx >= 0 && lines[idx] === a.line) return noop(`line ${JSON.stringify(a.line)} is in ${a.path}`);
-    if (idx < 0 && lines.includes(a.line!)) return noop(`line ${JSON.stringify(a.line)} is in ${a.path}`);
-    next = [...lines];
-    if (idx >= 0) {
-      next[idx] = a.line!;
-      summary = `replace line ${idx + 1} of ${a.path}`;
-    } else {
-      next.push(a.line!);
-      summary = `add line to ${a.path}`;
-    }
-  }
-  const wanted = next.length ? `${next.join('\n')}${trailingNewline || state === 'present' ? '\n' : ''}` : '';
-  return change(summary, [atomicWrite(a.path, wanted, { ...a, existing: info?.exists ?? true })], fileDiff(a.path, current, wanted));
+  const e = editLine(current, a);
+  if ('noop' in e) return noop(e.noop);
+  return change(e.summary, [atomicWrite(a.path, e.text, { ...a, existing: info?.exists ?? true })], fileDiff(a.path, current, e.text));
 }
 
 export function lineInFile(a: LineArgs): Operation<{ current: string | null; info: FileInfo }> {

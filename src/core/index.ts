@@ -3,6 +3,7 @@
 export { fact, onHost } from '../engine/define.js';
 export * from './file-facts.js';
 export * from './system.js';
+export * from './key-values.js';
 export * from './file-ops.js';
 export * from './service.js';
 export * from './command-op.js';

@@ -5,12 +5,14 @@
  *   exec  — a command on the step's host or on another inventory host;
  *   wait  — poll a fact until it holds (interval + deadline);
  *   local — a named operation on the controller (a fence hook);
+ *   job   — a long command run detached on a host (it outlives the connection; a re-run reattaches);
  * and, inside an exec, `later(display, build)` for a command whose text depends on what an earlier
  * action printed (the display says so in place).
  */
 import { Command } from '../shell/command.js';
 import { maskSecrets } from '../shell/secret.js';
 import { quoteWord } from '../shell/quote.js';
+import type { ExecOptions, ExecResult } from '../transport/types.js';
 import type { FactSource } from './types.js';
 
 /** A command built when it runs, from the saved output of earlier actions (`saveAs`). */
@@ -64,7 +66,28 @@ export interface LocalIO {
   readonly signal: AbortSignal;
 }
 
-export type Action = ExecAction | WaitAction | LocalAction;
+/**
+ * A command run detached on a host (src/core/detached.ts builds it: `detachedJob`). The engine only
+ * announces it and hands `run` a quiet exec for its start and poll scripts; shown as its id and the
+ * command the job runs.
+ */
+export interface JobAction {
+  kind: 'job';
+  /** Inventory name of another host; absent: the step's host. */
+  host?: string;
+  /** The job's id: one per purpose and target, so a re-run finds (reattaches to) it. */
+  id: string;
+  /** What the job runs, as shown (the supervisor around it is not). */
+  command: Command;
+  run(io: JobIO): Promise<void>;
+}
+
+export interface JobIO extends LocalIO {
+  /** Run a helper command (start, poll) on the job's host, with the step's become; not announced. */
+  exec(command: Command, options?: ExecOptions): Promise<ExecResult>;
+}
+
+export type Action = ExecAction | WaitAction | LocalAction | JobAction;
 
 /** What a plan may list: Commands are exec actions on the step's host. */
 export type ActionLike = Action | Command;
@@ -81,7 +104,7 @@ export interface ActionView {
 // ---------------------------------------------------------------- constructors
 
 export function isAction(x: unknown): x is Action {
-  return typeof x === 'object' && x !== null && !(x instanceof Command) && ['exec', 'wait', 'local'].includes((x as Action).kind);
+  return typeof x === 'object' && x !== null && !(x instanceof Command) && ['exec', 'wait', 'local', 'job'].includes((x as Action).kind);
 }
 
 export function toAction(x: ActionLike): Action {
@@ -165,16 +188,20 @@ export function viewAction(a: ActionLike): ActionView {
       return { kind: 'wait', text: maskSecrets(waitText(x)) };
     case 'local':
       return { kind: 'local', text: maskSecrets(`${x.name}: ${x.display}`) };
+    case 'job':
+      return { kind: 'job', ...(x.host ? { host: x.host } : {}), text: maskSecrets(`${x.id}: ${x.command.toString()}`) };
   }
 }
 
 /**
  * One line per action for text outputs: an exec on the step's host is its command as is; others
- * are prefixed so the reader sees where and what: `[on pg1] …`, `[wait] until …`, `[local] fence: …`.
+ * are prefixed so the reader sees where and what: `[on pg1] …`, `[wait] until …`, `[local] fence: …`,
+ * `[job] ID: command` (`[job on pg1]` on another host).
  */
 export function actionLine(v: ActionView): string {
   const note = v.note ? `    # ${v.note}` : '';
   if (v.kind === 'exec') return `${v.host ? `[on ${v.host}] ` : ''}${v.text}${note}`;
+  if (v.kind === 'job') return `[job${v.host ? ` on ${v.host}` : ''}] ${v.text}${note}`;
   return `[${v.kind}] ${v.text}${note}`;
 }
 

@@ -10,8 +10,10 @@ import type { FactSource } from './types.js';
 export interface ActionEnv {
   /** Runs (and announces: journal, log) an exec; `view` is the action as planned. */
   exec(target: string | undefined, command: Command, options: ExecOptions, view: ActionView): Promise<ExecResult>;
-  /** Announces a wait or a local operation before it starts. */
+  /** Announces a wait, a local operation or a job before it starts. */
   started(view: ActionView): void;
+  /** Runs a job's helper commands (start, poll) on `target` (undefined: the step's host), not announced. */
+  execQuiet?(target: string | undefined, command: Command, options: ExecOptions): Promise<ExecResult>;
   read<T>(src: FactSource<T>): Promise<T>;
   log(line: string): void;
   readonly signal: AbortSignal;
@@ -52,6 +54,13 @@ export async function runActions(env: ActionEnv, actions: readonly Action[]): Pr
         env.started(view);
         await a.run({ log: (l) => env.log(maskSecrets(l)), signal: env.signal });
         break;
+      case 'job': {
+        const quiet = env.execQuiet;
+        if (!quiet) throw new Error(`job ${a.id}: this runner cannot run detached jobs`);
+        env.started(view);
+        await a.run({ log: (l) => env.log(maskSecrets(l)), signal: env.signal, exec: (c, o = {}) => quiet(a.host, c, o) });
+        break;
+      }
     }
   }
 }

@@ -69,6 +69,8 @@ async function gatherAndPlan(engine: Engine, step: AnyStep, host: string, ctx: S
   }
   const map = step.gather ? (step.gather(ctx) as FactMap<unknown>) : undefined;
   const facts = map ? await gatherFacts(engine.pool, host, step.become, map, undefined, cache) : {};
+  const more = step.followUp?.(facts, ctx) as FactMap<unknown> | undefined;
+  if (more && Object.keys(more).length) Object.assign(facts as object, await gatherFacts(engine.pool, host, step.become, more, undefined, cache));
   // A step with neither plan nor operation always applies (its own apply decides what to do).
   const plan = step.plan ? step.plan(facts, ctx) : change(step.title, []);
   return { facts, plan };
@@ -184,6 +186,14 @@ function applyEnv(engine: Engine, step: AnyStep, ctx: StepContext<any>, io: Task
     if (o.check && res.exitCode !== 0) throw new CommandFailedError(res);
     return res;
   };
+  const quiet = async (target: string, command: Command, options: ExecOptions | undefined) => {
+    engine.interrupt.check();
+    const o = withDefaults(options);
+    engine.factCache?.clear();
+    const res = await engine.pool.exec(target, command, { ...o, check: false }).finally(() => engine.factCache?.clear());
+    if (o.check && res.exitCode !== 0) throw new CommandFailedError(res);
+    return res;
+  };
   const read = async <T>(src: FactSource<T>): Promise<T> => {
     const facts = await gatherFacts(engine.pool, host, step.become, { v: src } as FactMap<{ v: T }>);
     return facts.v;
@@ -202,6 +212,7 @@ function applyEnv(engine: Engine, step: AnyStep, ctx: StepContext<any>, io: Task
       announce(view);
       io.log(actionLine(view));
     },
+    execQuiet: (target, command, options) => quiet(target ?? host, command, options),
     read,
     log,
     signal: engine.interrupt.signal,

@@ -182,6 +182,11 @@ export interface StepDef<P, F = Record<string, unknown>, D = any> {
   when?: (ctx: StepContext<P>) => true | string;
   become?: boolean | string;
   gather?: (ctx: StepContext<P>) => FactMap<F>;
+  /**
+   * Facts that depend on what gather found (which node to ask, whether to ask at all): read in a
+   * second batch after gather and merged into the same facts; undefined or {} reads nothing more.
+   */
+  followUp?: (facts: F, ctx: StepContext<P>) => Partial<FactMap<F>> | undefined;
   plan?: (facts: F, ctx: StepContext<P>) => Plan<D>;
   /** Alternative to gather + plan: one building block. */
   operation?: (ctx: StepContext<P>) => Operation<F>;

@@ -49,6 +49,11 @@ function parseGroup(builder: InventoryBuilder, y: YamlFile, pair: Pair): string 
       } else if (key === 'children') {
         builder.addChild(name, parseGroup(builder, y, entry), entryAt);
       } else {
+        // Ansible refuses a host name YAML reads as a number or boolean (`1234:`), it does not stringify it.
+        const keyValue = isScalar(entry.key) ? entry.key.value : undefined;
+        if (typeof keyValue === 'number' || typeof keyValue === 'boolean') {
+          throw new BadInputError(`host name ${entryName} in group "${name}" must be a string: enclose integers, floats and booleans in quotation marks`, entryAt);
+        }
         // `pg03: *standby_host` reuses another host's mapping.
         const vars = deref(y, entry.value as Node | null);
         if (vars !== null && !(isScalar(vars) && vars.value === null) && !isMap(vars)) {

@@ -59,7 +59,7 @@ function walk(dir: string, out: InventoryFile[], vault?: VaultKeyring): void {
 
 function readInventoryFile(path: string, inDirectory: boolean, vault?: VaultKeyring): InventoryFile {
   const ext = extname(path).toLowerCase();
-  if (ext === '.toml') throw new BadInputError('TOML inventories are not supported: use YAML or INI', { file: path });
+  if (ext === '.toml') throw new BadInputError('TOML inventories are not supported: use YAML or INI', { file: path, line: 1, col: 1 });
   // Ansible's script plugin comes before yaml and ini: an executable file with a #! line is run.
   if (isScript(path)) return { path, format: 'script', text: runInventoryScript(path) };
   const { text, encrypted } = readMaybeVaulted(path, vault);

@@ -66,19 +66,22 @@ interface Envelope {
   ciphertext: Buffer;
 }
 
+/** A whole-file vault has no position of its own: its header is line 1, its body from line 2. */
+const lineOf = (where: SourcePosition, line: number): SourcePosition => (where.line === undefined ? { file: where.file, line, col: 1 } : where);
+
 function parseEnvelope(text: string, where: SourcePosition): Envelope {
   const lines = text.trim().split(/\r?\n/).map((l) => l.trim());
   const m = HEADER.exec(lines[0] ?? '');
-  if (!m) throw new BadInputError('invalid Ansible Vault header (expected $ANSIBLE_VAULT;1.1;AES256)', where);
+  if (!m) throw new BadInputError('invalid Ansible Vault header (expected $ANSIBLE_VAULT;1.1;AES256)', lineOf(where, 1));
   const [, version, cipher, vaultId] = m as unknown as [string, string, string, string | undefined];
-  if (version !== '1.1' && version !== '1.2') throw new BadInputError(`Ansible Vault format ${version} is not supported (1.1 and 1.2 are)`, where);
-  if (cipher !== 'AES256') throw new BadInputError(`Ansible Vault cipher ${cipher} is not supported (AES256 is)`, where);
+  if (version !== '1.1' && version !== '1.2') throw new BadInputError(`Ansible Vault format ${version} is not supported (1.1 and 1.2 are)`, lineOf(where, 1));
+  if (cipher !== 'AES256') throw new BadInputError(`Ansible Vault cipher ${cipher} is not supported (AES256 is)`, lineOf(where, 1));
   const hex = lines.slice(1).join('');
-  if (!/^(?:[0-9a-fA-F]{2})+$/.test(hex)) throw new BadInputError('the Ansible Vault body is not hexadecimal: the file is damaged', where);
+  if (!/^(?:[0-9a-fA-F]{2})+$/.test(hex)) throw new BadInputError('the Ansible Vault body is not hexadecimal: the file is damaged', lineOf(where, 2));
   // The body is hex of "salt-hex \n hmac-hex \n ciphertext-hex".
   const parts = Buffer.from(hex, 'hex').toString('latin1').split('\n');
   if (parts.length !== 3 || !parts.every((p) => /^(?:[0-9a-fA-F]{2})+$/.test(p))) {
-    throw new BadInputError('the Ansible Vault body is malformed: the file is damaged', where);
+    throw new BadInputError('the Ansible Vault body is malformed: the file is damaged', lineOf(where, 2));
   }
   const [salt, hmac, ciphertext] = parts.map((p) => Buffer.from(p, 'hex')) as [Buffer, Buffer, Buffer];
   return { version, ...(vaultId ? { vaultId } : {}), salt, hmac, ciphertext };

@@ -28,6 +28,6 @@ export async function initPostgres(pid: number, layout: DbLayout, major: string)
 
 /** Does the server answer a query on the host's local socket? */
 export async function postgresAnswers(pid: number): Promise<boolean> {
-  const r = await inHost(pid, `su -s /bin/sh postgres -c "psql -XAtc 'select 1'"`, { check: false, timeoutMs: 10_000 });
+  const r = await inHost(pid, `su -s /bin/sh postgres -c "echo 'select 1' | psql -XAt"`, { check: false, timeoutMs: 10_000 });
   return r.code === 0 && r.stdout.trim() === '1';
 }

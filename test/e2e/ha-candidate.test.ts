@@ -16,7 +16,7 @@ describe('failover picks the candidate by data; the other standby follows', () =
     l = await haUp('hacand', 13);
     const r = await setupCluster(l);
     expect(r.code, r.out).toBe(0);
-  });
+  }, 900_000);
 
   afterAll(async () => {
     await haDown(l);
@@ -59,5 +59,5 @@ describe('failover picks the candidate by data; the other standby follows', () =
     // A re-run changes nothing.
     const again = await runbook(l, 'failover', '--check');
     expect(again.code, again.out).toBe(0);
-  });
+  }, 900_000);
 });

@@ -20,7 +20,7 @@ interface Report {
   results: Array<{ stepId: string; host: string; status: string; data?: { ledger?: { lost: Array<{ xid: number; status: string }>; lostCount: number; range: unknown } } }>;
 }
 
-// skipped: its 3-node lab setup fails (first run of this file, in CI; cause not found yet) — issue 12 left open
+// skipped: never run to the end on a lab yet (this session's machine ran at load 40-90; its set-up alone outlasted the time left) — issue 12 left open
 describe.skip('failback: divergence ledger, source failures, switchover under load', () => {
   let l: HaLab;
   const primaryNow = async (): Promise<string> => {
@@ -36,7 +36,7 @@ describe.skip('failback: divergence ledger, source failures, switchover under lo
     const r = await setupCluster(l);
     expect(r.code, r.out).toBe(0);
     await value(l, 'pg1', 'CREATE TABLE IF NOT EXISTS lost (id int PRIMARY KEY, note text)');
-  });
+  }, 900_000);
 
   afterAll(async () => {
     await haDown(l);

@@ -75,10 +75,14 @@ describe.skipIf(!inventory)('enable-nfs-sharing with nfs-ganesha', () => {
     expect(relative.out).toContain('export path "srv/share" is not an absolute path');
     expect(relative.out).toContain('client "10.0.0.300" is not an address, a network or a host name');
     expect(relative.out).toContain('client "app;reboot" is not an address');
-    // A path missing on the server is a fact: the check blocks, and no host changes.
+    // A path missing on the server is a check that does not hold: exit 4 with the evidence, no host changes.
     const missing = run('enable-nfs-sharing', '--yes', '-e', 'exportPath=/srv/nope', '-e', 'mountPoint=/mnt/nope');
-    expect(missing.code).toBe(8);
-    expect(missing.out).toContain('export path /srv/nope does not exist on nfs1');
+    expect(missing.code, missing.out).toBe(4);
+    expect(missing.out).toMatch(/verification failed: the export path is a directory on the server: export path \/srv\/nope does not exist on nfs1/);
+    // A guard is still a guard: a backend this server cannot run blocks, exit 8.
+    const guard = run('enable-nfs-sharing', '--yes', '-e', 'backend=kernel');
+    expect(guard.code, guard.out).toBe(8);
+    expect(guard.out).toContain('backend=kernel: ');
     expect((await sh('pg1', 'cat /etc/fstab')).stdout).toBe(before);
     expect((await sh('nfs1', 'cat /etc/ganesha/ganesha.conf')).stdout).not.toContain('/srv/nope');
   });

@@ -10,21 +10,18 @@
  * and switchover, each as one more `it` using planVsRun / mismatches (docs/actions.md §4).
  * Runs the compiled CLI (`npm run build`).
  */
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { labDown, labUp, readState } from '../../src/lab/index.js';
 import { quoteWord } from '../../src/shell/quote.js';
 import { inHost, testLab, type LabHostInfo } from '../support/lab.js';
-import { mismatches, planVsRun, runCli } from '../support/plan-vs-run.js';
+import { mismatches, planVsRun, runCli, withoutStamps } from '../support/plan-vs-run.js';
 
 const lab = testLab('planrun', 11);
 const PASSWORD = 'e2e-plan:pw\\2';
 const env = { PGREPL_PW: PASSWORD };
-/**
- * Steps whose plan does not yet carry their actions (a hand-written apply with an empty plan): the
- * comparison names them instead of passing silently. `reliab` removes clone-standby when it converts it.
- */
-const NOT_YET_ACTIONS = new Set(['clone-standby']);
-const converted = (ms: Array<{ pair: string }>) => ms.filter((m) => !NOT_YET_ACTIONS.has(m.pair.split('@')[0]!));
 
 describe('plans are what runs; verifications leave nothing behind (debian lab)', () => {
   let inventory = '';
@@ -71,13 +68,13 @@ describe('plans are what runs; verifications leave nothing behind (debian lab)',
     // Something ran on both nodes, and each step@host that ran had a plan in the journal first.
     expect([...r.ran.keys()].some((k) => k.endsWith('@pg1'))).toBe(true);
     expect([...r.ran.keys()].some((k) => k.endsWith('@pg2'))).toBe(true);
-    expect(converted(mismatches(r, 'run'))).toEqual([]);
-    // The unconverted ones are really caught (this fails once they are converted: then drop them above).
-    expect(mismatches(r, 'run').map((m) => m.pair)).toEqual(['clone-standby@pg2']);
+    expect(mismatches(r, 'run')).toEqual([]);
+    // The clone of the pristine pg2 ran as its plan's actions (no hand-written apply).
+    expect(r.ran.get('clone-standby@pg2')?.some((a) => /^job: pg-clone-.*pg_basebackup/.test(a))).toBe(true);
     // Against `runbook plan`: the first change on each host is exact (later ones depend on it).
     const compared = [...r.ran.keys()].filter((k) => r.planned.get(k)?.mark === 'will-change');
     expect(compared.length).toBeGreaterThanOrEqual(2);
-    expect(converted(mismatches(r, 'plan'))).toEqual([]);
+    expect(mismatches(r, 'plan')).toEqual([]);
     // The journal announces each action before its result.
     const firstAction = r.journal.findIndex((e) => e.type === 'action');
     const firstResult = r.journal.findIndex((e) => e.type === 'result' && e.status === 'changed');
@@ -112,6 +109,53 @@ describe('plans are what runs; verifications leave nothing behind (debian lab)',
     expect(await value('pg1', "SELECT to_regclass('public.test') IS NULL")).toBe('t');
     expect(await value('pg2', "SELECT to_regclass('public.test') IS NULL")).toBe('t');
   }, 900_000);
+
+  it('base-backup -e reclone=true: `runbook plan` prints every command of the re-clone, and the run sends exactly those', async () => {
+    const before = await value('pg2', "SELECT current_setting('data_directory')");
+    const r = await planVsRun('base-backup', [...args(), '-e', 'reclone=true', '-e', 'target=pg2'], { runArgs: ['--yes'], env });
+    expect(r.plan.code, r.plan.out).toBe(0);
+    expect(r.run.code, r.run.out).toBe(0);
+    const pair = 'clone-standby@pg2';
+    const planned = r.planned.get(pair)!;
+    expect(planned.mark).toBe('will-change');
+    expect(planned.ownApply).toBe(false);
+    // The move-aside, the pg_basebackup line, the signal file, the start and the wait: in the plan, in order.
+    const lines = planned.actions.join('\n');
+    expect(lines).toMatch(new RegExp(`exec: mv ${before} ${before}\\.old\\.\\d{8}T\\d{6}`));
+    expect(lines).toMatch(/job: pg-clone-\S+: .*pg_basebackup -d .*user=replicator.* -D \S+ -X stream -c fast -R -S pg2 -P/);
+    expect(lines).toMatch(/exec: .*touch \S+\/standby\.signal/);
+    expect(lines).toMatch(/exec: pg_ctlcluster 15 main start/);
+    expect(lines).toMatch(/wait: until pg2 answers in recovery/);
+    expect(r.plan.out).toMatch(/\$ \[job\] pg-clone-\S+: .*pg_basebackup/);
+    expect(r.plan.out).not.toContain('own apply decides');
+    // What ran is what the run's confirmation showed (exact), and what `runbook plan` showed (its clock aside).
+    expect(mismatches(r, 'run')).toEqual([]);
+    expect(withoutStamps(r.ran.get(pair)!)).toEqual(withoutStamps(planned.actions));
+    expect(JSON.stringify(r.journal)).not.toContain(PASSWORD);
+    // It really re-cloned: the old data dir is kept where the plan said, and pg2 streams again.
+    const aside = /mv \S+ (\S+\.old\.\d{8}T\d{6})/.exec(r.ran.get(pair)!.join('\n'))![1]!;
+    expect((await inHost(host.pg2!, `test -f ${aside}/PG_VERSION`)).code).toBe(0);
+    expect(await value('pg2', 'SELECT pg_is_in_recovery()')).toBe('t');
+  }, 600_000);
+
+  it('the README\'s "Write your own runbook" example runs from an empty directory, and converges', async () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const section = readme.slice(readme.indexOf('## Write your own runbook'));
+    const code = /```ts\n([\s\S]*?)```/.exec(section)![1]!;
+    expect(code).toContain("from 'runbook'");
+    const dir = mkdtempSync(join(tmpdir(), 'rb-readme-'));
+    writeFileSync(join(dir, 'motd.ts'), code);
+    const motd = () => runCli(['run', './motd.ts', '-i', inventory, '--limit', 'pg2', '-e', 'motd=hello from the README'], { cwd: dir });
+    const first = await motd();
+    expect(first.code, first.out).toBe(0);
+    expect(first.out).toMatch(/pg2: changed: write \/etc\/motd/);
+    expect(first.out).toMatch(/pg2: ok: it does/);
+    expect((await inHost(host.pg2!, 'cat /etc/motd')).stdout).toBe('hello from the README\n');
+    const again = await motd();
+    expect(again.code, again.out).toBe(0);
+    expect(again.out).toMatch(/pg2: ok: already there/);
+    expect(again.out).not.toMatch(/changed=[1-9]/);
+  }, 300_000);
 
   // Skipped: this test found that the archive probe (steps/settings.ts) takes any file named like the
   // switched segment as archived, so a foreign file with that name passes; it must compare

@@ -30,12 +30,13 @@ export interface HaLab {
   routes: Array<{ where: 'root' | string; cidr: string }>;
 }
 
-export async function haUp(base: string, k: number): Promise<HaLab> {
+/** A lab of its own: by default the 3-node cluster of issue 12; `hosts` / `layout` as `lab up` takes them. */
+export async function haUp(base: string, k: number, o: { hosts?: string; layout?: 'debian' | 'rhel' } = {}): Promise<HaLab> {
   const { name, subnet } = testLab(base, k);
   const reuse = process.env.RUNBOOK_LAB_REUSE === '1' && readState(name);
   if (!reuse) {
     await labDown({ name });
-    await labUp({ name, subnet, hosts: 'pg1=db,pg2=db,pg3=db,nfs1=nfs' });
+    await labUp({ name, subnet, hosts: o.hosts ?? 'pg1=db,pg2=db,pg3=db,nfs1=nfs', ...(o.layout ? { layout: o.layout } : {}) });
   }
   const state = readState(name)!;
   const host: Record<string, LabHostInfo> = {};
@@ -184,4 +185,18 @@ export async function setupCluster(l: HaLab): Promise<Run> {
 export async function killPostmaster(l: HaLab, h: string): Promise<void> {
   const r = await inHost(l.host[h]!, `kill -KILL "$(head -n 1 ${DATA}/postmaster.pid)"`);
   if (r.code !== 0) throw new Error(`kill postmaster on ${h}: ${r.stderr}`);
+}
+
+/** A client inside host `h` inserting into `table` (an `id` serial) every 50 ms over the local socket; stop() it. */
+export function writer(l: HaLab, h: string, table: string): HostLoop {
+  return new HostLoop(l.host[h]!, `while :; do su -s /bin/sh postgres -c "psql -XAtqc 'INSERT INTO ${table} DEFAULT VALUES RETURNING id'" 2>/dev/null; sleep 0.05; done`);
+}
+
+/** The ids a writer's client saw acknowledged (one per line); a commit in flight at stop() is not among them. */
+export function ackedIds(output: string): number[] {
+  return output
+    .split('\n')
+    .map((x) => x.trim())
+    .filter((x) => /^\d+$/.test(x))
+    .map(Number);
 }

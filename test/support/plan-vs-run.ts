@@ -97,7 +97,17 @@ export function mismatches(r: PlanVsRun, against: 'run' | 'plan'): Array<{ pair:
       if (!p || p.mark !== 'will-change') continue;
       planned = p.actions;
     }
-    if (JSON.stringify(planned) !== JSON.stringify(ran)) out.push({ pair, planned: planned ?? [], ran });
+    if (JSON.stringify(againstPlan(planned, against)) !== JSON.stringify(againstPlan(ran, against))) out.push({ pair, planned: planned ?? [], ran });
   }
   return out;
 }
+
+/**
+ * Text taken from the run's clock (the moved-aside data dir's `.old.<timestamp>`) is exact in each
+ * plan, but `runbook plan` and the run are two runs with two clocks: compared without it.
+ */
+export function withoutStamps(lines: string[]): string[] {
+  return lines.map((l) => l.replace(/\.old\.\d{8}T\d{6}/g, '.old.<timestamp>'));
+}
+
+const againstPlan = (lines: string[] | undefined, against: 'run' | 'plan') => (lines && against === 'plan' ? withoutStamps(lines) : lines);

@@ -119,6 +119,9 @@ async function plan(fx: Fixture) {
     return { plan: op.plan(factsFor(op.facts as FactMap<unknown>, fx.facts)) };
   }
   const facts = step.gather ? factsFor(step.gather(ctx) as FactMap<unknown>, fx.facts) : {};
+  // Follow-up facts (read after gather, from what it found) come from the same fixture facts.
+  const more = step.followUp?.(facts, ctx) as FactMap<unknown> | undefined;
+  if (more) Object.assign(facts, factsFor(more, fx.facts));
   return { plan: step.plan!(facts, ctx) };
 }
 

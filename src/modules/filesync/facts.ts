@@ -2,7 +2,7 @@
 import { fact } from '../../engine/define.js';
 import type { Fact } from '../../engine/types.js';
 import { raw, sh } from '../../shell/index.js';
-import { parseKeyValues } from '../nfs/facts.js';
+import { parseKeyValues } from '../../core/key-values.js';
 import { ETC_DIR, type PeerEntry, type SyncConf, type SyncStatus, keyFile, parseConf, parseStatus, pathId, syncFiles } from './spec.js';
 
 export interface SyncTools {

@@ -6,7 +6,7 @@
 import { fact } from '../../engine/define.js';
 import type { Fact } from '../../engine/types.js';
 import { raw, sh } from '../../shell/index.js';
-import { parseKeyValues } from '../nfs/facts.js';
+import { parseKeyValues } from '../../core/key-values.js';
 
 export interface KernelKeepalive {
   /** net.ipv4.tcp_keepalive_time: idle seconds before the first probe (default 7200). */
@@ -78,7 +78,7 @@ export const keepaliveFact: Fact<KeepaliveFacts> = fact({
       `for k in time intvl probes; do echo "kernel.$k=$(cat /proc/sys/net/ipv4/tcp_keepalive_$k)"; done`,
       `PATH="$PATH:/usr/sbin:/sbin"`,
       `if command -v sshd >/dev/null; then sshd -T 2>/dev/null | awk '$1 ~ /^(clientaliveinterval|clientalivecountmax|tcpkeepalive)$/ { print "sshd." $1 "=" $2 }'; echo "sshd.pid=$(cat /run/sshd.pid 2>/dev/null)"; fi`,
-      `if id postgres >/dev/null 2>&1 && command -v psql >/dev/null; then (cd / && PGCONNECT_TIMEOUT=3 runuser -u postgres -- psql -XAtq -d postgres -c "$q" 2>/dev/null); fi`,
+      `if id postgres >/dev/null 2>&1 && command -v psql >/dev/null; then printf '%s\\n' "$q" | (cd / && PGCONNECT_TIMEOUT=3 runuser -u postgres -- psql -XAtq -d postgres 2>/dev/null); fi`,
       `[ -d /run/systemd/system ] && echo init=systemd || echo init=none`,
     ].join('\n'),
   )}`,

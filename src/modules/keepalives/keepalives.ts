@@ -4,7 +4,8 @@
  * commands that fix each finding. Pure: facts in, findings and commands out.
  */
 import type { KeepaliveFacts } from './facts.js';
-import { sh, type Command } from '../../shell/index.js';
+import { editLine, type LineArgs } from '../../core/file-ops.js';
+import { sh, sql, type Command } from '../../shell/index.js';
 
 export interface KeepaliveTargets {
   /** The longest acceptable idle time before the first keepalive (below any router's timeout). */
@@ -75,10 +76,19 @@ export function keepaliveFindings(f: KeepaliveFacts, t: KeepaliveTargets): Findi
 
 // ---------------------------------------------------------------- fixes
 
-/** ALTER SYSTEM (postgresql.auto.conf wins over every other file) and a reload: these are sighup settings. */
+/**
+ * ALTER SYSTEM (postgresql.auto.conf wins over every other file) and a reload: these are sighup
+ * settings. As postgres from a root step; the SQL on stdin.
+ */
 export function pgFixCommand(t: KeepaliveTargets): Command {
-  const set = (name: string, v: number) => `ALTER SYSTEM SET ${name} = ${Math.trunc(v)}`;
-  return sh`cd / && psql -XAtq -v ON_ERROR_STOP=1 -d postgres -c ${set('tcp_keepalives_idle', t.idle)} -c ${set('tcp_keepalives_interval', t.interval)} -c ${set('tcp_keepalives_count', t.count)} -c ${'SELECT pg_reload_conf()'}`;
+  const n = (v: number) => sql.raw(String(Math.trunc(v)));
+  return sh`cd / && runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1 -d postgres`.withStdin(
+    sql`ALTER SYSTEM SET tcp_keepalives_idle = ${n(t.idle)};
+ALTER SYSTEM SET tcp_keepalives_interval = ${n(t.interval)};
+ALTER SYSTEM SET tcp_keepalives_count = ${n(t.count)};
+SELECT pg_reload_conf();
+`,
+  );
 }
 
 export const SYSCTL_FILE = '/etc/sysctl.d/90-runbook-keepalive.conf';
@@ -94,12 +104,24 @@ net.ipv4.tcp_keepalive_probes = ${t.count}
 
 export const SSHD_CONFIG = '/etc/ssh/sshd_config';
 
-/** sshd reads the first value it meets: replace an existing (or commented) line in place, else append. */
-export function sshdLines(t: KeepaliveTargets): Array<{ regexp: RegExp; line: string }> {
+/**
+ * sshd reads the first value it meets: the first existing (or commented) line of the global section
+ * is replaced in place; a missing one goes before the first Match block, where it applies globally.
+ */
+export function sshdLines(t: KeepaliveTargets): LineArgs[] {
+  const at = { path: SSHD_CONFIG, first: true, before: /^\s*Match\s/i };
   return [
-    { regexp: /^#?\s*ClientAliveInterval\b/i, line: `ClientAliveInterval ${t.idle}` },
-    { regexp: /^#?\s*ClientAliveCountMax\b/i, line: `ClientAliveCountMax ${t.count}` },
+    { ...at, regexp: /^#?\s*ClientAliveInterval\b/i, line: `ClientAliveInterval ${t.idle}` },
+    { ...at, regexp: /^#?\s*ClientAliveCountMax\b/i, line: `ClientAliveCountMax ${t.count}` },
   ];
+}
+
+/** sshd_config with each directive set (core's line editor, one directive after the other). */
+export function sshdConfigWith(content: string, t: KeepaliveTargets): string {
+  return sshdLines(t).reduce((text, a) => {
+    const e = editLine(text, a);
+    return 'noop' in e ? text : e.text;
+  }, content);
 }
 
 /** Validate the new config, then reload: systemd's unit, else SIGHUP to the pid in /run/sshd.pid. */
@@ -107,29 +129,6 @@ export function sshdReload(init: KeepaliveFacts['init'], pid: number | undefined
   const check = sh`sshd -t`;
   if (init === 'systemd') return [check, sh`systemctl reload ssh || systemctl reload sshd`];
   return pid ? [check, sh`kill -HUP ${pid}`] : [check];
-}
-
-/** Run a psql command as postgres from a root step (the fact needs root for sshd -T). */
-export function asPostgres(command: Command): Command {
-  return sh`cd / && runuser -u postgres -- sh -c ${command.toString()}`;
-}
-
-/**
- * sshd_config with each directive set: the first matching line is replaced (sshd takes the first
- * value it reads); a missing one goes before the first Match block, where it applies globally.
- */
-export function setDirectives(content: string, wanted: Array<{ regexp: RegExp; line: string }>): string {
-  const lines = content.replace(/\n$/, '').split('\n');
-  for (const w of wanted) {
-    // Only the global section: a line inside a Match block applies to its matches only.
-    const match = lines.findIndex((l) => /^\s*Match\s/i.test(l));
-    const global = match >= 0 ? lines.slice(0, match) : lines;
-    const i = global.findIndex((l) => w.regexp.test(l));
-    if (i >= 0) lines[i] = w.line;
-    else if (match >= 0) lines.splice(match, 0, w.line);
-    else lines.push(w.line);
-  }
-  return `${lines.join('\n')}\n`;
 }
 
 export const byComponent = (findings: Finding[], c: Component): Finding | undefined => findings.find((f) => f.component === c);

@@ -5,16 +5,9 @@
 import { fact } from '../../engine/define.js';
 import type { Fact } from '../../engine/types.js';
 import { raw, sh } from '../../shell/index.js';
+import { parseKeyValues } from '../../core/key-values.js';
 
-/** `key=value` lines into a map (later keys win); lines without `=` are ignored. */
-export function parseKeyValues(text: string): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const line of text.split('\n')) {
-    const eq = line.indexOf('=');
-    if (eq > 0) out.set(line.slice(0, eq).trim(), line.slice(eq + 1).trim());
-  }
-  return out;
-}
+export { parseKeyValues };
 
 /** Filesystem types the running kernel knows, from /proc/filesystems ("nodev\tnfs" → "nfs"). */
 export function parseFilesystems(text: string): Set<string> {

@@ -3,6 +3,7 @@
  * file (kernel exports file, nfs-ganesha EXPORT block, fstab line). No I/O here: the runbooks
  * (runbooks/enable-nfs-sharing.ts, disable-nfs-sharing.ts) feed these from facts.
  */
+import { checksFor } from '../../engine/checks.js';
 import { blocked, change, fact, noop, param, stepsFor } from '../../engine/define.js';
 import type { Fact, ParamsOf, Plan, RunContext, StepContext, StepDef } from '../../engine/types.js';
 import {
@@ -406,25 +407,32 @@ export const nfsState = <P>(ctx: StepContext<P>): NfsState => ctx.state as NfsSt
 /** Skip unless the kernel can mount; the reason is the fact (e.g. no nfs in /proc/filesystems). */
 export const whenKernelClient = <P>(ctx: StepContext<P>): true | string => nfsState(ctx).nfsNoKernelClient ?? true;
 
+/** What must hold of the export path before anything is exported: a directory (the evidence in words). */
+export function exportPathHolds(path: PathFacts, host: string): true | { ok: string } | string {
+  if (path.kind === 'missing') return `export path ${path.path} does not exist on ${host}: create it, or give exportPath`;
+  if (path.kind !== 'directory') return `export path ${path.path} on ${host} is not a directory`;
+  return { ok: `${path.path} is a directory owned by ${path.owner}` };
+}
+
 /**
  * The checks both runbooks start with: nothing changes, everything later steps need is remembered.
- * `needPath`: a missing export path blocks (enable); disabling does not care.
+ * A backend that cannot serve is a guard (blocked, exit 8); a missing export path is a check that
+ * does not hold (failed, kind verify, exit 4) — enable only: disabling does not care.
  */
 export function nfsCheckSteps<P extends NfsParams>(mode: 'enable' | 'disable'): Array<StepDef<P, any>> {
   const { step } = stepsFor<P>();
-  const server = step<{ host: NfsHostFacts; path: PathFacts }>({
+  const { check } = checksFor<P>();
+  const server = step<{ host: NfsHostFacts }>({
     id: 'nfs-server-check',
-    title: 'NFS server: backend and export path',
+    title: 'NFS server: backend',
     on: (ctx) => ctx.select(ctx.params.servers).map((h) => h.name),
     become: true,
-    gather: (ctx) => ({ host: nfsHostFact, path: pathFact(ctx.params.exportPath) }),
+    gather: () => ({ host: nfsHostFact }),
     plan: (f, ctx) => {
       const choice = chooseBackend(ctx.params.backend as 'auto' | Backend, f.host);
       if (mode === 'disable') return noop(`kernel nfsd: ${kernelServerUnavailable(f.host) ?? 'available'}; ganesha: ${f.host.tools['ganesha.nfsd'] ? 'installed' : 'not installed'}`);
       if ('blocked' in choice) return blocked(choice.blocked);
-      if (f.path.kind === 'missing') return blocked(`export path ${f.path.path} does not exist on ${ctx.host.name}: create it, or give exportPath`);
-      if (f.path.kind !== 'directory') return blocked(`export path ${f.path.path} on ${ctx.host.name} is not a directory`);
-      return noop(`backend ${choice.backend} (${choice.why}); ${f.path.path} is a directory owned by ${f.path.owner}`);
+      return noop(`backend ${choice.backend} (${choice.why})`);
     },
     remember: (f, ctx): NfsState => {
       const choice = chooseBackend(ctx.params.backend as 'auto' | Backend, f.host);
@@ -457,7 +465,17 @@ export function nfsCheckSteps<P extends NfsParams>(mode: 'enable' | 'disable'): 
       return { nfsInit: f.host.init, ...(noKernel ? { nfsNoKernelClient: noKernel } : {}) };
     },
   });
-  return [server, client];
+  const exportPath = check<{ path: PathFacts }>({
+    id: 'nfs-export-path',
+    title: 'NFS server: the export path is a directory',
+    name: 'the export path is a directory on the server',
+    on: (ctx) => ctx.select(ctx.params.servers).map((h) => h.name),
+    become: true,
+    timeoutMs: 0,
+    gather: (ctx) => ({ path: pathFact(ctx.params.exportPath) }),
+    holds: (f, ctx) => exportPathHolds(f.path, ctx.host.name),
+  });
+  return mode === 'enable' ? [server, exportPath, client] : [server, client];
 }
 
 /** Server steps run on the server hosts only. */

@@ -5,7 +5,7 @@
 import { fact } from '../../engine/define.js';
 import type { Fact } from '../../engine/types.js';
 import { raw, sh } from '../../shell/index.js';
-import { parseKeyValues } from '../nfs/facts.js';
+import { parseKeyValues } from '../../core/key-values.js';
 
 export interface InterfaceAddress {
   ifname: string;

@@ -109,7 +109,7 @@ export function renderCheckScript(port: number): string {
 # Managed by runbook (setup-vip): exit 0 only when the local PostgreSQL is writable,
 # so keepalived lets only the primary hold the VIP.
 cd /
-[ "$(PGCONNECT_TIMEOUT=2 runuser -u postgres -- psql -XAtq -p ${port} -d postgres -c 'SELECT NOT pg_is_in_recovery()' 2>/dev/null)" = t ]
+[ "$(echo 'SELECT NOT pg_is_in_recovery()' | PGCONNECT_TIMEOUT=2 runuser -u postgres -- psql -XAtq -p ${port} -d postgres 2>/dev/null)" = t ]
 `;
 }
 

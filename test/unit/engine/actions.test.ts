@@ -29,6 +29,7 @@ import {
 } from '../../../src/index.js';
 import type { ActionStarted } from '../../../src/engine/context.js';
 import { exitCodeOf, recap } from '../../../src/engine/results.js';
+import { clearJobCommand, detachedJob } from '../../../src/core/detached.js';
 import { planHosts, formatPlan } from '../../../src/engine/plan.js';
 import { PlainLog } from '../../../src/ui/plain-log.js';
 import { recapTable } from '../../../src/ui/types.js';
@@ -158,6 +159,57 @@ describe('interpreter', () => {
     const r = await runIt(def, root);
     expect(r.results[0]!.status).toBe('failed');
     expect(r.results[0]!.message).toMatch(/fence failed \(exit code 3\).*\n.*nope/);
+  });
+
+  it('a detached job runs under its supervisor, announced once as [job] ID: COMMAND; its non-zero exit fails the step with its output', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'rb-act-'));
+    const id = `rb-unit-${process.pid}-${Date.now()}`;
+    const out = join(root, 'job.out');
+    const def = defineRunbook({
+      id: 'j',
+      description: 'j',
+      params,
+      steps: [
+        step({ id: 'ok', title: 'ok', on: 'h1', verify: { converge: false }, plan: () => change('job', [detachedJob(`${id}-a`, sh`echo progress; echo done > ${out}`, { intervalMs: 50 }), sh`cat ${out}`, clearJobCommand(`${id}-a`)]) }),
+        step({ id: 'bad', title: 'bad', on: 'h1', plan: () => change('job', [detachedJob(`${id}-b`, sh`echo broken-output; exit 3`, { intervalMs: 50 })]) }),
+      ],
+    });
+    const r = await runIt(def, root);
+    expect(readFileSync(out, 'utf8')).toBe('done\n');
+    expect(r.results[0]!.status).toBe('changed');
+    // One announcement for the job (its start and poll scripts are not actions), before the next exec.
+    expect(r.actions.filter((a) => a.stepId === 'ok').map((a) => a.action.kind)).toEqual(['job', 'exec', 'exec']);
+    expect(actionLines([detachedJob('x1', sh`pg_basebackup -D /d`)])).toEqual(['[job] x1: pg_basebackup -D /d']);
+    const bad = r.results[1]!;
+    expect(bad.status).toBe('failed');
+    expect(bad.message).toMatch(/detached job .*-b .*failed with exit code 3:\nbroken-output/);
+    expect(r.code).toBe(3);
+  });
+
+  it('followUp facts are read after gather, from what it found, and merged into the facts the plan sees', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'rb-act-'));
+    writeFileSync(join(root, 'which'), 'b\n');
+    writeFileSync(join(root, 'b'), 'from b\n');
+    const read = (name: string, file: string) => fact({ name, command: sh`cat ${file}`, parse: (x) => x.stdout.trim() });
+    let seen: unknown;
+    const def = defineRunbook({
+      id: 'f',
+      description: 'f',
+      params,
+      steps: [
+        step<{ which: string; content?: string }>({
+          id: 'f',
+          title: 'f',
+          on: 'h1',
+          gather: () => ({ which: read('which', join(root, 'which')) }),
+          followUp: (f) => ({ content: read('content', join(root, f.which)) }),
+          plan: (f) => ((seen = f), noop('seen')),
+        }),
+      ],
+    });
+    const r = await runIt(def, root);
+    expect(r.code).toBe(0);
+    expect(seen).toEqual({ which: 'b', content: 'from b' });
   });
 
   it('plan shows the same actions the run announces', async () => {

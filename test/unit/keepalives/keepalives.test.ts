@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseKeepalives } from '../../../src/modules/keepalives/facts.js';
-import { keepaliveFindings, pgFixCommand, renderSysctl, setDirectives, sshdLines, sshdReload, targetProblems } from '../../../src/modules/keepalives/keepalives.js';
+import { keepaliveFindings, pgFixCommand, renderSysctl, sshdConfigWith, sshdLines, sshdReload, targetProblems } from '../../../src/modules/keepalives/keepalives.js';
 
 const targets = { maxIdle: 300, idle: 60, interval: 10, count: 6 };
 
@@ -64,8 +64,12 @@ describe('findings', () => {
 
 describe('fixes', () => {
   it('PostgreSQL: ALTER SYSTEM for the three settings, then a reload', () => {
-    expect(pgFixCommand(targets).toString()).toBe(
-      "cd / && psql -XAtq -v ON_ERROR_STOP=1 -d postgres -c 'ALTER SYSTEM SET tcp_keepalives_idle = 60' -c 'ALTER SYSTEM SET tcp_keepalives_interval = 10' -c 'ALTER SYSTEM SET tcp_keepalives_count = 6' -c 'SELECT pg_reload_conf()'",
+    const c = pgFixCommand(targets);
+    // The SQL goes on stdin: nothing but psql's own flags on its command line.
+    expect(c.toString().split('\n')[0]).toBe("cd / && runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1 -d postgres <<'STDIN'");
+    expect(c.toString()).not.toContain(' -c ');
+    expect(c.stdin?.map((p) => ('text' in p ? p.text : '')).join('')).toBe(
+      'ALTER SYSTEM SET tcp_keepalives_idle = 60;\nALTER SYSTEM SET tcp_keepalives_interval = 10;\nALTER SYSTEM SET tcp_keepalives_count = 6;\nSELECT pg_reload_conf();\n',
     );
   });
 
@@ -73,7 +77,7 @@ describe('fixes', () => {
     expect(renderSysctl(targets)).toMatch(/net\.ipv4\.tcp_keepalive_time = 60\nnet\.ipv4\.tcp_keepalive_intvl = 10\nnet\.ipv4\.tcp_keepalive_probes = 6\n$/);
     const [interval, count] = sshdLines(targets);
     expect(interval!.line).toBe('ClientAliveInterval 60');
-    expect(interval!.regexp.test('#ClientAliveInterval 0')).toBe(true);
+    expect(interval!.regexp!.test('#ClientAliveInterval 0')).toBe(true);
     expect(count!.line).toBe('ClientAliveCountMax 6');
   });
 
@@ -84,8 +88,10 @@ describe('fixes', () => {
 
   it('sshd directives: first match replaced, missing ones go before the first Match block', () => {
     const conf = '#ClientAliveInterval 0\nPort 22\nMatch User backup\n  ClientAliveCountMax 1\n';
-    expect(setDirectives(conf, sshdLines(targets))).toBe('ClientAliveInterval 60\nPort 22\nClientAliveCountMax 6\nMatch User backup\n  ClientAliveCountMax 1\n');
-    expect(setDirectives('Port 22', sshdLines(targets))).toBe('Port 22\nClientAliveInterval 60\nClientAliveCountMax 6\n');
+    expect(sshdConfigWith(conf, targets)).toBe('ClientAliveInterval 60\nPort 22\nClientAliveCountMax 6\nMatch User backup\n  ClientAliveCountMax 1\n');
+    expect(sshdConfigWith('Port 22', targets)).toBe('Port 22\nClientAliveInterval 60\nClientAliveCountMax 6\n');
+    // The first of two global lines is the one sshd reads: that one is replaced.
+    expect(sshdConfigWith('ClientAliveInterval 0\nClientAliveInterval 5\nClientAliveCountMax 6\n', targets)).toBe('ClientAliveInterval 60\nClientAliveInterval 5\nClientAliveCountMax 6\n');
   });
 
   it('targets are checked', () => {

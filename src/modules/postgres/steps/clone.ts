@@ -4,19 +4,19 @@
  * part of the pure plan, so no flag can get past it: a writable node is never wiped (setup may
  * replace a *pristine* stand-alone server, never one holding data or clients).
  */
-import { blocked, change, noop, stepsFor } from '../../../engine/define.js';
-import type { ApplyContext, RunContext, StepContext, StepDef } from '../../../engine/types.js';
+import { type Action, exec, waitUntil } from '../../../engine/actions.js';
+import { blocked, change, fact, noop, stepsFor } from '../../../engine/define.js';
+import type { RunContext, StepContext, StepDef } from '../../../engine/types.js';
+import type { ExecResult } from '../../../transport/types.js';
 import { type ControlData, type DataDirState, controlDataFact, dataDirFact, toolVersionsFact } from '../layout-facts.js';
-import { clearJobCommand, type JobExec, jobFact, jobId, runDetached } from '../../../core/detached.js';
-import { BlockedError } from '../../../errors.js';
+import { clearJobCommand, detachedJob, jobFact, jobId, type JobState } from '../../../core/detached.js';
 import { lsnGte, type PgStatus, statusFact } from '../facts.js';
-import { waitFor } from '../../../core/wait.js';
-import { sh } from '../../../shell/index.js';
+import { sh, sql } from '../../../shell/index.js';
 import { type PgCluster, type PgNode, type PgParams, clusterOf, conninfoFor, connOfLayout, layoutOf, nodeOf } from '../cluster.js';
 import { asPostgres, startCommand, stopCommand, unfenceCommand } from '../control.js';
 import type { PgLayout } from '../layout.js';
 import { type ToolVersions, toolProblem } from '../version.js';
-import { type Statuses, clusterStatusFacts, statusesOf, followsPrimary, isPristine, names, splitBrain, topology } from '../topology.js';
+import { type Statuses, clusterStatus, clusterStatusFacts, followsPrimary, isPristine, names, splitBrain, topology } from '../topology.js';
 
 export interface CloneOptions {
   /** base-backup's explicit target: aiming at the writable node is an error, not a no-op. */
@@ -84,8 +84,9 @@ export interface CloneParams extends PgParams {
   keep_old_copies: number;
 }
 
-function timestamp(): string {
-  return new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '');
+/** The suffix of a moved-aside data dir, from the run's clock: exact in the plan. */
+export function asideStamp(now: Date): string {
+  return now.toISOString().replace(/[-:]/g, '').replace(/\..*$/, '');
 }
 
 /** The detached pg_basebackup of a data dir: one id per data dir, so a re-run finds it. */
@@ -125,108 +126,92 @@ export function cloneGuard(e: CloneEvidence, who: { self: string; source: string
 
 const mib = (n: number) => `${Math.round(n / 2 ** 20)} MiB`;
 
-async function gatherEvidence<P extends CloneParams>(ctx: ApplyContext<P>, l: PgLayout, cluster: PgCluster, self: PgNode, source: PgNode): Promise<CloneEvidence> {
+const countOf = (r: ExecResult): number | null => (r.exitCode === 0 && /^\d+$/.test(r.stdout.trim()) ? Number(r.stdout.trim()) : null);
+
+/**
+ * The guard's evidence as facts, read (after gather, once a clone is decided) on the target:
+ * IDENTIFY_SYSTEM from the source over a replication connection, the source's size, the free
+ * space where the data dir lives, the target's pg_control. All read-only.
+ */
+export function cloneEvidenceFacts(l: PgLayout, cluster: PgCluster, self: PgNode, source: PgNode, withTarget: boolean) {
   const base = conninfoFor(cluster, source, self);
   const psql = `${l.binDir}/psql`;
-  const ident = await ctx.exec(asPostgres(sh`${psql} -XAt -F '|' -d ${`${base} dbname=replication replication=true connect_timeout=10`} -c IDENTIFY_SYSTEM`), { check: false, timeoutSec: 30 });
-  const fields = ident.stdout.trim().split('|');
-  const src =
-    ident.exitCode === 0 && fields.length >= 3
-      ? { systemId: fields[0]!, timeline: Number(fields[1]), lsn: fields[2]! }
-      : { error: (ident.stderr.trim().split('\n').pop() ?? '') || `psql exit ${ident.exitCode}` };
-  const size = await ctx.exec(asPostgres(sh`${psql} -XAt -d ${`${base} dbname=postgres connect_timeout=10`} -c ${'SELECT sum(pg_database_size(oid))::bigint FROM pg_database'}`), { check: false, timeoutSec: 60 });
   const parent = l.dataDir.replace(/\/[^/]*\/?$/, '') || '/';
-  const free = await ctx.exec(sh`df -P -B1 ${parent} | awk 'NR==2 {print $4}'`, { check: false });
-  const target = await ctx.read(controlDataFact(l));
-  const n = (r: { exitCode: number | null; stdout: string }) => (r.exitCode === 0 && /^\d+$/.test(r.stdout.trim()) ? Number(r.stdout.trim()) : null);
-  return { source: src, target, sourceBytes: n(size), freeBytes: n(free) };
+  return {
+    ident: fact({
+      name: 'pg.clone_source_identity',
+      command: asPostgres(sh`${psql} -XAt -F '|' -d ${`${base} dbname=replication replication=true connect_timeout=10`}`).withStdin(sql`IDENTIFY_SYSTEM`),
+      parse: (r): CloneEvidence['source'] => {
+        const fields = r.stdout.trim().split('|');
+        return r.exitCode === 0 && fields.length >= 3
+          ? { systemId: fields[0]!, timeline: Number(fields[1]), lsn: fields[2]! }
+          : { error: (r.stderr.trim().split('\n').pop() ?? '') || `psql exit ${r.exitCode}` };
+      },
+    }),
+    sourceBytes: fact({
+      name: 'pg.clone_source_bytes',
+      command: asPostgres(sh`${psql} -XAt -d ${`${base} dbname=postgres connect_timeout=10`}`).withStdin(sql`SELECT sum(pg_database_size(oid))::bigint FROM pg_database`),
+      parse: countOf,
+    }),
+    freeBytes: fact({ name: 'fs.free_bytes', command: sh`df -P -B1 ${parent} | awk 'NR==2 {print $4}'`, parse: countOf }),
+    ...(withTarget ? { control: controlDataFact(l) } : {}),
+  };
 }
 
 /**
- * Clone `self` from `source`, converging from wherever an earlier run stopped:
- * - a pg_basebackup still running detached (the run was killed, the link cut): reattach and wait;
- * - a clone marker without a successful job (interrupted): the data dir holds a partial clone, so it
- *   is emptied and the clone redone — the old data dir, moved aside before, stays where it is;
- * - otherwise: guard with evidence (source reachable, credentials, system id, timeline/LSN, space),
- *   then stop, move aside, mark, clone (detached), verify, start. standby.signal stays on every path.
+ * The actions of a clone, converging from wherever an earlier run stopped (`from`):
+ * - 'fresh': stop, move the data dir aside (kept), mark, prune old copies, then clone;
+ * - 'redo': a clone marker without a successful job (interrupted): the data dir holds a partial
+ *   clone, so it is emptied and the clone redone — the old data dir stays where the marker says;
+ * - 'running': a pg_basebackup started by an earlier run still runs: the job action reattaches;
+ * - 'done': its pg_basebackup finished: only verify and start.
+ * The clone itself is a detached job: it outlives a lost connection or a killed runbook.
+ * standby.signal is there on every path before the first start.
  */
-export async function cloneFrom<P extends CloneParams>(ctx: ApplyContext<P>, l: PgLayout, cluster: PgCluster, self: PgNode, source: PgNode, dataDir: DataDirState): Promise<void> {
+export function cloneActions(l: PgLayout, cluster: PgCluster, self: PgNode, source: PgNode, dataDir: DataDirState, from: 'fresh' | 'redo' | 'running' | 'done', o: { now: Date; keep: number }): Action[] {
   const id = cloneJobId(l);
-  const x: JobExec = (c, o) => ctx.exec(c, { ...o, check: false });
-  const job = await ctx.read(jobFact(id));
   const marker = cloneMarkerPath(l);
-  const resumeRunning = job.state === 'running';
-  const resumeDone = job.state === 'exited' && job.exitCode === 0 && dataDir.cloneMarker !== null;
-  if (resumeRunning) ctx.log(`a pg_basebackup of ${l.dataDir} started by an earlier run is still running (PID ${job.pid}, since ${job.startedAt}): reattaching`);
-  else if (resumeDone) ctx.log(`the pg_basebackup of an earlier run finished; verifying and starting it`);
-  else if (dataDir.cloneMarker !== null) {
-    ctx.log(`an earlier clone of ${l.dataDir} was interrupted (${job.state === 'exited' ? `pg_basebackup exit ${job.exitCode}` : job.state}); the old data dir is at ${dataDir.cloneMarker}: redoing the clone`);
-    const evidence = await gatherEvidence(ctx, l, cluster, self, source);
-    const ok = cloneGuard({ ...evidence, target: null }, { self: self.name, source: source.name });
-    if (ok !== true) throw new BlockedError(ok);
-    await ctx.exec(stopCommand(l));
-    await ctx.exec(sh`rm -rf ${l.dataDir} && install -d -o postgres -g postgres -m 0700 ${l.dataDir}`);
-  } else {
-    // Prove the replacement possible before anything is stopped or moved.
-    const evidence = await gatherEvidence(ctx, l, cluster, self, source);
-    const ok = cloneGuard(evidence, { self: self.name, source: source.name });
-    if (ok !== true) throw new BlockedError(ok);
-    await ctx.exec(stopCommand(l));
-    const aside = `${l.dataDir}.old.${timestamp()}`;
-    if (dataDir.exists) {
-      await ctx.exec(sh`mv ${l.dataDir} ${aside}`);
-      ctx.log(`moved ${l.dataDir} aside to ${aside}`);
-    }
-    await ctx.exec(sh`printf '%s\n' ${dataDir.exists ? aside : '-'} > ${marker}`);
+  const out: Action[] = [];
+  if (from === 'fresh') {
+    const aside = `${l.dataDir}.old.${asideStamp(o.now)}`;
+    out.push(exec(stopCommand(l)));
+    if (dataDir.exists) out.push(exec(sh`mv ${l.dataDir} ${aside}`, { note: 'the old data dir is kept' }));
+    out.push(exec(sh`printf '%s\\n' ${dataDir.exists ? aside : '-'} > ${marker}`, { note: 'a clone is under way (where the old data dir went)' }));
     // The copy just made is never pruned, whatever keep_old_copies says.
-    for (const old of prunable([...dataDir.oldCopies, ...(dataDir.exists ? [aside] : [])], Math.max(1, ctx.params.keep_old_copies))) {
-      await ctx.exec(sh`rm -rf ${old}`);
-      ctx.log(`removed old copy ${old} (keeping ${Math.max(1, ctx.params.keep_old_copies)})`);
-    }
-    await ctx.exec(sh`install -d -o postgres -g postgres -m 0700 ${l.dataDir}`);
+    for (const old of prunable([...dataDir.oldCopies, ...(dataDir.exists ? [aside] : [])], o.keep)) out.push(exec(sh`rm -rf ${old}`, { note: `keeping the newest ${o.keep} old copies` }));
+    out.push(exec(sh`install -d -o postgres -g postgres -m 0700 ${l.dataDir}`));
+  } else if (from === 'redo') {
+    out.push(exec(stopCommand(l)), exec(sh`rm -rf ${l.dataDir} && install -d -o postgres -g postgres -m 0700 ${l.dataDir}`, { note: `a partial clone; the old data dir stays at ${dataDir.cloneMarker}` }));
   }
-  if (!resumeDone) {
+  if (from !== 'done') {
     const conninfo = conninfoFor(cluster, source, self);
-    ctx.log(`pg_basebackup from ${source.name}: ${conninfo}, slot ${self.slotName} (detached job ${id})`);
-    let last = 0;
-    // Detached: it outlives a lost connection or a killed runbook; a re-run reattaches to it.
-    await runDetached(x, id, asPostgres(sh`${`${l.binDir}/pg_basebackup`} -d ${conninfo} -D ${l.dataDir} -X stream -c fast -R -S ${self.slotName} -P`), {
-      timeoutSec: 3600,
-      timeoutMs: 3_700_000,
-      log: (line) => ctx.log(line),
-      // -P rewrites one line with \r: pass on at most one progress line per second.
-      onOutput: (chunk) => {
-        const line = chunk.split(/[\r\n]/).filter((s) => s.trim()).pop();
-        if (line && Date.now() - last > 1000) {
-          last = Date.now();
-          ctx.log(line.trim());
-        }
-      },
-    });
+    out.push(detachedJob(id, asPostgres(sh`${`${l.binDir}/pg_basebackup`} -d ${conninfo} -D ${l.dataDir} -X stream -c fast -R -S ${self.slotName} -P`), { timeoutSec: 3600, timeoutMs: 3_700_000 }));
   }
-  const verify = await ctx.exec(asPostgres(sh`${`${l.binDir}/pg_verifybackup`} -q -n ${l.dataDir}`), { check: false });
-  if (verify.exitCode !== 0) throw new Error(`pg_verifybackup ${l.dataDir}: ${verify.stderr.trim() || verify.stdout.trim()}`);
-  ctx.log('pg_verifybackup: backup manifest and files verified');
+  out.push(exec(asPostgres(sh`${`${l.binDir}/pg_verifybackup`} -q -n ${l.dataDir}`), { note: 'backup manifest and files' }));
   // pg_basebackup -R wrote standby.signal; make sure of it before the first start.
-  await ctx.exec(asPostgres(sh`touch ${`${l.dataDir}/standby.signal`}`));
+  out.push(exec(asPostgres(sh`touch ${`${l.dataDir}/standby.signal`}`)));
   const unfence = unfenceCommand(l);
-  if (unfence) await ctx.exec(unfence);
-  await ctx.exec(startCommand(l));
-  await waitFor(ctx, {
-    name: `${self.name} answers in recovery`,
-    timeoutMs: 60_000,
-    intervalMs: 500,
-    check: async (c) => {
-      const s = await c.read(statusFact(connOfLayout(l)));
-      return s.up ? (s.inRecovery ? true : 'up but NOT in recovery') : s.error;
-    },
-  });
-  await ctx.exec(sh`rm -f ${marker}`);
-  await x(clearJobCommand(id));
+  if (unfence) out.push(exec(unfence));
+  out.push(
+    exec(startCommand(l)),
+    waitUntil(`${self.name} answers in recovery`, statusFact(connOfLayout(l)), (s) => (s.up ? (s.inRecovery ? true : 'up but NOT in recovery') : s.error), { intervalMs: 500, timeoutMs: 60_000 }),
+    exec(sh`rm -f ${marker}`),
+    exec(clearJobCommand(id), { mayFail: true }),
+  );
+  return out;
 }
 
-/** Flat: `dataDir`, `tools` plus `status:<node>` for every node. */
-export type CloneFacts = { dataDir: DataDirState; tools: ToolVersions } & Record<string, unknown>;
+/** What the clone decides from; the evidence keys are read only once a clone is decided (followUp). */
+export interface CloneFacts {
+  status: Statuses;
+  dataDir: DataDirState;
+  tools: ToolVersions;
+  job: JobState;
+  ident?: CloneEvidence['source'];
+  sourceBytes?: number | null;
+  freeBytes?: number | null;
+  control?: ControlData | null;
+}
 
 /**
  * Why this node's pg_basebackup / pg_verifybackup cannot clone from `source` (version.ts), or
@@ -242,47 +227,76 @@ export function cloneToolProblem(tools: ToolVersions, sourceStatus: PgStatus | u
 }
 
 /**
- * Every node's status and this node's data directory: what the clone and the rewind (which hands
- * over to the clone when it cannot work) both decide from.
+ * @deprecated flat `status:<node>` keys (the rewind step still reads them): every node's status
+ * and this node's data directory.
  */
 export function clusterAndDataDirFacts(ctx: StepContext<PgParams>) {
   return { ...clusterStatusFacts(clusterOf(ctx)), dataDir: dataDirFact(layoutOf(ctx)), tools: toolVersionsFact(layoutOf(ctx)) };
 }
 
+type CloneDecision = { kind: 'noop' | 'blocked'; reason: string } | { kind: 'clone'; source: PgNode; summary: string; from: 'fresh' | 'redo' | 'running' | 'done' };
+
+/** planClone, the postmaster-without-answer guard, the tools, and where an earlier clone stopped. */
+function decide(f: CloneFacts, ctx: StepContext<PgParams>, o: CloneOptions): CloneDecision {
+  const c = clusterOf(ctx);
+  const l = layoutOf(ctx);
+  const d = planClone({ cluster: c, self: nodeOf(c, ctx.host.name), statuses: f.status, dataDir: f.dataDir, dataDirPath: l.dataDir }, o);
+  // "Down" is pg_ctl's word, not psql's: a postmaster that runs but does not answer may be a primary.
+  const me = f.status[ctx.host.name];
+  if (f.dataDir.running && !me?.up) return { kind: 'blocked', reason: `${ctx.host.name}: a postmaster runs on ${l.dataDir} (pg_ctl status) but does not answer psql (${me?.error ?? 'no status'}): cannot prove it is not a writable primary; refusing to replace it` };
+  if (d.kind !== 'clone') return d;
+  const tool = cloneToolProblem(f.tools, f.status[d.source.name], l.binDir);
+  if (tool) return { kind: 'blocked', reason: `cannot clone ${ctx.host.name} from ${d.source.name}: ${tool}; install that major's client tools on ${ctx.host.name} (or point pg_bin_dir at them)` };
+  const from = f.job.state === 'running' ? 'running' : f.job.state === 'exited' && f.job.exitCode === 0 && f.dataDir.cloneMarker !== null ? 'done' : f.dataDir.cloneMarker !== null ? 'redo' : 'fresh';
+  return { ...d, from };
+}
+
 /** The clone step. `on`: every cluster node (setup, failback) or the chosen targets (base-backup). */
 export function cloneStep<P extends CloneParams>(id: string, on: (ctx: RunContext<P>) => string[], o: (p: P) => CloneOptions): StepDef<P, CloneFacts> {
   const { step } = stepsFor<P>();
-  return step({
+  return step<CloneFacts>({
     id,
     title: 'Clone the standby from the current primary (pg_basebackup)',
     on,
     become: true,
     timeoutSec: 3600,
-    gather: (ctx) => clusterAndDataDirFacts(ctx) as never,
+    gather: (ctx) => {
+      const l = layoutOf(ctx);
+      return { status: clusterStatus(clusterOf(ctx)), dataDir: dataDirFact(l), tools: toolVersionsFact(l), job: jobFact(cloneJobId(l)) };
+    },
+    // Prove the replacement possible before anything is stopped or moved: the evidence is read
+    // once a clone is decided, from the source it decided on (nothing to prove when reattaching).
+    followUp: (f, ctx) => {
+      const d = decide(f, ctx, o(ctx.params));
+      if (d.kind !== 'clone' || d.from === 'running' || d.from === 'done') return undefined;
+      const c = clusterOf(ctx);
+      return cloneEvidenceFacts(layoutOf(ctx), c, nodeOf(c, ctx.host.name), d.source, d.from === 'fresh');
+    },
     plan: (f, ctx) => {
+      const d = decide(f, ctx, o(ctx.params));
+      if (d.kind !== 'clone') return d.kind === 'noop' ? noop(d.reason) : blocked(d.reason);
       const c = clusterOf(ctx);
       const l = layoutOf(ctx);
-      const d = planClone({ cluster: c, self: nodeOf(c, ctx.host.name), statuses: statusesOf(f), dataDir: f.dataDir, dataDirPath: l.dataDir }, o(ctx.params));
-      // "Down" is pg_ctl's word, not psql's: a postmaster that runs but does not answer may be a primary.
-      const me = statusesOf(f)[ctx.host.name];
-      if (f.dataDir.running && !me?.up) return blocked(`${ctx.host.name}: a postmaster runs on ${l.dataDir} (pg_ctl status) but does not answer psql (${me?.error ?? 'no status'}): cannot prove it is not a writable primary; refusing to replace it`);
-      if (d.kind !== 'clone') return d.kind === 'noop' ? noop(d.reason) : blocked(d.reason);
-      const tool = cloneToolProblem(f.tools, statusesOf(f)[d.source.name], l.binDir);
-      if (tool) return blocked(`cannot clone ${ctx.host.name} from ${d.source.name}: ${tool}; install that major's client tools on ${ctx.host.name} (or point pg_bin_dir at them)`);
-      if (f.dataDir.cloneMarker !== null)
-        return change(`finish the interrupted clone of ${ctx.host.name} from ${d.source.name} (reattach to its pg_basebackup, or redo it; the old data dir stays at ${f.dataDir.cloneMarker})`, []);
-      return change(`${d.summary}; old data dir kept as ${l.dataDir}.old.<timestamp> (${Math.max(1, ctx.params.keep_old_copies)} copies kept)`, []);
+      const self = nodeOf(c, ctx.host.name);
+      if (f.ident && f.sourceBytes !== undefined && f.freeBytes !== undefined) {
+        const ok = cloneGuard({ source: f.ident, target: f.control ?? null, sourceBytes: f.sourceBytes, freeBytes: f.freeBytes }, { self: self.name, source: d.source.name });
+        if (ok !== true) return blocked(ok);
+      }
+      const keep = Math.max(1, ctx.params.keep_old_copies);
+      const actions = cloneActions(l, c, self, d.source, f.dataDir, d.from, { now: ctx.now(), keep });
+      const summary =
+        d.from === 'fresh'
+          ? `${d.summary}; old data dir kept as ${l.dataDir}.old.${asideStamp(ctx.now())} (${keep} copies kept)`
+          : d.from === 'redo'
+            ? `redo the interrupted clone of ${ctx.host.name} from ${d.source.name} (the old data dir stays at ${f.dataDir.cloneMarker})`
+            : d.from === 'running'
+              ? `reattach to the pg_basebackup of ${l.dataDir} an earlier run started (PID ${f.job.state === 'running' ? f.job.pid : '?'}), then verify and start it`
+              : `the pg_basebackup of an earlier run finished: verify and start ${ctx.host.name}`;
+      return change(summary, actions);
     },
     confirm: {
       destructive: true,
       message: (ctx, plan) => `${ctx.host.name}: ${plan.summary}. Everything in ${layoutOf(ctx).dataDir} is replaced.`,
-    },
-    apply: async (ctx, _plan, f) => {
-      const c = clusterOf(ctx);
-      const self = nodeOf(c, ctx.host.name);
-      const d = planClone({ cluster: c, self, statuses: statusesOf(f), dataDir: f.dataDir, dataDirPath: layoutOf(ctx).dataDir }, o(ctx.params));
-      if (d.kind !== 'clone') throw new Error(`clone no longer planned: ${d.reason}`);
-      await cloneFrom(ctx, layoutOf(ctx), c, self, d.source, f.dataDir);
     },
     // The re-gathered plan is a no-op only once the standby follows the primary, which the
     // streaming assertions of the verify steps check with polling; reclone would re-plan forever.

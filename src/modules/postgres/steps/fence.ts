@@ -6,7 +6,7 @@
  */
 import { blocked, change, noop, onHost, stepsFor } from '../../../engine/define.js';
 import { type Action, execOn, localCommand, waitUntil } from '../../../engine/actions.js';
-import type { ApplyContext, StepContext, StepDef } from '../../../engine/types.js';
+import type { ApplyContext, RunContext, StepContext, StepDef } from '../../../engine/types.js';
 import { dataDirFact, type DataDirState, layoutFact } from '../layout-facts.js';
 import { type PgStatus, peerViewFact, statusFact } from '../facts.js';
 import { type PgNode, clusterOf, connOfLayout, layoutOf, nodeOf, peersOf } from '../cluster.js';
@@ -39,6 +39,19 @@ function rememberPeerSsh(f: Record<string, unknown>): { [PEER_SSH]: PeerSsh } {
   return { [PEER_SSH]: out };
 }
 
+/** Peers SSH did not reach, per run (keyed by its params object, as the candidate choice). */
+const sshUnreachable = new WeakMap<object, Set<string>>();
+
+/**
+ * The cluster's nodes less those SSH could not reach at the fence probe: for the steps after the
+ * promote that need every node's host (a file sync's direction). The old primary, fenced without
+ * SSH, is left for failback, which sets its direction once it answers again.
+ */
+export function sshReachableNodes<P extends FailoverParams>(ctx: RunContext<P>): string[] {
+  const gone = sshUnreachable.get(ctx.params as object);
+  return clusterOf(ctx).nodes.map((n) => n.name).filter((n) => !gone?.has(n));
+}
+
 /** Which peers answer SSH, and their layouts (the fence step reads pg_ctl status with them). */
 export function peerSshStep<P extends FailoverParams>(): StepDef<P, Record<string, unknown>> {
   const { step } = stepsFor<P>();
@@ -52,7 +65,11 @@ export function peerSshStep<P extends FailoverParams>(): StepDef<P, Record<strin
       const s = rememberPeerSsh(f)[PEER_SSH];
       return noop(Object.entries(s).map(([n, v]) => `${n}: ${'layout' in v ? 'SSH ok' : `SSH unreachable (${v.unreachable})`}`).join('; ') || 'no peers');
     },
-    remember: (f) => rememberPeerSsh(f),
+    remember: (f, ctx) => {
+      const r = rememberPeerSsh(f);
+      sshUnreachable.set(ctx.params as object, new Set(Object.entries(r[PEER_SSH]).filter(([, v]) => 'unreachable' in v).map(([n]) => n)));
+      return r;
+    },
   });
 }
 
