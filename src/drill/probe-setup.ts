@@ -9,7 +9,8 @@ import { connOfLayout } from '../modules/postgres/cluster.js';
 import { replaceBlockCommand, wrapBlock } from '../modules/postgres/files.js';
 import { sql } from '../shell/sql.js';
 import { raw, stdinText } from '../shell/command.js';
-import { secret, type Secret } from '../shell/secret.js';
+import { Secret, secret } from '../shell/secret.js';
+import { scramVerifier } from '../modules/postgres/scram.js';
 import type { ClusterReader } from './cluster-reader.js';
 import { WORKLOAD_DB } from './workload.js';
 
@@ -24,7 +25,7 @@ export async function clientAddressSeenBy(reader: ClusterReader, host: string): 
   return address;
 }
 
-/** Role, table and pg_hba entries; returns the probe's password (a secret, new every drill). */
+/** Role, table and pg_hba entries; returns the probe's password (a secret, new every drill, stored as a SCRAM verifier). */
 export async function prepareProbe(reader: ClusterReader, primary: string, nodes: string[]): Promise<Secret> {
   const password = secret(randomBytes(18).toString('base64url'), 'drill probe password');
   for (const host of nodes) {
@@ -38,10 +39,12 @@ export async function prepareProbe(reader: ClusterReader, primary: string, nodes
     if (status.up) await reader.exec(host, psqlCommand(connOfLayout(layout), sql`SELECT pg_reload_conf()`), { become: true, check: true });
   }
   const conn = connOfLayout(await reader.layout(primary));
+  // The server gets a SCRAM verifier, never the password: no statement or log line holds it.
+  const verifier = new Secret(scramVerifier(password.reveal()), 'drill probe password (SCRAM verifier)', false);
   const setup = sql`DO $$ BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = ${PROBE_ROLE}) THEN CREATE ROLE ${sql.ident(PROBE_ROLE)} LOGIN; END IF;
 END $$;
-ALTER ROLE ${sql.ident(PROBE_ROLE)} PASSWORD ${password};
+ALTER ROLE ${sql.ident(PROBE_ROLE)} PASSWORD ${verifier};
 CREATE TABLE IF NOT EXISTS ${sql.ident(PROBE_TABLE)} (id bigint PRIMARY KEY, client_sent_at timestamptz, server_at timestamptz DEFAULT now());
 TRUNCATE ${sql.ident(PROBE_TABLE)};
 GRANT SELECT, INSERT ON ${sql.ident(PROBE_TABLE)} TO ${sql.ident(PROBE_ROLE)};`;

@@ -77,6 +77,7 @@ class PhaseFailure extends Error {
 
 const RECOVERY_TIMEOUT_MS = 60_000;
 const SETTLE_TIMEOUT_MS = 20_000;
+const VIP_SETTLE_MS = 30_000;
 const PROBE_INTERVAL_MS = 100;
 /** After the deadline, how long the partitioned host may take to answer SSH again. */
 const RESTORE_GRACE_MS = 60_000;
@@ -210,8 +211,15 @@ export async function runDrill(o: DrillOptions): Promise<DrillOutcome> {
 
   try {
     await phase('baseline', async () => {
-      const snaps = await reader.snapshot(nodes);
-      const problems = topologyProblems(snaps, plan.primary, plan.vip);
+      let problems = topologyProblems(await reader.snapshot(nodes), plan.primary, plan.vip);
+      // keepalived may still be settling (a reload, a slow check on a loaded host): give the VIP
+      // alone time to come to the primary; a wrong role is refused at once.
+      const vipSettles = Date.now() + VIP_SETTLE_MS;
+      while (problems.length && problems.every((p) => p.startsWith('VIP ')) && Date.now() < vipSettles) {
+        heartbeat.waiting(`VIP ${plan.vip} on ${plan.primary}`);
+        await new Promise((r) => setTimeout(r, 500));
+        problems = topologyProblems(await reader.snapshot(nodes), plan.primary, plan.vip);
+      }
       if (problems.length) {
         throw new PhaseFailure(`the cluster is not in its original topology, so there is nothing to rehearse from: ${problems.join('; ')} (run setup-warm-standby or failback first)`, ExitCode.blocked);
       }

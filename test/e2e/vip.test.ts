@@ -76,7 +76,7 @@ describe.skipIf(!inventory)('setup-vip', () => {
     // Right after keepalived starts the VIP may still be on its way: the step then waits (verify
     // polls) and reports changed; either way exit 0 means it was verified in the end.
     expect(r.out).toMatch(
-      new RegExp(`pg1: (ok: VIP ${vip.replace(/\./g, '\\.')} is on pg1 only, the primary; PostgreSQL answers on it|changed: wait up to 5 s for the VIP to follow the primary)`),
+      new RegExp(`pg1: (ok: VIP ${vip.replace(/\./g, '\\.')} is on pg1 only, the primary; PostgreSQL answers on it|changed: wait up to 20 s for the VIP to follow the primary)`),
     );
     expect(await holders(vip)).toEqual(['pg1']);
     const conf = await sh('pg2', 'cat /etc/keepalived/keepalived.conf');

@@ -12,7 +12,8 @@
  *   "the VIP is nowhere else" cannot be proven. To leave out a fenced, unreachable node, pass
  *   `nodes: (ctx) => [...names]` instead of a pattern.
  * - `vip-no-duplicate` blocks at once on two holders; `vip-follows-primary` waits up to
- *   `timeoutMs` (5 s) for keepalived to move it, then fails naming where the VIP is.
+ *   `timeoutMs` (20 s: a loaded host's checks and a reload of keepalived take seconds) for
+ *   keepalived to move it, then fails naming where the VIP is.
  * - Both carry the tag `vip-verify` (`--tags vip-verify` runs only them); `idPrefix` keeps ids
  *   unique when a runbook includes them twice (before and after a switchover).
  */
@@ -92,13 +93,15 @@ ${s.peers.map((p) => `        ${w('unicast_peer (ansible_host)', p)}`).join('\n'
 }
 
 /**
- * Hysteresis of the writable check: one slow or failed check (a timeout of 2 s, killed) is not
- * enough to drop the VIP from a healthy primary (fall 3: three in a row, ~3 s), and a node must
- * pass twice (rise 2) before it may take the VIP. The check itself gives up after 2 s
- * (PGCONNECT_TIMEOUT), so a primary that is really gone loses the VIP in about 3-4 s and the
- * promoted standby gets it about 2 s after its promotion.
+ * Hysteresis of the writable check: one slow or failed check is not enough to drop the VIP from
+ * a healthy primary (fall 3: three in a row, ~3 s), and a node must pass twice (rise 2) before it
+ * may take the VIP. A check that does not end in 8 s is killed and counts as failed: psql alone
+ * takes 1-2 s on a loaded host, and keepalived drops a node that has only just risen on its first
+ * timed-out check, so 2 s made a healthy primary flap under load. The check gives up connecting
+ * after 2 s (PGCONNECT_TIMEOUT), so a primary that is really gone still loses the VIP in about
+ * 3-4 s and the promoted standby gets it about 2 s after its promotion.
  */
-export const CHECK_HYSTERESIS = { interval: 1, timeout: 2, fall: 3, rise: 2 } as const;
+export const CHECK_HYSTERESIS = { interval: 1, timeout: 8, fall: 3, rise: 2 } as const;
 
 /**
  * Exit 0 only on a writable PostgreSQL. keepalived runs it as root and it drops to postgres
@@ -109,7 +112,10 @@ export function renderCheckScript(port: number): string {
 # Managed by runbook (setup-vip): exit 0 only when the local PostgreSQL is writable,
 # so keepalived lets only the primary hold the VIP.
 cd /
-[ "$(echo 'SELECT NOT pg_is_in_recovery()' | PGCONNECT_TIMEOUT=2 runuser -u postgres -- psql -XAtq -p ${port} -d postgres 2>/dev/null)" = t ]
+# psql itself, not Debian's Perl wrapper /usr/bin/psql (twice the time on a loaded host)
+psql=psql
+for b in /usr/lib/postgresql/*/bin/psql /usr/pgsql-*/bin/psql; do [ -x "$b" ] && psql=$b; done
+[ "$(echo 'SELECT NOT pg_is_in_recovery()' | PGCONNECT_TIMEOUT=2 runuser -u postgres -- "$psql" -XAtq -p ${port} -d postgres 2>/dev/null)" = t ]
 `;
 }
 
@@ -233,7 +239,7 @@ export function vipCheck(vip: string, facts: VipFacts): { ok: boolean; message: 
 export function vipSteps<P>(o: VipStepOptions<P>): Array<StepDef<P, VipFacts>> {
   const { step } = stepsFor<P>();
   const id = (s: string) => `${o.idPrefix ?? ''}${s}`;
-  const timeoutMs = o.timeoutMs ?? 5000;
+  const timeoutMs = o.timeoutMs ?? 20_000;
   const skip = (ctx: StepContext<P>): true | string => (o.vip(ctx.params) ? true : 'no VIP configured');
   const on = typeof o.nodes === 'string' ? o.nodes : (ctx: RunContext<P>) => (o.nodes as (c: RunContext<P>) => string[])(ctx);
 

@@ -44,14 +44,14 @@ describe('keepalived.conf', () => {
     expect(conf).toContain('10.231.0.100/24 dev eth0');
     expect(conf).toMatch(/track_script \{\n {8}runbook_pg_writable\n/);
     expect(conf).toContain('notify "/etc/keepalived/runbook-notify.sh"');
-    // Hysteresis: one slow check (timeout 2 s) does not drop the VIP (fall 3); taking it needs 2 passes.
-    expect(conf).toMatch(/ {4}interval 1\n {4}timeout 2\n {4}fall 3\n {4}rise 2\n/);
+    // Hysteresis: one slow check (timeout 8 s) does not drop the VIP (fall 3); taking it needs 2 passes.
+    expect(conf).toMatch(/ {4}interval 1\n {4}timeout 8\n {4}fall 3\n {4}rise 2\n/);
     expect(conf).toMatch(/vrrp_script runbook_pg_writable \{\n {4}script "\/etc\/keepalived\/runbook-pg-writable.sh"\n {4}interval 1\n/);
     expect(conf).not.toMatch(/state MASTER|mcast|notify_master/);
   });
 
   it('the check script succeeds only on a writable server', () => {
-    expect(renderCheckScript(5433)).toContain(`[ "$(PGCONNECT_TIMEOUT=2 runuser -u postgres -- psql -XAtq -p 5433 -d postgres -c 'SELECT NOT pg_is_in_recovery()' 2>/dev/null)" = t ]`);
+    expect(renderCheckScript(5433)).toContain(`[ "$(echo 'SELECT NOT pg_is_in_recovery()' | PGCONNECT_TIMEOUT=2 runuser -u postgres -- "$psql" -XAtq -p 5433 -d postgres 2>/dev/null)" = t ]`);
   });
 
   it('keepalived starts as a plain process and the start waits for its pid file', () => {
@@ -134,8 +134,8 @@ describe('reusable steps', () => {
     expect(steps[0]!.plan!(dup, ctx(VIP))).toMatchObject({ kind: 'blocked', reason: expect.stringContaining('at once: a duplicate VIP') });
     const moving = { answers: true as const, 'addr:pg1': addrs, 'role:pg1': 'standby' as const, 'addr:pg2': [], 'role:pg2': 'primary' as const };
     const plan = steps[1]!.plan!(moving, ctx(VIP));
-    expect(plan).toMatchObject({ kind: 'change', commands: [], summary: expect.stringContaining('wait up to 5 s for the VIP to follow the primary (now: VIP 10.231.0.100 is on pg1, which is a standby; the primary is pg2)') });
-    expect(steps[1]!.verify?.assertions?.(ctx(VIP) as never)[0]).toMatchObject({ timeoutMs: 5000 });
+    expect(plan).toMatchObject({ kind: 'change', commands: [], summary: expect.stringContaining('wait up to 20 s for the VIP to follow the primary (now: VIP 10.231.0.100 is on pg1, which is a standby; the primary is pg2)') });
+    expect(steps[1]!.verify?.assertions?.(ctx(VIP) as never)[0]).toMatchObject({ timeoutMs: 20_000 });
     const settled = { ...moving, 'addr:pg1': [], 'addr:pg2': addrs };
     expect(steps[1]!.plan!(settled, ctx(VIP)).kind).toBe('noop');
   });
