@@ -232,9 +232,15 @@ function proxyCommandStream(line: string, host: string): Duplex {
   child.stderr.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString('utf8')).slice(-2000);
   });
-  const stream = Duplex.from({ readable: child.stdout, writable: child.stdin });
-  child.on('exit', (code) => {
-    if (code) stream.destroy(new UnreachableError(host, `ProxyCommand "${line}" exited with code ${code}${stderr.trim() ? `: ${stderr.trim()}` : ''}`));
+  const stream: Duplex & { proxyFailure?: Promise<string | undefined> } = Duplex.from({ readable: child.stdout, writable: child.stdin });
+  // ssh2 only sees the stream end ("connection lost"): the ProxyCommand's own exit says why.
+  stream.proxyFailure = new Promise((resolve) => {
+    child.on('exit', (code, signal) => {
+      const why = code ? `ProxyCommand "${line}" exited with code ${code}${stderr.trim() ? `: ${stderr.trim()}` : ''}` : undefined;
+      resolve(why ?? (signal ? `ProxyCommand "${line}" was killed by ${signal}` : undefined));
+      if (why) stream.destroy(new UnreachableError(host, why));
+    });
+    child.on('error', (error) => resolve(`ProxyCommand "${line}" could not start: ${error.message}`));
   });
   stream.on('close', () => child.kill());
   // ssh2 reports the failure through its own error/close; a late one must not go unhandled.
@@ -311,8 +317,13 @@ async function connectClient(
       client.destroy();
       reject(new UnreachableError(spec.name, `${where}${reason}`, { cause }));
     };
+    const proxy = (sock as { proxyFailure?: Promise<string | undefined> } | undefined)?.proxyFailure;
+    // ssh2 sees a ProxyCommand's failure as a lost connection: wait (briefly) for its exit, whose status and stderr say why.
+    const viaProxy = (reason: string, cause?: unknown) =>
+      void Promise.race([proxy, new Promise<undefined>((r) => setTimeout(r, 2_000))]).then((why) => fail(why ?? reason, cause));
     client.on('error', (err: Error & { level?: string }) => {
       if (check.refusal) return fail(check.refusal, err);
+      if (proxy && err.level !== 'client-authentication') return viaProxy(describeFailure(err), err);
       if (err.level === 'client-authentication') {
         const tried = auth.methods.map((m) => m.type).join(', ');
         const notes = auth.notes.length ? `; ${auth.notes.join('; ')}` : '';
@@ -320,7 +331,7 @@ async function connectClient(
       }
       fail(describeFailure(err), err);
     });
-    client.on('close', () => fail(check.refusal ?? 'connection closed during the handshake'));
+    client.on('close', () => (proxy && !check.refusal ? viaProxy('connection closed during the handshake') : fail(check.refusal ?? 'connection closed during the handshake')));
     client.on('ready', () => {
       if (settled) return;
       settled = true;

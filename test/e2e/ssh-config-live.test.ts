@@ -80,11 +80,15 @@ describe('ssh config, live', () => {
       'Host proxied-refused',
       '  HostName 127.0.0.1',
       '  Port 1',
+      `  User ${t.user}`,
+      `  IdentityFile ${t.privateKeyFile}`,
       `  ProxyCommand ${nc} %h %p`,
     ]);
     expect(await whoami(file, bare('proxied'))).toBe(t.user);
     const error = await whoami(file, bare('proxied-refused')).then(() => undefined, (e: unknown) => e);
     expect(error).toBeInstanceOf(UnreachableError);
+    // The reason is the ProxyCommand's own failure, not the address it was given or a lost connection.
+    expect((error as Error).message).toMatch(/^proxied-refused: unreachable: ProxyCommand ".*relay\.cjs 127\.0\.0\.1 1" exited with code 1/);
   });
 
   it('StrictHostKeyChecking no: an unknown key is accepted with a warning; yes refuses it', async () => {

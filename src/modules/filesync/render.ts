@@ -4,7 +4,7 @@
  * authorized_keys block. Pure, unit-tested.
  */
 import { quoteWord } from '../../shell/quote.js';
-import { type PeerEntry, type SyncConf, keyFile, pathId, syncFiles } from './spec.js';
+import { type PeerEntry, type SyncConf, UNIT_DIR, keyFile, pathId, syncFiles } from './spec.js';
 
 const HEADER = (name: string) => `# runbook file sync "${name}": managed by runbook (setup-file-sync); do not edit\n`;
 
@@ -67,7 +67,7 @@ export function renderAuthorizedBlock(c: Pick<SyncConf, 'name' | 'paths'>, targe
 
 /** cron: one line per offset under a minute (`sleep N;` first), else a minute or hour step. */
 export function renderCron(name: string, interval: number): string {
-  const cmd = syncFiles(name).script;
+  const cmd = `${syncFiles(name).script} --scheduled`;
   const lines: string[] = [];
   if (interval < 60) for (let off = 0; off < 60; off += interval) lines.push(`* * * * * root ${off ? `sleep ${off}; ` : ''}${cmd}`);
   else if (interval < 3600) lines.push(`${interval === 60 ? '*' : `*/${interval / 60}`} * * * * root ${cmd}`);
@@ -76,7 +76,7 @@ export function renderCron(name: string, interval: number): string {
 }
 
 export function renderService(name: string): string {
-  return `${HEADER(name)}[Unit]\nDescription=runbook file sync ${name} (pull from the current source)\nAfter=network-online.target\n\n[Service]\nType=oneshot\nExecStart=${syncFiles(name).script}\n`;
+  return `${HEADER(name)}[Unit]\nDescription=runbook file sync ${name} (pull from the current source)\nAfter=network-online.target\n\n[Service]\nType=oneshot\nExecStart=${syncFiles(name).script} --scheduled\n`;
 }
 
 export function renderTimer(name: string, interval: number): string {
@@ -97,7 +97,7 @@ export function renderScript(name: string): string {
   const f = syncFiles(name);
   const q = quoteWord;
   return `#!/bin/sh
-${HEADER(name)}# Usage: ${f.script} [--dry-run|--reset]
+${HEADER(name)}# Usage: ${f.script} [--scheduled|--dry-run|--reset]
 set -u
 name=${q(name)}
 etc=${q(f.conf.replace(/\/[^/]*$/, ''))}
@@ -105,10 +105,17 @@ state=${q(f.state)}
 lock=${q(f.lock)}
 mode=\${1:-sync}
 conf="$etc/$name.conf"
-mkdir -p "$state" || exit 1
 log() { printf '%s %s\\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >>"$state/log"; }
 exec 9>>"$lock"
-if [ "$mode" = --reset ] || [ "$mode" = --dry-run ]; then flock -w 120 9 || exit 75; else flock -n 9 || { log "skipped: the previous sync still runs"; exit 0; }; fi
+if [ "$mode" = --reset ] || [ "$mode" = --dry-run ]; then flock -w 120 9 || exit 75; else flock -n 9 || { [ -d "$state" ] && log "skipped: the previous sync still runs"; exit 0; }; fi
+# Run by cron or the timer: a job already sleeping (cron's "sleep N;") or due when the schedule
+# was removed (failback's stop, disable-file-sync, this node became the source) pulls nothing.
+# Checked under the lock: whoever removes the schedule then waits for the lock.
+if [ "$mode" = --scheduled ]; then
+  [ -f ${q(f.cron)} ] || [ -f ${q(`${UNIT_DIR}/${f.unit}.timer`)} ] || exit 0
+  mode=sync
+fi
+mkdir -p "$state" || exit 1
 val() { sed -n "s/^$1=//p" "$conf" | head -n 1; }
 src=$(val source_address); delete=$(val delete)
 [ -n "$src" ] || { echo "no source_address in $conf" >&2; exit 1; }
@@ -133,7 +140,11 @@ while IFS= read -r path; do
   mkdir -p "$path"
   if [ "$mode" = --dry-run ]; then
     touch "$state/protect.$id"
-    rsync -a -n --out-format='%i %n' --exclude-from="$etc/$name.exclude" --exclude-from="$state/protect.$id" -e "$rsh" "$src:" "$path/" 2>&1 | sed "s|^|$path: |"
+    # rsync's status counts: a listing of nothing because it could not connect is no "up to date".
+    rsync -a -n --out-format='%i %n' --exclude-from="$etc/$name.exclude" --exclude-from="$state/protect.$id" -e "$rsh" "$src:" "$path/" >"$state/dry.$id" 2>&1
+    rc=$?
+    sed "s|^|$path: |" "$state/dry.$id"
+    [ "$rc" = 0 ] || { echo "$path: rsync --dry-run from $src: exit $rc: $(tail -n 3 "$state/dry.$id" | tr '\\n' ' ')" >&2; exit 1; }
     continue
   fi
   kept_file="$state/kept.$id"; touch "$kept_file"

@@ -238,6 +238,26 @@ export function directionSteps<P>(prefix: string, nodes: Nodes<P>, opts: { probe
         ),
       notify,
     }),
+    step<Record<string, any>>({
+      id: `${prefix}-new-direction`,
+      title: 'Targets: a new direction starts a new manifest (files already here are not "written here")',
+      on: nodes,
+      become: true,
+      when: (ctx) => (has(ctx) === true && isSource(ctx) ? 'the source' : has(ctx)),
+      gather: (ctx) => Object.fromEntries(syncsOf(ctx).map((s) => [s.conf.name, syncRunFact(s.conf.name)])) as never,
+      plan: (f, ctx) => {
+        const cmds: Command[] = [];
+        const what: string[] = [];
+        for (const s of syncsOf(ctx)) {
+          const addr = confFor(s, sourceOf(ctx)!, ctx).sourceAddress;
+          if ((f[s.conf.name] as { epoch: string | null }).epoch !== addr) {
+            cmds.push(sh`${syncFiles(s.conf.name).script} --reset`);
+            what.push(`${s.conf.name}: pull from ${sourceOf(ctx)} (${addr})`);
+          }
+        }
+        return cmds.length ? change(`new direction: ${what.join('; ')}`, cmds) : noop('direction unchanged');
+      },
+    }),
     step({
       id: `${prefix}-authorized-keys`,
       title: "Source: the targets' keys in root's authorized_keys (rrsync -ro, from=, no pty, no forwarding); elsewhere none",
@@ -269,26 +289,6 @@ export function directionSteps<P>(prefix: string, nodes: Nodes<P>, opts: { probe
         return t?.systemd ? 'systemd timer' : t?.cron ? true : 'no cron';
       },
       operation: (ctx) => service(cronService(toolsOf(ctx)!.cron!)),
-    }),
-    step<Record<string, any>>({
-      id: `${prefix}-new-direction`,
-      title: 'Targets: a new direction starts a new manifest (files already here are not "written here")',
-      on: nodes,
-      become: true,
-      when: (ctx) => (has(ctx) === true && isSource(ctx) ? 'the source' : has(ctx)),
-      gather: (ctx) => Object.fromEntries(syncsOf(ctx).map((s) => [s.conf.name, syncRunFact(s.conf.name)])) as never,
-      plan: (f, ctx) => {
-        const cmds: Command[] = [];
-        const what: string[] = [];
-        for (const s of syncsOf(ctx)) {
-          const addr = confFor(s, sourceOf(ctx)!, ctx).sourceAddress;
-          if ((f[s.conf.name] as { epoch: string | null }).epoch !== addr) {
-            cmds.push(sh`${syncFiles(s.conf.name).script} --reset`);
-            what.push(`${s.conf.name}: pull from ${sourceOf(ctx)} (${addr})`);
-          }
-        }
-        return cmds.length ? change(`new direction: ${what.join('; ')}`, cmds) : noop('direction unchanged');
-      },
     }),
   ];
 }
@@ -332,7 +332,7 @@ export function scheduleStep<P>(id: string, nodes: Nodes<P>, wanted: (ctx: StepC
                   const cmds: Command[] = [];
                   if (x.tmr.exists || x.svc.exists) cmds.push(sh`systemctl disable --now ${`${f.unit}.timer`} 2>/dev/null; rm -f ${tmr} ${svc} && systemctl daemon-reload`);
                   if (x.cron.exists) cmds.push(sh`rm -f ${f.cron}`);
-                  return cmds.length ? change('remove the schedule (this node is the source), wait for a running pull', [...cmds, waitLock]) : noop('no schedule (the source)');
+                  return cmds.length ? change('remove the schedule, wait for a running pull', [...cmds, waitLock]) : noop('no schedule here');
                 }
                 if (systemd) {
                   const wantText = `${renderTimer(s.conf.name, s.conf.interval)}${renderService(s.conf.name)}active\n`;

@@ -50,16 +50,16 @@ describe('file sync: bad input is refused with the param name', () => {
 });
 
 describe('file sync: what it writes', () => {
-  it('cron: one line per offset under a minute, a step from a minute on, only the script path', () => {
+  it('cron: one line per offset under a minute, a step from a minute on, only the script path (--scheduled)', () => {
     const c = renderCron('files', 20);
     expect(c.split('\n').filter((l) => l.startsWith('*'))).toEqual([
-      '* * * * * root /usr/local/lib/runbook/filesync-files',
-      '* * * * * root sleep 20; /usr/local/lib/runbook/filesync-files',
-      '* * * * * root sleep 40; /usr/local/lib/runbook/filesync-files',
+      '* * * * * root /usr/local/lib/runbook/filesync-files --scheduled',
+      '* * * * * root sleep 20; /usr/local/lib/runbook/filesync-files --scheduled',
+      '* * * * * root sleep 40; /usr/local/lib/runbook/filesync-files --scheduled',
     ]);
-    expect(renderCron('files', 300)).toContain('\n*/5 * * * * root /usr/local/lib/runbook/filesync-files\n');
-    expect(renderCron('files', 60)).toContain('\n* * * * * root /usr/local/lib/runbook/filesync-files\n');
-    expect(renderCron('files', 7200)).toContain('\n0 */2 * * * root /usr/local/lib/runbook/filesync-files\n');
+    expect(renderCron('files', 300)).toContain('\n*/5 * * * * root /usr/local/lib/runbook/filesync-files --scheduled\n');
+    expect(renderCron('files', 60)).toContain('\n* * * * * root /usr/local/lib/runbook/filesync-files --scheduled\n');
+    expect(renderCron('files', 7200)).toContain('\n0 */2 * * * root /usr/local/lib/runbook/filesync-files --scheduled\n');
     expect(renderCron('files', 60)).not.toContain('%');
   });
   it('systemd timer every interval', () => {
@@ -90,7 +90,14 @@ describe('file sync: what it writes', () => {
   });
   it('the script embeds only the sync name; it takes a lock and never overwrites what was written on the target', () => {
     const s = renderScript('files');
-    expect(s).toContain("flock -n 9 || { log \"skipped: the previous sync still runs\"; exit 0; }");
+    expect(s).toContain('flock -n 9 || { [ -d "$state" ] && log "skipped: the previous sync still runs"; exit 0; }');
+    // a cron job still sleeping when the schedule was removed pulls nothing: checked under the lock
+    const lock = s.indexOf('flock -n 9');
+    const guard = s.indexOf('[ -f /etc/cron.d/runbook-filesync-files ] || [ -f /etc/systemd/system/runbook-filesync-files.timer ] || exit 0');
+    expect(guard).toBeGreaterThan(lock);
+    expect(guard).toBeLessThan(s.indexOf('mkdir -p "$state"'));
+    // --dry-run fails when rsync does (no "up to date" from a listing of nothing)
+    expect(s).toContain('[ "$rc" = 0 ] || { echo "$path: rsync --dry-run from $src: exit $rc');
     expect(s).toContain('--exclude-from="$state/protect.$id"');
     expect(s).toContain("name=files\n");
     expect(s).not.toMatch(/10\.\d+\.\d+\.\d+/);
