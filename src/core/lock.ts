@@ -157,18 +157,22 @@ export class ClusterLock {
 
   static async acquire(pool: Executor, hosts: string[], me: LockHolder, o: AcquireOptions = {}): Promise<ClusterLock> {
     const lock = new ClusterLock(pool, me, o);
-    const outcomes = await Promise.all([...hosts].sort().map((h) => lock.#tryHost(h, o.breakRunId)));
-    // Stale locks (dead process, expired lease) are broken once, with a note.
-    const retried = await Promise.all(
-      outcomes.map(async (out) => {
-        if (out.state !== 'held' || !out.holder) return out;
-        const why = staleReason(out.holder, { now: Date.now(), controller: me.controller, pidAlive });
-        if (!why) return out;
+    // One host at a time, in name order: of two runs racing for the same hosts, the one that takes
+    // the first host wins and the other is refused there (in parallel each could take some, and
+    // both would be refused).
+    const retried: HostLockOutcome[] = [];
+    for (const h of [...hosts].sort()) {
+      let out = await lock.#tryHost(h, o.breakRunId);
+      // A stale lock (dead process, expired lease) is broken once, with a note.
+      const why = out.state === 'held' && out.holder ? staleReason(out.holder, { now: Date.now(), controller: me.controller, pidAlive }) : undefined;
+      if (why && out.holder) {
         o.log?.(`${out.host}: breaking the stale lock of ${describeHolder(out.holder)}: ${why}`);
-        return lock.#tryHost(out.host, out.holder.runId);
-      }),
-    );
-    lock.#taken = retried.filter((x) => x.state === 'acquired').map((x) => x.host);
+        out = await lock.#tryHost(out.host, out.holder.runId);
+      }
+      retried.push(out);
+      if (out.state === 'acquired') lock.#taken.push(h);
+      if (out.state === 'held') break;
+    }
     const held = retried.filter((x) => x.state === 'held');
     if (held.length) {
       await lock.release();

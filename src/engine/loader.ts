@@ -81,10 +81,19 @@ export async function loadRunbook(ref: string, cwd = process.cwd()): Promise<Loa
   try {
     mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
   } catch (e) {
-    throw new BadInputError(`cannot load runbook ${file}: ${(e as Error).message}`);
+    const pos = importErrorPosition(e, file);
+    // One line, no stack: an esbuild error's own line (`file:L:C: ERROR: …`) when there is one.
+    const lines = (e instanceof Error ? e.message : String(e)).split('\n');
+    const first = (lines.find((l) => /ERROR: /.test(l)) ?? lines[0]!).replace(/^.*?:\d+:\d+: (ERROR: )?/, '').trim();
+    const kind = e instanceof Error && !['Error', 'TransformError'].includes(e.name) ? `${e.name}: ` : '';
+    throw new BadInputError(`cannot load the runbook: ${kind}${first}`, pos);
   }
   const def = [mod.default, mod.runbook].find(isRunbookDef);
-  if (!def) throw new BadInputError(`${file}: exports no runbook (export default defineRunbook({...}))`);
+  if (!def) {
+    const names = Object.keys(mod).filter((k) => k !== 'default');
+    const got = mod.default === undefined ? `no default export${names.length ? ` (named exports: ${names.join(', ')})` : ''}` : `a default export that is not a runbook (${typeOf(mod.default)})`;
+    throw new BadInputError(`expected \`export default defineRunbook({ id, steps, ... })\`; found ${got}`, { file, ...firstExportLine(file) });
+  }
   checkDefinition(def, file);
   const docs = typeof mod.docs === 'string' ? mod.docs : def.docs;
   const hash = createHash('sha256').update(readFileSync(file)).digest('hex');
@@ -102,4 +111,34 @@ export function checkDefinition(def: RunbookDef<any, any>, file: string): void {
   const handlers = new Set((def.handlers ?? []).map((h) => h.id));
   for (const s of allSteps(def)) for (const n of s.notify ?? []) if (!handlers.has(n)) errors.push(`step ${s.id} notifies unknown handler ${n}`);
   if (errors.length) throw new BadInputError(`${basename(dirname(file))}/${basename(file)}: ${errors.join('; ')}`);
+}
+
+function typeOf(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  if (typeof v === 'object') return `an object with keys ${Object.keys(v).slice(0, 5).join(', ') || 'none'}`;
+  return typeof v;
+}
+
+/** The line of the first `export` in the file (where a default export was expected), else line 1. */
+function firstExportLine(file: string): { line: number; col: number } {
+  const lines = readFileSync(file, 'utf8').split('\n');
+  const i = lines.findIndex((l) => /^\s*export\b/.test(l));
+  return { line: i >= 0 ? i + 1 : 1, col: 1 };
+}
+
+/**
+ * Where in the runbook file an import failed: the location in the message (a syntax error from
+ * tsx/esbuild: `file:L:C: ERROR`), or the first stack frame in the file (a throw at import),
+ * or Node's `file:L` header of a SyntaxError. Without one: the file alone.
+ */
+export function importErrorPosition(e: unknown, file: string): { file: string; line?: number; col?: number } {
+  const text = e instanceof Error ? `${e.message}\n${e.stack ?? ''}` : String(e);
+  const url = pathToFileURL(file).href;
+  const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  for (const name of [url, file]) {
+    const m = new RegExp(`${esc(name)}:(\\d+)(?::(\\d+))?`).exec(text);
+    if (m) return { file, line: Number(m[1]), col: m[2] ? Number(m[2]) : 1 };
+  }
+  return { file };
 }

@@ -4,7 +4,9 @@
  * collected and reported at once, as bad input, before any host is touched.
  */
 import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
+import { readTextFile } from '../core/text-file.js';
+import { LineCounter, parse as parseYaml, parseDocument } from 'yaml';
+import { firstDuplicateKey } from '../inventory/yaml-file.js';
 import { BadInputError } from '../errors.js';
 import { shlexSplit } from '../inventory/shlex.js';
 import { Secret, isSecret } from '../shell/secret.js';
@@ -28,6 +30,21 @@ export interface ParamSources {
  * Parse -e arguments into one map, as ansible-playbook does: `@file` (YAML or JSON), a JSON/YAML
  * mapping (`{"a": 1}`), or `key=value` pairs split like a shell line (`'a=1 b="two words"'`).
  */
+/** `-e @file`: UTF-8, YAML (JSON is YAML), duplicate keys refused in one pass; file:line in errors. */
+function parseExtraVarsFile(file: string): unknown {
+  const text = readTextFile(file);
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { uniqueKeys: false, lineCounter: lines });
+  const problem = doc.errors[0];
+  if (problem) {
+    const at = problem.linePos?.[0];
+    throw new BadInputError(`invalid YAML: ${problem.message.split('\n')[0]}`, { file, ...(at ? { line: at.line, col: at.col } : {}) });
+  }
+  const dup = firstDuplicateKey(doc) as { range?: [number] } | undefined;
+  if (dup) throw new BadInputError(`duplicate key ${JSON.stringify(String((dup as { value?: unknown }).value ?? dup))} (each key may appear once)`, { file, ...(dup.range ? lines.linePos(dup.range[0]) : {}) });
+  return doc.toJS({ maxAliasCount: 1000 });
+}
+
 export function parseExtraVars(args: string[], errors: string[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   const mapping = (arg: string, doc: unknown): void => {
@@ -39,7 +56,7 @@ export function parseExtraVars(args: string[], errors: string[]): Record<string,
     if (arg.startsWith('@')) {
       const file = arg.slice(1);
       try {
-        mapping(arg, parseYaml(readFileSync(file, 'utf8')));
+        mapping(arg, parseExtraVarsFile(file));
       } catch (e) {
         errors.push(`-e ${arg}: ${(e as Error).message}`);
       }

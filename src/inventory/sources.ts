@@ -2,7 +2,8 @@
  * What `-i PATH` means: a file, or a directory whose inventory files are all loaded (sorted,
  * recursively) the way Ansible walks one. Each file is YAML or INI by its name, or by its first line.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
+import { readTextFile } from '../core/text-file.js';
 import { dirname, extname, join, resolve } from 'node:path';
 import { BadInputError } from '../errors.js';
 import { isScript, runInventoryScript } from './load-script.js';
@@ -81,7 +82,7 @@ export function looksLikeYaml(text: string): boolean {
 
 /** A file's text; a whole-file Ansible Vault is decrypted (every value in it then counts as secret). */
 export function readMaybeVaulted(path: string, vault?: VaultKeyring): { text: string; encrypted: boolean } {
-  const text = readFileSync(path, 'utf8');
+  const text = readTextFile(path);
   if (!isVaultText(text)) return { text, encrypted: false };
   return { text: (vault ?? new VaultKeyring()).decrypt(text, { file: path }), encrypted: true };
 }

@@ -58,7 +58,8 @@ export function parseYamlFile(file: string, text: string, vault?: VaultKeyring):
   const doc = parseDocument(text, {
     version: '1.1',
     merge: true,
-    uniqueKeys: true,
+    // yaml's own check compares every key with every other (100k keys: minutes); ours is one pass.
+    uniqueKeys: false,
     prettyErrors: true,
     strict: true,
     lineCounter,
@@ -78,6 +79,8 @@ export function parseYamlFile(file: string, text: string, vault?: VaultKeyring):
     const { line, col } = lineCounter.linePos(offset);
     return { file, line, col };
   };
+  const dup = firstDuplicateKey(doc);
+  if (dup) throw new BadInputError(describeYamlProblem('DUPLICATE_KEY', '', keyName(dup)), pos(dup as Node));
   // Each inline vault value learns where it is, for its decryption errors.
   visit(doc, {
     Scalar(_key, node) {
@@ -86,6 +89,27 @@ export function parseYamlFile(file: string, text: string, vault?: VaultKeyring):
   });
   const value = (node: Node | null | undefined): unknown => (node ? node.toJS(doc, { maxAliasCount: 1000 }) : null);
   return { file, doc, pos, value };
+}
+
+/** The second occurrence of a key in any map of the document, in one pass (merge keys may repeat). */
+export function firstDuplicateKey(doc: Document): unknown {
+  let found: unknown;
+  visit(doc, {
+    Map(_key, map) {
+      const seen = new Set<string>();
+      for (const pair of map.items) {
+        if (isMergeKey(pair.key)) continue;
+        const k = isScalar(pair.key) ? `${typeof pair.key.value}:${String(pair.key.value)}` : `node:${String(pair.key)}`;
+        if (seen.has(k)) {
+          found = pair.key;
+          return visit.BREAK;
+        }
+        seen.add(k);
+      }
+      return undefined;
+    },
+  });
+  return found;
 }
 
 function describeYamlProblem(code: string, message: string, near: string): string {

@@ -1,6 +1,7 @@
 /**
- * The lab of the fault-injection tests (interrupt.test.ts, secrets.test.ts): testLab('intr', 5),
- * pg1 + pg2, brought up once and reused (RUNBOOK_LAB_REUSE=1) or made fresh.
+ * The labs of the fault-injection tests: interrupt.test.ts on testLab('intr', 5), secrets.test.ts
+ * on testLab('secrets', 27) (a lab each: the files run side by side), pg1 + pg2, brought up once
+ * and reused (RUNBOOK_LAB_REUSE=1) or made fresh.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { labDown, labPaths, labUp, readState } from '../../src/lab/index.js';
@@ -9,30 +10,32 @@ import { quoteWord } from '../../src/shell/quote.js';
 import { inHost, testLab, type InHostResult, type LabHostInfo } from '../support/lab.js';
 
 export const intrLab = testLab('intr', 5);
+export const secretsLab = testLab('secrets', 27);
 export const cli = new URL('../../bin/runbook.js', import.meta.url).pathname;
 
 export interface IntrLab {
+  name: string;
   inventory: string;
   host: Record<string, LabHostInfo>;
   broughtUp: boolean;
 }
 
-export async function intrUp(): Promise<IntrLab> {
-  const reuse = process.env.RUNBOOK_LAB_REUSE === '1' && readState(intrLab.name);
+export async function intrUp(lab: { name: string; subnet: string } = intrLab): Promise<IntrLab> {
+  const reuse = process.env.RUNBOOK_LAB_REUSE === '1' && readState(lab.name);
   let broughtUp = false;
   if (!reuse) {
-    await labDown({ name: intrLab.name });
-    await labUp({ name: intrLab.name, subnet: intrLab.subnet, hosts: 'pg1=db,pg2=db' });
+    await labDown({ name: lab.name });
+    await labUp({ name: lab.name, subnet: lab.subnet, hosts: 'pg1=db,pg2=db' });
     broughtUp = true;
   }
-  const state = readState(intrLab.name)!;
+  const state = readState(lab.name)!;
   const host: Record<string, LabHostInfo> = {};
-  for (const h of state.spec.hosts) host[h.name] = { ...h, lab: intrLab.name, pid: state.hosts[h.name]!.init.pid };
-  return { inventory: labPaths(intrLab.name).inventory, host, broughtUp };
+  for (const h of state.spec.hosts) host[h.name] = { ...h, lab: lab.name, pid: state.hosts[h.name]!.init.pid };
+  return { name: lab.name, inventory: labPaths(lab.name).inventory, host, broughtUp };
 }
 
 export async function intrDown(l: IntrLab | undefined): Promise<void> {
-  if (l?.broughtUp && process.env.RUNBOOK_LAB_KEEP !== '1') await labDown({ name: intrLab.name });
+  if (l?.broughtUp && process.env.RUNBOOK_LAB_KEEP !== '1') await labDown({ name: l.name });
 }
 
 export function specOf(h: LabHostInfo): ConnectionSpec {
@@ -47,10 +50,10 @@ export interface Run {
 }
 
 /** The compiled CLI as a child process. */
-export function runbook(args: string[], env: Record<string, string> = {}, timeoutMs = 600_000): Promise<Run> {
+export function runbook(args: string[], env: Record<string, string> = {}, timeoutMs = 600_000, cwd?: string): Promise<Run> {
   const started = Date.now();
   return new Promise((resolve) => {
-    execFile(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: timeoutMs, maxBuffer: 64 << 20, env: { ...process.env, CI: '1', FORCE_COLOR: '0', ...env } }, (error, stdout, stderr) => {
+    execFile(process.execPath, [cli, ...args], { ...(cwd ? { cwd } : {}), encoding: 'utf8', timeout: timeoutMs, maxBuffer: 64 << 20, env: { ...process.env, CI: '1', FORCE_COLOR: '0', ...env } }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
       resolve({ code, out: `${stdout}\n${stderr}`, ms: Date.now() - started });
     });
@@ -58,10 +61,10 @@ export function runbook(args: string[], env: Record<string, string> = {}, timeou
 }
 
 /** The CLI started in the background: for a signal or a kill -9 mid-run. */
-export function startRunbook(args: string[], env: Record<string, string> = {}): { child: ChildProcess; output: () => string; done: Promise<Run> } {
+export function startRunbook(args: string[], env: Record<string, string> = {}, cwd?: string): { child: ChildProcess; output: () => string; done: Promise<Run> } {
   const started = Date.now();
   let out = '';
-  const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: '1', FORCE_COLOR: '0', ...env } });
+  const child = spawn(process.execPath, [cli, ...args], { ...(cwd ? { cwd } : {}), stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: '1', FORCE_COLOR: '0', ...env } });
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const done = new Promise<Run>((resolve) =>
@@ -91,4 +94,48 @@ export async function value(h: LabHostInfo, query: string): Promise<string> {
   const r = await psql(h, query);
   if (r.code !== 0) throw new Error(`${h.name}: ${query}: ${r.stderr}`);
   return r.stdout.trim();
+}
+
+/** Every process on the host: PID, session, command line. */
+export async function processTable(h: LabHostInfo): Promise<Array<{ pid: number; sid: number; args: string }>> {
+  const r = await inHost(h, 'ps -eo pid=,sid=,args=');
+  return r.stdout
+    .split('\n')
+    .map((l) => /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(l))
+    .filter((m): m is RegExpExecArray => Boolean(m))
+    .map((m) => ({ pid: Number(m[1]), sid: Number(m[2]), args: m[3]! }));
+}
+
+/** Sessions of detached jobs still running on the host (their supervisors' PIDs). */
+export async function runningJobs(h: LabHostInfo): Promise<Map<number, string>> {
+  const r = await inHost(h, 'for d in /var/lib/runbook/jobs/*/; do [ -f "$d/pid" ] && [ ! -f "$d/exit" ] && kill -0 "$(cat "$d/pid")" 2>/dev/null && echo "$(cat "$d/pid") $(basename "$d")"; done; true');
+  return new Map(r.stdout.split('\n').filter(Boolean).map((l) => [Number(l.split(' ')[0]), l.split(' ')[1]!] as [number, string]));
+}
+
+/**
+ * Processes that were not there in `baseline` and are neither PostgreSQL's own (postmaster,
+ * backends, walsenders) nor part of a running recorded detached job: what a run left behind.
+ */
+export async function strays(h: LabHostInfo, baseline: Set<number>): Promise<string[]> {
+  const jobs = await runningJobs(h);
+  return (await processTable(h))
+    .filter((p) => !baseline.has(p.pid) && !jobs.has(p.sid))
+    .filter((p) => !/^(postgres:|\/usr\/lib\/postgresql\/)/.test(p.args) && !/^(ps -eo|\/bin\/sh -c ps -eo|sshd: \[accepted\]|sshd: \[net\])/.test(p.args))
+    .map((p) => `${p.pid} (sid ${p.sid}) ${p.args}`);
+}
+
+/** Runs `script` in the host with SECRET in its environment (never in a file or an argv). */
+export function inHostWithSecret(h: LabHostInfo, script: string, secretValue: string): Promise<InHostResult> {
+  return new Promise((resolve) => {
+    execFile('nsenter', ['-t', String(h.pid), '-m', '-u', '-i', '-n', '-p', '/bin/sh', '-c', script], { cwd: '/', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8', SECRET: secretValue }, encoding: 'utf8', timeout: 300_000, maxBuffer: 16 << 20 }, (error, stdout, stderr) =>
+      resolve({ stdout, stderr, code: error ? (typeof error.code === 'number' ? error.code : 1) : 0 }),
+    );
+  });
+}
+
+/** An `ip route add blackhole` in the root namespace: the controller loses the host; undone by the returned function. */
+export async function blackhole(address: string): Promise<() => Promise<void>> {
+  const ip = (...a: string[]) => new Promise<void>((resolve, reject) => execFile('ip', a, (e) => (e ? reject(e) : resolve())));
+  await ip('route', 'add', 'blackhole', `${address}/32`);
+  return async () => ip('route', 'del', 'blackhole', `${address}/32`).catch(() => undefined);
 }
