@@ -145,7 +145,7 @@ describe('plans are what runs; verifications leave nothing behind (debian lab)',
     expect(code).toContain("from 'runbook'");
     const dir = mkdtempSync(join(tmpdir(), 'rb-readme-'));
     writeFileSync(join(dir, 'motd.ts'), code);
-    const motd = () => runCli(['run', './motd.ts', '-i', inventory, '--limit', 'pg2', '-e', 'motd=hello from the README'], { cwd: dir });
+    const motd = () => runCli(['run', './motd.ts', '-i', inventory, '--limit', 'pg2', '-e', 'motd="hello from the README"'], { cwd: dir });
     const first = await motd();
     expect(first.code, first.out).toBe(0);
     expect(first.out).toMatch(/pg2: changed: write \/etc\/motd/);
