@@ -189,7 +189,7 @@ describe('file sync pg1 → pg2, its restricted key, and runbook check', () => {
     expect((await check(l)).out).not.toContain('health/vip');
   }, 300_000);
 
-  it('a dead primary SSH cannot reach: check is CRITICAL and names the candidate; failover promotes it, leaves that node's file sync for failback and exits 0', async () => {
+  it("a dead primary SSH cannot reach: check is CRITICAL and names the candidate; failover promotes it, leaves that node's file sync for failback and exits 0", async () => {
     expect(setupSync.code).toBe(0);
     await killPostmaster(l, 'pg1');
     await eventually('pg1 down', async () => pgDown(l, 'pg1'), 20_000);
