@@ -23,8 +23,7 @@ afterAll(async () => {
   await drillLabDown(lab, BASE, K);
 }, 120_000);
 
-// Skipped: never passed this wave (not finished within the integration CI run of 2026-12-02); issue 16 stays open.
-describe.skip('drill on three nodes', () => {
+describe('drill on three nodes', () => {
   it('--fault lag: the lagging standby is refused, the right one promoted, the topology restored', async () => {
     const { run, report } = await runDrill(lab, ['--fault', 'lag']);
     expect(run.code, run.stdout + run.stderr).toBe(0);
@@ -41,7 +40,8 @@ describe.skip('drill on three nodes', () => {
     expect((await psqlInHost(labHost(lab, 'pg2'), 'SELECT pg_get_wal_replay_pause_state()')).stdout.trim()).toBe('not paused');
   }, DRILL_TIMEOUT);
 
-  it('--fault kill --workload pgbench --max-lost-writes 0 under synchronous replication: nothing acknowledged is lost', async () => {
+  // Skipped: failed in the integration CI run of 2026-12-02 after 13 s (the lag case beside it passed); issue 16 stays open.
+  it.skip('--fault kill --workload pgbench --max-lost-writes 0 under synchronous replication: nothing acknowledged is lost', async () => {
     const { run, dir, report } = await runDrill(lab, ['--fault', 'kill', '--workload', 'pgbench', '--max-lost-writes', '0']);
     expect(run.code, run.stdout + run.stderr).toBe(0);
     expect(report.replication_mode!.promises_no_loss).toBe(true);
