@@ -8,26 +8,21 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { inHost, psqlInHost } from '../support/lab.js';
 import {
-  DRILL_TIMEOUT, PASSWORD, blackholes, drillLabDown, drillLabUp, expectCompletedDrill, labHost, runDrill, secretArgs, writableNodes, type DrillLab,
+  DRILL_TIMEOUT, PASSWORD, blackholes, useDrillLab, expectCompletedDrill, labHost, runDrill, secretArgs, writableNodes, type DrillLab,
 } from './support-drill.js';
 
 const BASE = 'drill-part';
 const K = 22;
 let lab: DrillLab;
 
-beforeAll(async () => {
-  lab = await drillLabUp(BASE, K);
-}, 600_000);
-
-afterAll(async () => {
-  await drillLabDown(lab, BASE, K);
-}, 120_000);
 
 // Skipped: both cases failed in the integration CI run of 2026-12-02 (never passed on the lab this wave); issue 16 stays open.
 describe.skip('drill --fault partition', () => {
+  useDrillLab(BASE, K, (l) => (lab = l));
+
   it('cuts pg1 over SSH, fences it through fence_command, the link comes back by itself, the topology is restored', async () => {
     const r = await runDrill(lab, ['--fault', 'partition']);
     await expectCompletedDrill(lab, 'partition', r);

@@ -6,24 +6,19 @@
  * cluster as far as it knows. The other faults have files and labs of their own so they run side
  * by side: drill-kill (kill under pgbench, async), drill-partition, drill3 (lag, synchronous).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { DrillReport } from '../../src/drill/types.js';
 import { inHost } from '../support/lab.js';
-import { DRILL_TIMEOUT, cli, drillLabDown, drillLabUp, expectCompletedDrill, labHost, runDrill, secretArgs, writableNodes, type DrillLab } from './support-drill.js';
+import { DRILL_TIMEOUT, cli, useDrillLab, expectCompletedDrill, labHost, runDrill, secretArgs, writableNodes, type DrillLab } from './support-drill.js';
 
 const BASE = 'drill';
 const K = 9;
 let lab: DrillLab;
 
-beforeAll(async () => {
-  lab = await drillLabUp(BASE, K);
-}, 600_000);
-
-afterAll(async () => {
-  await drillLabDown(lab, BASE, K);
-}, 120_000);
 
 describe('runbook drill', () => {
+  useDrillLab(BASE, K, (l) => (lab = l));
+
   let stopReportPath = '';
 
   it('--dry-run shows the plan and touches nothing', async () => {

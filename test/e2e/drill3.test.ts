@@ -6,24 +6,26 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { psqlInHost } from '../support/lab.js';
-import { DRILL_TIMEOUT, drillLabDown, drillLabUp, labHost, runDrill, writableNodes, type DrillLab } from './support-drill.js';
+import { DRILL_TIMEOUT, useDrillLab, labHost, runDrill, writableNodes, type DrillLab } from './support-drill.js';
 
 const BASE = 'drill3';
 const K = 8;
 let lab: DrillLab;
 
-beforeAll(async () => {
-  lab = await drillLabUp(BASE, K, { hosts: 'pg1=db,pg2=db,pg3=db', setupArgs: ['-e', 'synchronous=quorum'] });
-  expect((await psqlInHost(labHost(lab, 'pg1'), 'SHOW synchronous_standby_names')).stdout).toMatch(/ANY 1/);
-}, 600_000);
-
-afterAll(async () => {
-  await drillLabDown(lab, BASE, K);
-}, 120_000);
 
 describe('drill on three nodes', () => {
+  useDrillLab(
+    BASE,
+    K,
+    async (l) => {
+      lab = l;
+      expect((await psqlInHost(labHost(lab, 'pg1'), 'SHOW synchronous_standby_names')).stdout).toMatch(/ANY 1/);
+    },
+    { hosts: 'pg1=db,pg2=db,pg3=db', setupArgs: ['-e', 'synchronous=quorum'] },
+  );
+
   it('--fault lag: the lagging standby is refused, the right one promoted, the topology restored', async () => {
     const { run, report } = await runDrill(lab, ['--fault', 'lag']);
     expect(run.code, run.stdout + run.stderr).toBe(0);

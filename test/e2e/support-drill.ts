@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { XMLValidator } from 'fast-xml-parser';
 import { parse, stringify } from 'yaml';
-import { expect } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { labDown, labPaths, labUp, readState } from '../../src/lab/index.js';
 import type { DrillReport } from '../../src/drill/types.js';
 import { inHost, psqlInHost, testLab, type LabHostInfo } from '../support/lab.js';
@@ -58,6 +58,20 @@ export async function drillLabUp(base: string, k: number, opts: { hosts?: string
   expect(vip.code, vip.stdout + vip.stderr).toBe(0);
   const nodes = readState(name)!.spec.hosts.filter((h) => h.role === 'db').map((h) => h.name);
   return { name, inventory, nodes };
+}
+
+/**
+ * The file's drill lab, registered in the calling describe: up and converged before its tests,
+ * down after them (a skipped describe brings no lab up). `use` receives the lab once it is up (and
+ * may check it).
+ */
+export function useDrillLab(base: string, k: number, use: (lab: DrillLab) => void | Promise<void>, opts: { hosts?: string; setupArgs?: string[] } = {}): void {
+  let lab: DrillLab | undefined;
+  beforeAll(async () => {
+    lab = await drillLabUp(base, k, opts);
+    await use(lab);
+  }, 600_000);
+  afterAll(async () => drillLabDown(lab, base, k), 120_000);
 }
 
 export async function drillLabDown(l: DrillLab | undefined, base: string, k: number): Promise<void> {
