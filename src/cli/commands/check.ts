@@ -9,7 +9,7 @@ import type { Command as Program } from 'commander';
 import { RunbookError } from '../../errors.js';
 import { connectionSpec, loadInventory, selectHosts } from '../../inventory/index.js';
 import type { HostView } from '../../engine/types.js';
-import { SshTransport } from '../../transport/index.js';
+import { hostTransport } from '../../transport/hosts.js';
 import { ClusterReader } from '../../drill/cluster-reader.js';
 import { connOfLayout, resolveCluster, type PgCluster } from '../../modules/postgres/cluster.js';
 import { chooseCandidate, receiverFact, type NodeView } from '../../modules/postgres/candidate.js';
@@ -128,7 +128,7 @@ export function registerCheck(program: Program): void {
       const hosts = selectHosts(inventory, o.clusterGroup);
       const vipVar = o.vip ?? (typeof hosts[0]?.vars.vip === 'string' ? (hosts[0].vars.vip as string) : undefined);
 
-      const transport = new SshTransport();
+      const transport = hostTransport();
       const specs = new Map(hosts.map((h) => [h.name, connectionSpec(h, o.knownHosts ? { knownHostsFile: o.knownHosts } : {})]));
       const reader = new ClusterReader(transport, specs, new Map(hosts.map((h) => [h.name, h.vars])), vipVar);
       try {
