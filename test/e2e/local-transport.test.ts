@@ -6,14 +6,14 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { main } from '../../src/cli/main.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ExitCode } from '../../src/errors.js';
 import { raw, sh } from '../../src/shell/command.js';
 import { secret } from '../../src/shell/secret.js';
 import { LocalTransport } from '../../src/transport/local.js';
 import { CommandFailedError } from '../../src/transport/types.js';
 import type { ConnectionSpec } from '../../src/inventory/types.js';
+import { runCliInProcess } from '../support/in-process-cli.js';
 
 let dir: string;
 beforeAll(() => {
@@ -105,24 +105,7 @@ describe('local transport', () => {
 });
 
 describe('runbook exec on ansible_connection=local', () => {
-  async function runCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    let stdout = '';
-    let stderr = '';
-    const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-      stdout += String(chunk);
-      return true;
-    });
-    const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-      stderr += String(chunk);
-      return true;
-    });
-    try {
-      return { code: await main(args), stdout, stderr };
-    } finally {
-      out.mockRestore();
-      err.mockRestore();
-    }
-  }
+  const runCli = runCliInProcess;
 
   it('runs the line on the controller for a localhost ansible_connection=local host (kolla, CI runners), with -b through sudo', async () => {
     const inventory = join(dir, 'hosts.ini');
