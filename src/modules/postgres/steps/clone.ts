@@ -7,6 +7,7 @@
 import { type Action, exec, waitUntil } from '../../../engine/actions.js';
 import { blocked, change, fact, noop, param, stepsFor } from '../../../engine/define.js';
 import type { RunContext, StepContext, StepDef } from '../../../engine/types.js';
+import { NOT_VERIFIED } from '../../../engine/checks.js';
 import type { ExecResult } from '../../../transport/types.js';
 import { type ControlData, type DataDirState, controlDataFact, dataDirFact, toolVersionsFact } from '../layout-facts.js';
 import { clearJobCommand, detachedJob, jobFact, jobId, type JobState } from '../../../core/detached.js';
@@ -138,6 +139,18 @@ export function cloneGuard(e: CloneEvidence, who: { self: string; source: string
   if (e.sourceBytes !== null && e.freeBytes !== null && e.freeBytes < e.sourceBytes * 1.1 + 64 * 2 ** 20)
     return `not enough space for the clone on ${who.self}: ${mib(e.freeBytes)} free, ${who.source}'s databases take ${mib(e.sourceBytes)} (the old data dir is kept on the same filesystem); nothing was moved`;
   return true;
+}
+
+/**
+ * cloneGuard within a run: `pending` are the steps a --check run would change before this one. The
+ * source connection often waits on them (pg_hba, the role, .pgpass): then a failed connection is
+ * "not verified in check mode" (a note for the plan's summary), not a refusal. '' when it holds.
+ */
+export function cloneGuardInRun(e: CloneEvidence, who: { self: string; source: string }, pending: string[]): string | { blocked: string } {
+  const ok = cloneGuard(e, who);
+  if (ok === true) return '';
+  if ('error' in e.source && pending.length) return `; the clone source is ${NOT_VERIFIED} (earlier steps would change: ${pending.join(', ')}; now: ${e.source.error})`;
+  return { blocked: ok };
 }
 
 const mib = (n: number) => `${Math.round(n / 2 ** 20)} MiB`;
@@ -305,9 +318,12 @@ export function cloneStep<P extends CloneParams>(id: string, on: (ctx: RunContex
       const c = clusterOf(ctx);
       const l = layoutOf(ctx);
       const self = nodeOf(c, ctx.host.name);
+      let unverified = '';
       if (f.ident && f.sourceBytes !== undefined && f.freeBytes !== undefined) {
-        const ok = cloneGuard({ source: f.ident, target: f.control ?? null, sourceBytes: f.sourceBytes, freeBytes: f.freeBytes }, { self: self.name, source: d.source.name });
-        if (ok !== true) return blocked(ok);
+        const e = { source: f.ident, target: f.control ?? null, sourceBytes: f.sourceBytes, freeBytes: f.freeBytes };
+        const g = cloneGuardInRun(e, { self: self.name, source: d.source.name }, ctx.checkMode ? (ctx.pendingChanges?.() ?? []) : []);
+        if (typeof g === 'object') return blocked(g.blocked);
+        unverified = g;
       }
       const keep = Math.max(1, ctx.params.keep_old_copies);
       const actions = cloneActions(l, c, self, d.source, f.dataDir, d.from, { now: ctx.now(), keep, maxRate: ctx.params.clone_max_rate });
@@ -319,7 +335,7 @@ export function cloneStep<P extends CloneParams>(id: string, on: (ctx: RunContex
             : d.from === 'running'
               ? `reattach to the pg_basebackup of ${l.dataDir} an earlier run started (PID ${f.job.state === 'running' ? f.job.pid : '?'}), then verify and start it`
               : `the pg_basebackup of an earlier run finished: verify and start ${ctx.host.name}`;
-      return change(summary, actions);
+      return change(summary + unverified, actions);
     },
     confirm: {
       destructive: true,
