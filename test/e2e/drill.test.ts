@@ -37,8 +37,7 @@ describe('runbook drill', () => {
     expect(await writableNodes(lab)).toEqual(['pg1']);
   }, DRILL_TIMEOUT);
 
-  // Skipped: failed in the integration CI run of 2026-12-02; issue 16 stays open.
-  it.skip('fault stop: completes, measures RTO and RPO, restores the topology', async () => {
+  it('fault stop: completes, measures RTO and RPO, restores the topology', async () => {
     const r = await runDrill(lab, ['--fault', 'stop']);
     await expectCompletedDrill(lab, 'stop', r);
     expect(r.report.rpo_lost_writes).toBe(0);
@@ -48,8 +47,7 @@ describe('runbook drill', () => {
     stopReportPath = `${r.dir}/drill.json`;
   }, DRILL_TIMEOUT);
 
-  // Skipped: needs the stop drill's report (failed in the integration CI run of 2026-12-02).
-  it.skip('--compare lists the differences with an earlier drill', async () => {
+  it('--compare lists the differences with an earlier drill', async () => {
     expect(stopReportPath).not.toBe('');
     const { run, report } = await runDrill(lab, ['--fault', 'stop', '--compare', stopReportPath]);
     expect(run.code, run.stdout + run.stderr).toBe(0);
