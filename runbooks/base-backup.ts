@@ -3,9 +3,9 @@
  * Never on a writable node, whatever the flags; the old data dir is moved aside, not deleted.
  */
 import { param, type RunContext } from '../src/index.js';
-import { pgParams, type PgParams, resolveCluster } from '../src/modules/postgres/index.js';
+import { pgParams, resolveCluster } from '../src/modules/postgres/index.js';
 import { definePgRunbook, docs } from '../src/modules/postgres/index.js';
-import { cloneStep } from '../src/modules/postgres/index.js';
+import { type CloneParams, cloneParamProblems, cloneParams, cloneStep } from '../src/modules/postgres/index.js';
 import { clusterHosts, layoutStep } from '../src/modules/postgres/index.js';
 import { slotsStep } from '../src/modules/postgres/index.js';
 import { standbySteps } from '../src/modules/postgres/index.js';
@@ -14,10 +14,10 @@ export const params = {
   ...pgParams,
   target: param.list({ description: 'nodes to (re-)clone; default: every node that is not a healthy standby of the current primary' }),
   reclone: param.boolean({ description: 're-clone even a healthy standby', default: false }),
-  keep_old_copies: param.number({ description: 'moved-aside data directories kept per node', default: 2 }),
+  ...cloneParams,
 };
 
-type P = PgParams & { target: string[] | undefined; reclone: boolean; keep_old_copies: number };
+type P = CloneParams & { target: string[] | undefined; reclone: boolean };
 
 export { docs };
 
@@ -32,7 +32,8 @@ export default definePgRunbook({
   params,
   validate: (p: P, ctx) => {
     const c = resolveCluster(ctx, p);
-    return Array.isArray(c) ? [] : (p.target ?? []).filter((t) => !c.nodes.some((n) => n.name === t)).map((t) => `target ${t} is not a node of ${c.group}`);
+    const unknown = Array.isArray(c) ? [] : (p.target ?? []).filter((t) => !c.nodes.some((n) => n.name === t)).map((t) => `target ${t} is not a node of ${c.group}`);
+    return [...unknown, ...cloneParamProblems(p)];
   },
   steps: [
     layoutStep<P>(),

@@ -5,9 +5,9 @@
  * topology, verified. On a healthy cluster every step is ok and nothing changes.
  */
 import { param } from '../src/index.js';
-import { clusterOf, pgParams, type PgParams } from '../src/modules/postgres/index.js';
+import { clusterOf, pgParams } from '../src/modules/postgres/index.js';
 import { definePgRunbook, docs } from '../src/modules/postgres/index.js';
-import { cloneStep } from '../src/modules/postgres/index.js';
+import { type CloneParams, cloneParamProblems, cloneParams, cloneStep } from '../src/modules/postgres/index.js';
 import { clusterHosts, layoutStep } from '../src/modules/postgres/index.js';
 import { slotsStep } from '../src/modules/postgres/index.js';
 import { rewindStep } from '../src/modules/postgres/index.js';
@@ -21,7 +21,7 @@ import { catchUpStep, directionSteps, findStep, stopStep } from '../src/modules/
 
 export const params = {
   ...pgParams,
-  keep_old_copies: param.number({ description: 'moved-aside data directories kept per node (re-clone fallback)', default: 2 }),
+  ...cloneParams,
   ...syncParams,
   accept_data_loss: param.boolean({
     description: 'let the rejoin discard commits that exist only on the rejoining node (its ledger is kept first); or --approve <prefix>-ledger',
@@ -29,7 +29,7 @@ export const params = {
   }),
 };
 
-type P = PgParams & SyncParams & { keep_old_copies: number; accept_data_loss: boolean };
+type P = CloneParams & SyncParams & { accept_data_loss: boolean };
 
 export { docs };
 
@@ -52,6 +52,7 @@ export default definePgRunbook({
   id: 'failback',
   description: 'Rejoin the old primary (pg_rewind or re-clone), planned switchover back with zero-loss gates, original topology verified',
   params,
+  validate: (p: P) => cloneParamProblems(p),
   steps: [
     layoutStep<P>(),
     failbackGuardStep<P>('failback-guard'),

@@ -6,7 +6,7 @@
 import { param } from '../src/index.js';
 import { pgParams } from '../src/modules/postgres/index.js';
 import { definePgRunbook, docs } from '../src/modules/postgres/index.js';
-import { cloneStep } from '../src/modules/postgres/index.js';
+import { type CloneParams, cloneParamProblems, cloneParams, cloneStep } from '../src/modules/postgres/index.js';
 import { intendedPrimaryWritableStep } from '../src/modules/postgres/index.js';
 import { clusterHosts, layoutStep } from '../src/modules/postgres/index.js';
 import { type ReplicationSettingsParams, archiveVerifyStep, primaryConfigSteps, settingsProblems } from '../src/modules/postgres/index.js';
@@ -20,10 +20,10 @@ export const params = {
   wal_archive_dir: param.string({ description: 'optional WAL archive directory (local or an NFS mount): basic_archive from 15, a temp-sync-link archive_command before; never overwrites a different file' }),
   wal_archive_shared: param.boolean({ description: 'wal_archive_dir is one shared mount on every node: standbys get a restore_command from it (else none: they could not read it)', default: false }),
   ...syncParams,
-  keep_old_copies: param.number({ description: 'moved-aside data directories kept per node', default: 2 }),
+  ...cloneParams,
 };
 
-type P = ReplicationSettingsParams & { keep_old_copies: number };
+type P = ReplicationSettingsParams & CloneParams;
 
 export { docs };
 
@@ -38,7 +38,7 @@ export default definePgRunbook({
     } catch {
       // the cluster validation reports a bad group
     }
-    return settingsProblems(p, hosts);
+    return [...settingsProblems(p, hosts), ...cloneParamProblems(p)];
   },
   steps: [
     layoutStep<P>(),

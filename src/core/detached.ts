@@ -23,7 +23,7 @@ import { UnreachableError } from '../errors.js';
 import { type Command, raw, sh } from '../shell/command.js';
 import { quoteWord } from '../shell/quote.js';
 import { maskSecrets } from '../shell/secret.js';
-import { CommandFailedError, type ExecOptions, type ExecResult } from '../transport/types.js';
+import { CLOSED_BY_RUNBOOK, CommandFailedError, type ExecOptions, type ExecResult } from '../transport/types.js';
 
 /** How a job talks to its host: the step's exec (its become applies), never failing on exit codes. */
 export type JobExec = (command: Command, options?: ExecOptions) => Promise<ExecResult>;
@@ -263,7 +263,13 @@ export async function waitDetached(x: JobExec, id: string, o: WaitOptions = {}):
 
 /** Start or reattach, then wait; a non-zero exit of the job is an error naming its output. */
 export async function runDetached(x: JobExec, id: string, command: Command, o: StartOptions & WaitOptions & { log?: (line: string) => void } = {}): Promise<JobResult> {
-  const { state, reattached } = await startDetached(x, id, command, o);
+  // The connection can die after the host started the job but before its PID came back: the job
+  // may run on, so the error says how to find it again, as a loss during the wait does.
+  const { state, reattached } = await startDetached(x, id, command, o).catch((error: unknown) => {
+    if (error instanceof UnreachableError && error.reason !== CLOSED_BY_RUNBOOK)
+      throw new UnreachableError(error.host, `${error.reason}; detached job ${id} may have started and keep running on the host: --resume (or a re-run) reattaches to it`, { cause: error });
+    throw error;
+  });
   if (reattached && state.state === 'running') o.log?.(`reattached to detached job ${id} (PID ${state.pid}, started ${state.startedAt})`);
   else if (state.state === 'running') o.log?.(`started detached job ${id} (PID ${state.pid})`);
   const done = await waitDetached(x, id, o);

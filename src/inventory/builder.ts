@@ -34,6 +34,8 @@ export interface HostData {
 export class InventoryBuilder {
   readonly groups = new Map<string, GroupData>();
   readonly hosts = new Map<string, HostData>();
+  /** Each group's hosts as a set: membership tests stay O(1) on inventories of many thousand hosts. */
+  private readonly members = new Map<string, Set<string>>();
 
   constructor() {
     this.addGroup('all');
@@ -59,7 +61,11 @@ export class InventoryBuilder {
       if (port !== undefined) h.vars.set('ansible_port', { value: port, pos });
     }
     const g = this.group(group, pos);
-    if (!g.hosts.includes(name)) g.hosts.push(name);
+    if (!this.membersOf(group).has(name)) {
+      this.membersOf(group).add(name);
+      g.hosts.push(name);
+    }
+    // A host is in a handful of groups: a list is fine here.
     if (!h.direct.includes(group)) h.direct.push(group);
     return h;
   }
@@ -102,16 +108,19 @@ export class InventoryBuilder {
       if (g.name !== 'all' && g.parents.length === 0) this.addChild('all', g.name, { file: '(implicit)' });
     }
     const ungrouped = this.groups.get('ungrouped')!;
+    const leaving = new Set<string>();
     for (const h of this.hosts.values()) {
       const others = [...this.groupsOf(h)].filter((g) => g !== 'all' && g !== 'ungrouped');
       if (others.length > 0 && h.direct.includes('ungrouped')) {
-        ungrouped.hosts = ungrouped.hosts.filter((n) => n !== h.name);
+        leaving.add(h.name);
         h.direct = h.direct.filter((g) => g !== 'ungrouped');
       } else if (others.length === 0 && !h.direct.includes('ungrouped')) {
         ungrouped.hosts.push(h.name);
         h.direct.push('ungrouped');
       }
     }
+    if (leaving.size > 0) ungrouped.hosts = ungrouped.hosts.filter((n) => !leaving.has(n));
+    this.members.delete('ungrouped');
     const depth = (g: GroupData): number =>
       g.parents.length === 0 ? 0 : Math.max(...g.parents.map((p) => depth(this.groups.get(p)!) + 1));
     for (const g of this.groups.values()) g.depth = depth(g);
@@ -126,6 +135,12 @@ export class InventoryBuilder {
     };
     for (const g of h.direct) visit(g);
     return out;
+  }
+
+  private membersOf(group: string): Set<string> {
+    let m = this.members.get(group);
+    if (!m) this.members.set(group, (m = new Set(this.groups.get(group)?.hosts)));
+    return m;
   }
 
   private group(name: string, pos: SourcePosition): GroupData {

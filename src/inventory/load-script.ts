@@ -52,7 +52,7 @@ export function loadScriptInventory(builder: InventoryBuilder, path: string, tex
   const at: SourcePosition = { file: path };
   const data = parseJson(path, text, '--list');
   if (!isObject(data)) throw new BadInputError('inventory script --list must print a JSON object of groups', at);
-  const hosts: string[] = [];
+  const hosts = new Set<string>(); // in first-seen order
   for (const [name, raw] of Object.entries(data)) {
     if (name === '_meta') continue;
     builder.addGroup(name);
@@ -66,7 +66,7 @@ export function loadScriptInventory(builder: InventoryBuilder, path: string, tex
       if (!Array.isArray(group.hosts)) throw new BadInputError(`inventory script: hosts of group "${name}" must be a list`, at);
       for (const h of group.hosts) {
         builder.addHost(String(h), name, undefined, at);
-        if (!hosts.includes(String(h))) hosts.push(String(h));
+        hosts.add(String(h));
       }
     }
     if ('vars' in group) {

@@ -19,6 +19,8 @@ export type VarsKind = 'group_vars' | 'host_vars';
 
 export class VarsDirs {
   private readonly fileCache = new Map<string, VarMap>();
+  /** Each vars directory's entries, read once: one stat per host of a 30k-host inventory was most of its load time. */
+  private readonly listings = new Map<string, Set<string> | null>();
 
   /** @param basedirs one per inventory source, in -i order (a directory source is its own basedir). */
   constructor(
@@ -31,7 +33,7 @@ export class VarsDirs {
     const out: VarMap = new Map();
     for (const dir of this.basedirs) {
       for (const name of names) {
-        for (const file of findVarsFiles(join(dir, kind), name)) {
+        for (const file of findVarsFiles(join(dir, kind), name, (d) => this.listing(d))) {
           for (const [k, v] of this.load(file)) out.set(k, v);
         }
       }
@@ -42,6 +44,15 @@ export class VarsDirs {
   /** Every vars file read so far, for Inventory.sources. */
   get files(): string[] {
     return [...this.fileCache.keys()];
+  }
+
+  private listing(dir: string): Set<string> | null {
+    let entries = this.listings.get(dir);
+    if (entries === undefined) {
+      entries = isDir(dir) ? new Set(readdirSync(dir)) : null;
+      this.listings.set(dir, entries);
+    }
+    return entries;
   }
 
   private load(file: string): VarMap {
@@ -62,9 +73,12 @@ function isDir(path: string): boolean | undefined {
   }
 }
 
-export function findVarsFiles(dir: string, name: string): string[] {
-  if (!isDir(dir)) return [];
+/** `listing`: the directory's entries (null: no such directory); read from disk when not given. */
+export function findVarsFiles(dir: string, name: string, listing: (dir: string) => Set<string> | null = (d) => (isDir(d) ? new Set(readdirSync(d)) : null)): string[] {
+  const entries = listing(dir);
+  if (!entries) return [];
   for (const ext of ['', ...EXTENSIONS]) {
+    if (!entries.has(name + ext)) continue;
     const path = join(dir, name + ext);
     const d = isDir(path);
     if (d === undefined) continue;

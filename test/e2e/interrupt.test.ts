@@ -110,6 +110,8 @@ describe('cluster lock', () => {
 
 const PASSWORD = 'intr-Repl:pw\\2';
 const READ_ONLY = 'cannot execute CREATE TABLE in a read-only transaction';
+/** ~300 MB at 16 MB/s: the clone lasts ~20 s, so the fault lands mid-clone even on a loaded machine. */
+const SLOW_CLONE = 'clone_max_rate=16M';
 
 describe('interrupted clones converge, nothing is left running', () => {
   const cwd = mkdtempSync(join(tmpdir(), 'rb-intr-'));
@@ -148,10 +150,11 @@ describe('interrupted clones converge, nothing is left running', () => {
   const cloning = () => waitUntil('pg_basebackup runs on pg2', async () => (await processes(pg2(), '^/usr/lib/postgresql/15/bin/pg_basebackup ')).length > 0, 120_000, 100);
 
   /** The next run: reattaches to a job still running, and ends verified. */
-  async function converges(jobs: Map<number, string>, r: Run): Promise<void> {
-    expect(r.code, r.out).toBe(0);
-    if (jobs.size) expect(r.out).toMatch(/reattach|pg_basebackup of an earlier run finished/);
-    else expect(r.out).toMatch(/interrupted|earlier run finished|re-clone|clone of pg2/);
+  async function converges(jobs: Map<number, string>, r: Run, interrupted: Run): Promise<void> {
+    const both = `--- the interrupted run:\n${interrupted.out}\n--- the next run:\n${r.out}`;
+    expect(r.code, both).toBe(0);
+    if (jobs.size) expect(r.out, both).toMatch(/reattach|pg_basebackup of an earlier run finished/);
+    else expect(r.out, both).toMatch(/interrupted|earlier run finished|re-clone|clone of pg2/);
     await verifiedStandby();
     expect(await processes(pg2(), 'pg_basebackup')).toEqual([]);
   }
@@ -166,28 +169,28 @@ describe('interrupted clones converge, nothing is left running', () => {
 
   it('SIGINT mid-clone: exit 130; a plain re-run converges', async () => {
     const base = await baselineOf();
-    const b = startRunbook(args('base-backup', '--yes', '-e', 'reclone=true'), env, cwd);
+    const b = startRunbook(args('base-backup', '--yes', '-e', 'reclone=true', '-e', SLOW_CLONE), env, cwd);
     await cloning();
     b.child.kill('SIGINT');
     const r = await b.done;
     expect(r.code, r.out).toBe(130);
     const jobs = await noOrphans(base);
-    await converges(jobs, await run('base-backup', '--yes'));
+    await converges(jobs, await run('base-backup', '--yes'), r);
   }, 600_000);
 
   it('kill -9 of runbook mid-clone: --resume last converges', async () => {
     const base = await baselineOf();
-    const b = startRunbook(args('base-backup', '--yes', '-e', 'reclone=true'), env, cwd);
+    const b = startRunbook(args('base-backup', '--yes', '-e', 'reclone=true', '-e', SLOW_CLONE), env, cwd);
     await cloning();
     b.child.kill('SIGKILL');
-    await b.done;
+    const killed = await b.done;
     const jobs = await noOrphans(base);
-    await converges(jobs, await runbook(['run', 'base-backup', '--resume', 'last', '--yes', '-i', lab.inventory, '--secret', 'replication_password=env:PGREPL_PW'], env, 600_000, cwd));
+    await converges(jobs, await runbook(['run', 'base-backup', '--resume', 'last', '--yes', '-i', lab.inventory, '--secret', 'replication_password=env:PGREPL_PW'], env, 600_000, cwd), killed);
   }, 600_000);
 
   it('a blackhole route to pg2 mid-clone: unreachable (exit 5) naming how to go on; a re-run of setup-warm-standby converges', async () => {
     const base = await baselineOf();
-    const b = startRunbook(args('base-backup', '--yes', '-e', 'reclone=true'), env, cwd);
+    const b = startRunbook(args('base-backup', '--yes', '-e', 'reclone=true', '-e', SLOW_CLONE), env, cwd);
     await cloning();
     const undo = await blackhole(pg2().address);
     let r: Run;
@@ -200,7 +203,7 @@ describe('interrupted clones converge, nothing is left running', () => {
     expect(r.out).toMatch(/pg2: unreachable/i);
     expect(r.out).toMatch(/--resume|re-run|reattach/);
     const jobs = await noOrphans(base);
-    await converges(jobs, await run('setup-warm-standby', '--yes'));
+    await converges(jobs, await run('setup-warm-standby', '--yes'), r);
   }, 600_000);
 
   it("exec -- 'sleep 300' + Ctrl-C exits 130 and leaves no sleep on the host", async () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { PgStatus } from '../../../src/modules/postgres/facts.js';
 import { type PgCluster, resolveCluster } from '../../../src/modules/postgres/cluster.js';
-import { planClone } from '../../../src/modules/postgres/steps/clone.js';
+import { cloneParamProblems, cloneResumePoint, planClone } from '../../../src/modules/postgres/steps/clone.js';
 import { failoverVerdict } from '../../../src/modules/postgres/steps/promote.js';
 import { secret } from '../../../src/shell/index.js';
 
@@ -49,6 +49,27 @@ describe('base-backup guard (no flag overrides it)', () => {
   it('no source: no writable node, or two (split brain)', () => {
     expect(clone('pg2', { pg1: down, pg2: down })).toMatchObject({ kind: 'blocked', reason: expect.stringContaining('no writable node') });
     expect(clone('pg2', { pg1: primary(), pg2: standby({ primaryConninfo: 'host=10.0.0.99' }) }).kind).toBe('clone');
+  });
+});
+
+describe('a clone resumes where an earlier run stopped', () => {
+  const exited = (exitCode: number) => ({ state: 'exited' as const, id: 'j', exitCode, startedAt: '', endedAt: '', command: '' });
+  const running = { state: 'running' as const, id: 'j', pid: 42, startedAt: '', command: '' };
+  const absent = { state: 'absent' as const, id: 'j' };
+  it('reattaches to a running job, verifies a finished one, redoes a failed or vanished one', () => {
+    expect(cloneResumePoint(running, '/d.old.1', false)).toBe('running');
+    expect(cloneResumePoint(exited(0), '/d.old.1', false)).toBe('done');
+    expect(cloneResumePoint(exited(1), '/d.old.1', false)).toBe('redo');
+    expect(cloneResumePoint(absent, '-', false)).toBe('redo');
+    expect(cloneResumePoint(absent, null, false)).toBe('fresh');
+  });
+  it('a marker while the node answers is stale (that run reached the start): a new clone starts afresh', () => {
+    expect(cloneResumePoint(exited(0), '/d.old.1', true)).toBe('fresh');
+    expect(cloneResumePoint(absent, '/d.old.1', true)).toBe('fresh');
+  });
+  it('clone_max_rate takes what pg_basebackup --max-rate takes', () => {
+    for (const ok of [undefined, '', '32', '32k', '50M', '1024M']) expect(cloneParamProblems({ clone_max_rate: ok })).toEqual([]);
+    for (const bad of ['31', '2048M', '10MB', '5 M', '1G', '; rm -rf /']) expect(cloneParamProblems({ clone_max_rate: bad })[0]).toContain('clone_max_rate');
   });
 });
 

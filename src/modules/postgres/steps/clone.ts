@@ -5,7 +5,7 @@
  * replace a *pristine* stand-alone server, never one holding data or clients).
  */
 import { type Action, exec, waitUntil } from '../../../engine/actions.js';
-import { blocked, change, fact, noop, stepsFor } from '../../../engine/define.js';
+import { blocked, change, fact, noop, param, stepsFor } from '../../../engine/define.js';
 import type { RunContext, StepContext, StepDef } from '../../../engine/types.js';
 import type { ExecResult } from '../../../transport/types.js';
 import { type ControlData, type DataDirState, controlDataFact, dataDirFact, toolVersionsFact } from '../layout-facts.js';
@@ -82,6 +82,22 @@ export function prunable(oldCopies: string[], keep: number): string[] {
 
 export interface CloneParams extends PgParams {
   keep_old_copies: number;
+  clone_max_rate?: string | undefined;
+}
+
+/** The params of every runbook that clones (setup-warm-standby, base-backup, failback). */
+export const cloneParams = {
+  keep_old_copies: param.number({ description: 'moved-aside data directories kept per node', default: 2 }),
+  clone_max_rate: param.string({ description: "pg_basebackup --max-rate: the clone's read rate on the source, in kB/s or with k/M (32k-1024M), e.g. 50M on a busy primary; default unlimited" }),
+};
+
+/** pg_basebackup's own bounds for --max-rate: 32 kB/s to 1024 MB/s, a number with k or M. */
+export function cloneParamProblems(p: Pick<CloneParams, 'clone_max_rate'>): string[] {
+  const r = p.clone_max_rate;
+  if (r === undefined || r === '') return [];
+  const m = /^(\d+)([kM]?)$/.exec(r);
+  const kb = m ? Number(m[1]) * (m[2] === 'M' ? 1024 : 1) : NaN;
+  return Number.isFinite(kb) && kb >= 32 && kb <= 1024 * 1024 ? [] : [`clone_max_rate ${JSON.stringify(r)}: a rate of 32k to 1024M (a number of kB/s, or with k or M, as pg_basebackup --max-rate takes it)`];
 }
 
 /** The suffix of a moved-aside data dir, from the run's clock: exact in the plan. */
@@ -168,7 +184,7 @@ export function cloneEvidenceFacts(l: PgLayout, cluster: PgCluster, self: PgNode
  * The clone itself is a detached job: it outlives a lost connection or a killed runbook.
  * standby.signal is there on every path before the first start.
  */
-export function cloneActions(l: PgLayout, cluster: PgCluster, self: PgNode, source: PgNode, dataDir: DataDirState, from: 'fresh' | 'redo' | 'running' | 'done', o: { now: Date; keep: number }): Action[] {
+export function cloneActions(l: PgLayout, cluster: PgCluster, self: PgNode, source: PgNode, dataDir: DataDirState, from: 'fresh' | 'redo' | 'running' | 'done', o: { now: Date; keep: number; maxRate?: string | undefined }): Action[] {
   const id = cloneJobId(l);
   const marker = cloneMarkerPath(l);
   const out: Action[] = [];
@@ -185,7 +201,8 @@ export function cloneActions(l: PgLayout, cluster: PgCluster, self: PgNode, sour
   }
   if (from !== 'done') {
     const conninfo = conninfoFor(cluster, source, self);
-    out.push(detachedJob(id, asPostgres(sh`${`${l.binDir}/pg_basebackup`} -d ${conninfo} -D ${l.dataDir} -X stream -c fast -R -S ${self.slotName} -P`), { timeoutSec: 3600, timeoutMs: 3_700_000 }));
+    const rate = o.maxRate ? sh` -r ${o.maxRate}` : sh``;
+    out.push(detachedJob(id, asPostgres(sh`${`${l.binDir}/pg_basebackup`} -d ${conninfo} -D ${l.dataDir} -X stream -c fast -R -S ${self.slotName} -P${rate}`), { timeoutSec: 3600, timeoutMs: 3_700_000 }));
   }
   out.push(exec(asPostgres(sh`${`${l.binDir}/pg_verifybackup`} -q -n ${l.dataDir}`), { note: 'backup manifest and files' }));
   // pg_basebackup -R wrote standby.signal; make sure of it before the first start.
@@ -247,8 +264,18 @@ function decide(f: CloneFacts, ctx: StepContext<PgParams>, o: CloneOptions): Clo
   if (d.kind !== 'clone') return d;
   const tool = cloneToolProblem(f.tools, f.status[d.source.name], l.binDir);
   if (tool) return { kind: 'blocked', reason: `cannot clone ${ctx.host.name} from ${d.source.name}: ${tool}; install that major's client tools on ${ctx.host.name} (or point pg_bin_dir at them)` };
-  const from = f.job.state === 'running' ? 'running' : f.job.state === 'exited' && f.job.exitCode === 0 && f.dataDir.cloneMarker !== null ? 'done' : f.dataDir.cloneMarker !== null ? 'redo' : 'fresh';
-  return { ...d, from };
+  return { ...d, from: cloneResumePoint(f.job, f.dataDir.cloneMarker, me?.up === true) };
+}
+
+/**
+ * Where a clone decided now starts, from what an earlier run left: its job still running
+ * (reattach), finished (verify and start), or a marker without a finished job (redo). A marker
+ * while the node answers is stale: that run got as far as the start, so the clone starts afresh.
+ */
+export function cloneResumePoint(job: JobState, cloneMarker: string | null, nodeUp: boolean): 'fresh' | 'redo' | 'running' | 'done' {
+  if (job.state === 'running') return 'running';
+  if (cloneMarker === null || nodeUp) return 'fresh';
+  return job.state === 'exited' && job.exitCode === 0 ? 'done' : 'redo';
 }
 
 /** The clone step. `on`: every cluster node (setup, failback) or the chosen targets (base-backup). */
@@ -283,7 +310,7 @@ export function cloneStep<P extends CloneParams>(id: string, on: (ctx: RunContex
         if (ok !== true) return blocked(ok);
       }
       const keep = Math.max(1, ctx.params.keep_old_copies);
-      const actions = cloneActions(l, c, self, d.source, f.dataDir, d.from, { now: ctx.now(), keep });
+      const actions = cloneActions(l, c, self, d.source, f.dataDir, d.from, { now: ctx.now(), keep, maxRate: ctx.params.clone_max_rate });
       const summary =
         d.from === 'fresh'
           ? `${d.summary}; old data dir kept as ${l.dataDir}.old.${asideStamp(ctx.now())} (${keep} copies kept)`
