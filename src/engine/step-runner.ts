@@ -30,7 +30,7 @@ const DEFAULT_APPLY_TIMEOUT_SEC = 600;
 export function stepContext(engine: Engine, host: string): StepContext<any> {
   let state = engine.state.get(host);
   if (!state) engine.state.set(host, (state = {}));
-  return { ...engine.run, host: engine.hostByName(host), state, approvedByName: (id: string) => engine.options.approvals.steps.has(id) };
+  return { ...engine.run, host: engine.hostByName(host), state, approvedByName: (id: string) => engine.options.approvals.steps.has(id), pendingChanges: () => [...(engine.wouldChange ?? [])] };
 }
 
 function result(step: AnyStep, host: string, started: number, r: Omit<StepResult, 'stepId' | 'title' | 'host' | 'durationMs' | 'commands'> & { commands?: string[] }): StepResult {

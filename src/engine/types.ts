@@ -144,6 +144,12 @@ export interface StepContext<P> extends RunContext<P> {
    * cover (promoting with the old primary unfenced, discarding writes). Absent in unit fixtures.
    */
   approvedByName?: (id: string) => boolean;
+  /**
+   * In --check: the `step@host` pairs earlier steps would change. Evidence that depends on them (a
+   * connection an earlier pg_hba change would admit) is "not verified", not a refusal. Absent in
+   * unit fixtures.
+   */
+  pendingChanges?: () => string[];
 }
 
 export interface ApplyContext<P> extends StepContext<P> {

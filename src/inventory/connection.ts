@@ -161,6 +161,7 @@ export type ConnectionOverrides = Partial<
 >;
 
 const SSH_CONNECTIONS = new Set(['ssh', 'smart', 'paramiko', 'paramiko_ssh']);
+const LOCAL_CONNECTION = 'local';
 
 /** How to reach `host`: its connection vars, with `overrides` (command-line flags) winning. */
 export function connectionSpec(host: InventoryHost, overrides: ConnectionOverrides = {}): ConnectionSpec {
@@ -177,8 +178,8 @@ export function connectionSpec(host: InventoryHost, overrides: ConnectionOverrid
     return found[1];
   };
   const connection = get('ansible_connection');
-  if (connection !== undefined && !SSH_CONNECTIONS.has(String(connection))) {
-    throw new BadInputError(`host ${host.name}: ansible_connection=${String(connection)} is not supported: runbook connects over SSH`);
+  if (connection !== undefined && connection !== LOCAL_CONNECTION && !SSH_CONNECTIONS.has(String(connection))) {
+    throw new BadInputError(`host ${host.name}: ansible_connection=${String(connection)} is not supported: runbook connects over ssh or local`, where?.get('ansible_connection'));
   }
   const secretVar = (...keys: string[]): Secret | undefined => {
     const v = get(...keys);
@@ -201,6 +202,7 @@ export function connectionSpec(host: InventoryHost, overrides: ConnectionOverrid
   const argsKnownHosts = sshArgs.userKnownHostsFile?.replace(/^~(?=$|\/)/, homedir());
   return {
     name: host.name,
+    ...(connection === LOCAL_CONNECTION ? { connection: LOCAL_CONNECTION } : {}),
     address: String(get('ansible_host', 'ansible_ssh_host') ?? host.name),
     port: toPort(get('ansible_port', 'ansible_ssh_port')) ?? 22,
     user: overrides.user ?? String(get('ansible_user', 'ansible_ssh_user') ?? userInfo().username),

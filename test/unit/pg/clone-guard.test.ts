@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { cloneGuard, prunable } from '../../../src/modules/postgres/steps/clone.js';
+import { cloneGuard, cloneGuardInRun, prunable } from '../../../src/modules/postgres/steps/clone.js';
 import type { ControlData } from '../../../src/modules/postgres/layout-facts.js';
 
 const who = { self: 'pg2', source: 'pg1' };
@@ -14,6 +14,14 @@ describe('clone guard (evidence before anything is moved aside)', () => {
   });
   it('refuses when the source cannot be reached with the replication credentials', () => {
     expect(cloneGuard({ source: { error: 'FATAL: password authentication failed for user "replicator"' }, target: target(), sourceBytes: null, freeBytes: null }, who)).toMatch(/replication connection from pg2 fails \(FATAL: password authentication failed.*nothing was moved/);
+  });
+  it('in --check, a failed source connection is not verified while earlier steps would change (they may admit it), a refusal otherwise', () => {
+    const e = { source: { error: 'FATAL:  no pg_hba.conf entry for replication connection' }, target: null, sourceBytes: null, freeBytes: null };
+    expect(cloneGuardInRun(e, who, ['pg-hba@pg1'])).toMatch(/^; the clone source is not verified in check mode \(earlier steps would change: pg-hba@pg1; now: FATAL:  no pg_hba/);
+    expect(cloneGuardInRun(e, who, [])).toEqual({ blocked: expect.stringMatching(/replication connection from pg2 fails/) });
+    // Pending changes never excuse writes the source never saw, nor missing space.
+    expect(cloneGuardInRun({ source, target: target({ timeline: 2 }), sourceBytes: null, freeBytes: null }, who, ['pg-hba@pg1'])).toEqual({ blocked: expect.stringMatching(/never saw/) });
+    expect(cloneGuardInRun({ source, target: target(), sourceBytes: 1e8, freeBytes: 1e10 }, who, ['pg-hba@pg1'])).toBe('');
   });
   it('refuses a node with writes the source never saw: a later timeline, or past its LSN on the same one', () => {
     expect(cloneGuard({ source, target: target({ timeline: 2 }), sourceBytes: null, freeBytes: null }, who)).toMatch(/timeline 2, pg1 on 1.*never saw/);

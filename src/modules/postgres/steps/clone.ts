@@ -7,11 +7,12 @@
 import { type Action, exec, waitUntil } from '../../../engine/actions.js';
 import { blocked, change, fact, noop, param, stepsFor } from '../../../engine/define.js';
 import type { RunContext, StepContext, StepDef } from '../../../engine/types.js';
+import { NOT_VERIFIED } from '../../../engine/checks.js';
 import type { ExecResult } from '../../../transport/types.js';
 import { type ControlData, type DataDirState, controlDataFact, dataDirFact, toolVersionsFact } from '../layout-facts.js';
 import { clearJobCommand, detachedJob, jobFact, jobId, type JobState } from '../../../core/detached.js';
 import { lsnGte, type PgStatus, statusFact } from '../facts.js';
-import { sh, sql } from '../../../shell/index.js';
+import { raw, sh, sql } from '../../../shell/index.js';
 import { type PgCluster, type PgNode, type PgParams, clusterOf, conninfoFor, connOfLayout, layoutOf, nodeOf } from '../cluster.js';
 import { asPostgres, startCommand, stopCommand, unfenceCommand } from '../control.js';
 import type { PgLayout } from '../layout.js';
@@ -140,6 +141,18 @@ export function cloneGuard(e: CloneEvidence, who: { self: string; source: string
   return true;
 }
 
+/**
+ * cloneGuard within a run: `pending` are the steps a --check run would change before this one. The
+ * source connection often waits on them (pg_hba, the role, .pgpass): then a failed connection is
+ * "not verified in check mode" (a note for the plan's summary), not a refusal. '' when it holds.
+ */
+export function cloneGuardInRun(e: CloneEvidence, who: { self: string; source: string }, pending: string[]): string | { blocked: string } {
+  const ok = cloneGuard(e, who);
+  if (ok === true) return '';
+  if ('error' in e.source && pending.length) return `; the clone source is ${NOT_VERIFIED} (earlier steps would change: ${pending.join(', ')}; now: ${e.source.error})`;
+  return { blocked: ok };
+}
+
 const mib = (n: number) => `${Math.round(n / 2 ** 20)} MiB`;
 
 const countOf = (r: ExecResult): number | null => (r.exitCode === 0 && /^\d+$/.test(r.stdout.trim()) ? Number(r.stdout.trim()) : null);
@@ -184,7 +197,7 @@ export function cloneEvidenceFacts(l: PgLayout, cluster: PgCluster, self: PgNode
  * The clone itself is a detached job: it outlives a lost connection or a killed runbook.
  * standby.signal is there on every path before the first start.
  */
-export function cloneActions(l: PgLayout, cluster: PgCluster, self: PgNode, source: PgNode, dataDir: DataDirState, from: 'fresh' | 'redo' | 'running' | 'done', o: { now: Date; keep: number; maxRate?: string | undefined }): Action[] {
+export function cloneActions(l: PgLayout, cluster: PgCluster, self: PgNode, source: PgNode, dataDir: DataDirState, from: 'fresh' | 'redo' | 'running' | 'done', o: { now: Date; keep: number; maxRate?: string | undefined; runningCommand?: string }): Action[] {
   const id = cloneJobId(l);
   const marker = cloneMarkerPath(l);
   const out: Action[] = [];
@@ -199,7 +212,10 @@ export function cloneActions(l: PgLayout, cluster: PgCluster, self: PgNode, sour
   } else if (from === 'redo') {
     out.push(exec(stopCommand(l)), exec(sh`rm -rf ${l.dataDir} && install -d -o postgres -g postgres -m 0700 ${l.dataDir}`, { note: `a partial clone; the old data dir stays at ${dataDir.cloneMarker}` }));
   }
-  if (from !== 'done') {
+  if (from === 'running') {
+    // Shown as the earlier run recorded it (its own params); waited for, never started again.
+    out.push(detachedJob(id, raw(o.runningCommand ?? 'pg_basebackup (recorded by an earlier run)'), { attachOnly: true, timeoutMs: 3_700_000 }));
+  } else if (from !== 'done') {
     const conninfo = conninfoFor(cluster, source, self);
     const rate = o.maxRate ? sh` -r ${o.maxRate}` : sh``;
     out.push(detachedJob(id, asPostgres(sh`${`${l.binDir}/pg_basebackup`} -d ${conninfo} -D ${l.dataDir} -X stream -c fast -R -S ${self.slotName} -P${rate}`), { timeoutSec: 3600, timeoutMs: 3_700_000 }));
@@ -305,12 +321,15 @@ export function cloneStep<P extends CloneParams>(id: string, on: (ctx: RunContex
       const c = clusterOf(ctx);
       const l = layoutOf(ctx);
       const self = nodeOf(c, ctx.host.name);
+      let unverified = '';
       if (f.ident && f.sourceBytes !== undefined && f.freeBytes !== undefined) {
-        const ok = cloneGuard({ source: f.ident, target: f.control ?? null, sourceBytes: f.sourceBytes, freeBytes: f.freeBytes }, { self: self.name, source: d.source.name });
-        if (ok !== true) return blocked(ok);
+        const e = { source: f.ident, target: f.control ?? null, sourceBytes: f.sourceBytes, freeBytes: f.freeBytes };
+        const g = cloneGuardInRun(e, { self: self.name, source: d.source.name }, ctx.checkMode ? (ctx.pendingChanges?.() ?? []) : []);
+        if (typeof g === 'object') return blocked(g.blocked);
+        unverified = g;
       }
       const keep = Math.max(1, ctx.params.keep_old_copies);
-      const actions = cloneActions(l, c, self, d.source, f.dataDir, d.from, { now: ctx.now(), keep, maxRate: ctx.params.clone_max_rate });
+      const actions = cloneActions(l, c, self, d.source, f.dataDir, d.from, { now: ctx.now(), keep, maxRate: ctx.params.clone_max_rate, ...(f.job.state === 'running' ? { runningCommand: f.job.command } : {}) });
       const summary =
         d.from === 'fresh'
           ? `${d.summary}; old data dir kept as ${l.dataDir}.old.${asideStamp(ctx.now())} (${keep} copies kept)`
@@ -319,7 +338,7 @@ export function cloneStep<P extends CloneParams>(id: string, on: (ctx: RunContex
             : d.from === 'running'
               ? `reattach to the pg_basebackup of ${l.dataDir} an earlier run started (PID ${f.job.state === 'running' ? f.job.pid : '?'}), then verify and start it`
               : `the pg_basebackup of an earlier run finished: verify and start ${ctx.host.name}`;
-      return change(summary, actions);
+      return change(summary + unverified, actions);
     },
     confirm: {
       destructive: true,
