@@ -21,7 +21,7 @@ import { sh } from '../../shell/index.js';
 import { formatFindings, type CheckFormat } from '../../modules/health/format.js';
 import { readNodes } from '../../modules/health/read.js';
 import { DEFAULT_THRESHOLDS, UNKNOWN, healthFindings, overall, readinessFindings, type ClusterFacts, type NodeFacts, type Thresholds } from '../../modules/health/verdicts.js';
-import { inventoryOption } from '../options.js';
+import { connectionDefaults, inventoryOption } from '../options.js';
 
 interface CheckOptions {
   inventory: string[];
@@ -147,7 +147,7 @@ export function registerCheck(program: Program): void {
       const vipVar = o.vip ?? (typeof hosts[0]?.vars.vip === 'string' ? (hosts[0].vars.vip as string) : undefined);
 
       const transport = hostTransport();
-      const specs = new Map(hosts.map((h) => [h.name, connectionSpec(h, o.knownHosts ? { knownHostsFile: o.knownHosts } : {})]));
+      const specs = new Map(hosts.map((h) => [h.name, connectionSpec(h, { defaults: connectionDefaults(), ...(o.knownHosts ? { knownHostsFile: o.knownHosts } : {}) })]));
       const reader = new ClusterReader(transport, specs, new Map(hosts.map((h) => [h.name, h.vars])), vipVar);
       try {
         // The VIP is checked where keepalived is set up (a VIP var alone is not a VIP).
