@@ -1,15 +1,19 @@
 import { defineConfig } from 'vitest/config';
 
-// Three projects: fast unit tests (pure functions); end-to-end files that share the global labs
-// (`lab`, `rhel`, brought up once by global-setup) and so run one at a time; and end-to-end files
-// that bring up labs of their own (test/support/lab.ts `testLab`) or talk to a loopback sshd, which
-// run side by side. Projects with different worker counts cannot share a group, so the groups run
-// in order: unit, then the files with labs of their own (in parallel), then the shared-lab files.
-const sharedLabFiles = ['engine', 'keepalives', 'lab', 'nfs', 'round-trips', 'vip'].map((f) => `test/e2e/${f}.test.ts`);
-const e2e = { testTimeout: 180_000, hookTimeout: 300_000 };
+import LongestFirst from './test/support/sequencer.js';
+
+// Three projects: fast unit tests (pure functions), first; then, side by side in one group of
+// workers, the end-to-end files that bring up labs of their own (test/support/lab.ts `testLab`)
+// or talk to a loopback sshd, and the one file of cases on the shared global labs (`lab`, `rhel`,
+// brought up by global-setup), whose cases run one after another. Longest files start first.
+const sharedLabFiles = ['test/e2e/shared-labs.test.ts'];
+// 2 cores: the lab hosts idle most of the time, the runs wait on PostgreSQL and SSH.
+const e2eWorkers = Number(process.env.RUNBOOK_E2E_WORKERS ?? 3);
+const e2e = { testTimeout: 180_000, hookTimeout: 300_000, maxWorkers: e2eWorkers, sequence: { groupOrder: 1 } };
 
 export default defineConfig({
   test: {
+    sequence: { sequencer: LongestFirst },
     projects: [
       {
         test: {
@@ -24,8 +28,6 @@ export default defineConfig({
           name: 'e2e-shared',
           include: sharedLabFiles,
           globalSetup: ['test/e2e/global-setup.ts'],
-          fileParallelism: false,
-          sequence: { groupOrder: 2 },
           ...e2e,
         },
       },
@@ -34,9 +36,6 @@ export default defineConfig({
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
           exclude: sharedLabFiles,
-          // 2 cores: the lab hosts idle most of the time, the runs wait on PostgreSQL and SSH.
-          maxWorkers: Number(process.env.RUNBOOK_E2E_WORKERS ?? 3),
-          sequence: { groupOrder: 1 },
           ...e2e,
         },
       },

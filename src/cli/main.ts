@@ -22,6 +22,7 @@ const COMMAND_FILES: { names: string[]; load: () => Promise<Register> }[] = [
   { names: ['drill'], load: async () => (await import('./commands/drill.js')).registerDrill },
   { names: ['check'], load: async () => (await import('./commands/check.js')).registerCheck },
   { names: ['init'], load: async () => (await import('./commands/init.js')).registerInit },
+  { names: ['config'], load: async () => (await import('./commands/config.js')).registerConfig },
 ];
 
 /** The registrars needed for argv: the command's own file, none for --version, all otherwise. */

@@ -5,14 +5,26 @@
 import { readFileSync } from 'node:fs';
 import type { Command as Program } from 'commander';
 import { BadInputError } from '../errors.js';
+import { ansibleConfig } from '../config/ansible-cfg.js';
 import type { ConnectionOverrides, Inventory, InventoryHost } from '../inventory/index.js';
 
 /** commander reducer for a repeatable option: every occurrence is kept, in order. */
 export const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
-/** `-i, --inventory PATH`, repeatable, as in Ansible: a file or a directory. */
+/**
+ * Fill what the flags left unset from ansible.cfg / ANSIBLE_* (flags win): Ansible's default
+ * (/etc/ansible/hosts, forks 5) is not taken, runbook's own defaults stay.
+ */
+function fromAnsibleConfig(command: Program, fill: (o: Record<string, unknown>, set: (key: string, value: unknown) => void) => void): Program {
+  return command.hook('preAction', (self) => fill(self.opts(), (key, value) => self.setOptionValueWithSource(key, value, 'config')));
+}
+
+/** `-i, --inventory PATH`, repeatable, as in Ansible: a file or a directory; else ansible.cfg's `inventory`. */
 export function inventoryOption(command: Program): Program {
-  return command.option('-i, --inventory <path>', 'inventory file or directory (repeatable)', collect, []);
+  return fromAnsibleConfig(command.option('-i, --inventory <path>', 'inventory file or directory (repeatable; default: ansible.cfg inventory / ANSIBLE_INVENTORY)', collect, []), (o, set) => {
+    const configured = ansibleConfig().inventory;
+    if ((o.inventory as string[]).length === 0 && configured.value) set('inventory', configured.value);
+  });
 }
 
 /** Vault passwords, as ansible-playbook takes them. */
@@ -23,10 +35,15 @@ export interface VaultFlags {
 }
 
 export function vaultOptions(command: Program): Program {
-  return command
-    .option('--vault-password-file <file>', 'Ansible Vault password file (an executable one is run) (repeatable)', collect, [])
+  const declared = command
+    .option('--vault-password-file <file>', 'Ansible Vault password file (an executable one is run) (repeatable; default: ansible.cfg vault_password_file)', collect, [])
     .option('--vault-id <[id@]file|prompt>', 'an Ansible Vault id and its password source (repeatable)', collect, [])
     .option('--ask-vault-pass', 'ask for the Ansible Vault password (in a terminal)');
+  return fromAnsibleConfig(declared, (o, set) => {
+    const configured = ansibleConfig().vaultPasswordFile.value;
+    const given = (o.vaultPasswordFile as string[]).length + (o.vaultId as string[]).length > 0 || o.askVaultPass;
+    if (!given && configured) set('vaultPasswordFile', [configured]);
+  });
 }
 
 /** Choosing and reaching hosts: the flags an Ansible user types, on every command that connects. */
@@ -63,7 +80,11 @@ export function hostsOptions(command: Program, forksHelp = 'hosts in parallel (d
     .option('--known-hosts <file>', 'known_hosts file to verify host keys against')
     .option('--accept-new-host-keys', 'record the key of a host not yet known (a changed key is still refused)')
     .option('--list-hosts', 'print the hosts that would be used, and stop')
-    .option('-v, --verbose', 'more output: -v commands, -vv their output, -vvv SSH events', (_v: string, n: number) => n + 1, 0);
+    .option('-v, --verbose', 'more output: -v commands, -vv their output, -vvv SSH events', (_v: string, n: number) => n + 1, 0)
+    .hook('preAction', (self) => {
+      const forks = ansibleConfig().forks.value;
+      if (self.opts().forks === undefined && forks !== undefined) self.setOptionValueWithSource('forks', forks, 'config');
+    });
 }
 
 /** The pattern of `--limit`: as given, or `@file`'s lines joined (Ansible's retry files). */
@@ -81,15 +102,26 @@ export function limitPattern(limit: string | undefined): string | undefined {
   return patterns.join(',');
 }
 
-/** The command-line overrides of connection vars (flags win over the inventory, as in Ansible). */
+/** The command-line overrides of connection vars (flags win over the inventory), and ansible.cfg's defaults below it. */
 export function connectionOverrides(f: Partial<HostsFlags>): ConnectionOverrides {
   return {
+    defaults: connectionDefaults(),
     ...(f.user !== undefined ? { user: f.user } : {}),
     ...(f.become ? { become: true } : {}),
     ...(f.becomeUser !== undefined ? { becomeUser: f.becomeUser } : {}),
     ...(f.privateKey !== undefined ? { privateKeyFile: f.privateKey } : {}),
     ...(f.knownHosts !== undefined ? { knownHostsFile: f.knownHosts } : {}),
     ...(f.acceptNewHostKeys ? { acceptNewHostKey: true } : {}),
+  };
+}
+
+/** remote_user, private_key_file and host_key_checking from ansible.cfg / ANSIBLE_*. */
+export function connectionDefaults(): NonNullable<ConnectionOverrides['defaults']> {
+  const c = ansibleConfig();
+  return {
+    ...(c.remoteUser.value !== undefined ? { user: c.remoteUser.value } : {}),
+    ...(c.privateKeyFile.value !== undefined ? { privateKeyFile: c.privateKeyFile.value } : {}),
+    hostKeyChecking: c.hostKeyChecking.value,
   };
 }
 

@@ -262,16 +262,25 @@ export async function waitDetached(x: JobExec, id: string, o: WaitOptions = {}):
 }
 
 /** Start or reattach, then wait; a non-zero exit of the job is an error naming its output. */
-export async function runDetached(x: JobExec, id: string, command: Command, o: StartOptions & WaitOptions & { log?: (line: string) => void } = {}): Promise<JobResult> {
-  // The connection can die after the host started the job but before its PID came back: the job
-  // may run on, so the error says how to find it again, as a loss during the wait does.
-  const { state, reattached } = await startDetached(x, id, command, o).catch((error: unknown) => {
-    if (error instanceof UnreachableError && error.reason !== CLOSED_BY_RUNBOOK)
-      throw new UnreachableError(error.host, `${error.reason}; detached job ${id} may have started and keep running on the host: --resume (or a re-run) reattaches to it`, { cause: error });
-    throw error;
-  });
-  if (reattached && state.state === 'running') o.log?.(`reattached to detached job ${id} (PID ${state.pid}, started ${state.startedAt})`);
-  else if (state.state === 'running') o.log?.(`started detached job ${id} (PID ${state.pid})`);
+export async function runDetached(x: JobExec, id: string, command: Command, o: StartOptions & WaitOptions & { log?: (line: string) => void; attachOnly?: boolean } = {}): Promise<JobResult> {
+  let reattached = true;
+  if (o.attachOnly) {
+    // Planned as a reattach: the job may have ended since the plan read it, and must then be
+    // waited for (its result read), never started a second time over its finished work.
+    o.log?.(`reattaching to detached job ${id} (started by an earlier run)`);
+  } else {
+    // The connection can die after the host started the job but before its PID came back: the job
+    // may run on, so the error says how to find it again, as a loss during the wait does.
+    const started = await startDetached(x, id, command, o).catch((error: unknown) => {
+      if (error instanceof UnreachableError && error.reason !== CLOSED_BY_RUNBOOK)
+        throw new UnreachableError(error.host, `${error.reason}; detached job ${id} may have started and keep running on the host: --resume (or a re-run) reattaches to it`, { cause: error });
+      throw error;
+    });
+    reattached = started.reattached;
+    const { state } = started;
+    if (reattached && state.state === 'running') o.log?.(`reattached to detached job ${id} (PID ${state.pid}, started ${state.startedAt})`);
+    else if (state.state === 'running') o.log?.(`started detached job ${id} (PID ${state.pid})`);
+  }
   const done = await waitDetached(x, id, o);
   if (done.exitCode !== 0) {
     const lines = maskSecrets(done.outputTail).trim().split(/[\r\n]+/).slice(-5).join('\n');
@@ -283,9 +292,10 @@ export async function runDetached(x: JobExec, id: string, command: Command, o: S
 /**
  * The plan action of a detached job: start (or reattach to) `command` under id `id`, stream its
  * progress (at most one line a second), wait for its end; a non-zero exit fails the step with the
- * job's last lines. `runbook plan` shows `[job] ID: COMMAND`.
+ * job's last lines. `runbook plan` shows `[job] ID: COMMAND`. `attachOnly`: the plan found the job
+ * running (`command` is then the one it recorded): wait for it, never start one.
  */
-export function detachedJob(id: string, command: Command, o: StartOptions & Omit<WaitOptions, 'onOutput'> & { host?: string } = {}): JobAction {
+export function detachedJob(id: string, command: Command, o: StartOptions & Omit<WaitOptions, 'onOutput'> & { host?: string; attachOnly?: boolean } = {}): JobAction {
   const { host, ...opts } = o;
   return {
     kind: 'job',

@@ -12,7 +12,7 @@ import { Socket } from 'node:net';
 import { BadInputError, ConfirmationError, EnvironmentError, ExitCode } from '../errors.js';
 import { connectionSpec, loadInventory, selectHosts, type ConnectionOverrides, type LoadOptions } from '../inventory/index.js';
 import type { InventoryHost } from '../inventory/types.js';
-import { SshTransport } from '../transport/index.js';
+import { hostTransport } from '../transport/hosts.js';
 import { stopCommand, fenceCommand } from '../modules/postgres/control.js';
 import { parseRows, psqlCommand } from '../modules/postgres/facts.js';
 import { connOfLayout } from '../modules/postgres/cluster.js';
@@ -39,6 +39,8 @@ import type { DrillReport, ExitCheck, FaultKind, FenceEvidence, LagRecord, Marke
 import { PgbenchWorkload, WORKLOAD_DB, findPgbench, initPgbench, withHistory, type WorkloadResult } from './workload.js';
 
 export interface DrillOptions extends RunbookArgs {
+  /** -v count for the drill's own commands (its runbooks get -v through hostsArgs). */
+  verbose?: number;
   fault: FaultKind;
   reportDir: string;
   compare?: string;
@@ -135,7 +137,7 @@ export async function runDrill(o: DrillOptions): Promise<DrillOutcome> {
   }
   await approve(o, plan.primary);
 
-  const transport = new SshTransport();
+  const transport = hostTransport({ verbose: o.verbose ?? 0, write: o.log });
   const specs = new Map(plan.nodes.map((h) => [h.name, connectionSpec(h, { ...o.overrides, ...(o.knownHosts ? { knownHostsFile: o.knownHosts } : {}) })]));
   const reader = new ClusterReader(transport, specs, new Map(plan.nodes.map((h) => [h.name, h.vars])), plan.vip);
   const nodes = plan.nodes.map((h) => h.name);

@@ -45,6 +45,8 @@ export interface RunCliOptions {
   maxOutputMb?: number;
   /** --break-lock RUN_ID: remove that (dead) run's cluster lock first. */
   breakLock?: string;
+  /** -v count: commands, their output, SSH events (transport/verbose.ts). */
+  verbose?: number;
 }
 
 /** How long running remote commands get to finish after Ctrl-C before connections are dropped. */
@@ -67,7 +69,7 @@ export interface Prepared {
 }
 
 /** Everything that needs no host: runbook, inventory, selection, params, validate. */
-export async function prepare(ref: string, o: Pick<RunCliOptions, 'inventory' | 'limit' | 'extraVars' | 'secrets' | 'knownHosts' | 'check' | 'maxOutputMb' | 'overrides' | 'loadOptions'>, previousParams?: Record<string, unknown>): Promise<Prepared> {
+export async function prepare(ref: string, o: Pick<RunCliOptions, 'inventory' | 'limit' | 'extraVars' | 'secrets' | 'knownHosts' | 'check' | 'maxOutputMb' | 'overrides' | 'loadOptions' | 'verbose'>, previousParams?: Record<string, unknown>): Promise<Prepared> {
   const loaded = await loadRunbook(ref);
   const def = loaded.def;
   if (o.inventory.length === 0) throw new BadInputError('no inventory: give -i FILE');
@@ -102,7 +104,9 @@ export async function prepare(ref: string, o: Pick<RunCliOptions, 'inventory' | 
   // One transport for the run, loaded on first connect (list/describe never load ssh2); memoise the
   // promise, or concurrent first connects would each make one.
   let transport: Promise<Transport> | undefined;
-  const getTransport = () => (transport ??= import('../transport/index.js').then((m) => new m.SshTransport(o.maxOutputMb ? { maxOutputBytes: Math.round(o.maxOutputMb * (1 << 20)) } : {})));
+  const getTransport = () => (transport ??= import('../transport/hosts.js').then((m) =>
+    m.hostTransport({ ...(o.maxOutputMb ? { maxOutputBytes: Math.round(o.maxOutputMb * (1 << 20)) } : {}), verbose: o.verbose ?? 0 }),
+  ));
   return {
     loaded,
     inventory,

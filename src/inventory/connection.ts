@@ -9,6 +9,9 @@ import { Secret } from '../shell/secret.js';
 import type { ConnectionSpec, InventoryHost } from './types.js';
 import { shlexSplit, ShlexError } from './shlex.js';
 import { needsResolving } from './template.js';
+import { toBool } from './ansible-bool.js';
+
+export { toBool };
 
 type Check = (value: unknown) => string | undefined;
 
@@ -65,18 +68,6 @@ export function checkConnectionVar(key: string, value: unknown, pos: SourcePosit
 export function toPort(v: unknown): number | undefined {
   const n = typeof v === 'string' && /^\s*\d+\s*$/.test(v) ? Number(v) : v;
   return typeof n === 'number' && Number.isInteger(n) && n >= 1 && n <= 65535 ? n : undefined;
-}
-
-const TRUE = new Set(['y', 'yes', 'on', '1', 'true', 't']);
-const FALSE = new Set(['n', 'no', 'off', '0', 'false', 'f']);
-
-/** Ansible's boolean(): true/false, 1/0 and the usual words, any case. */
-export function toBool(v: unknown): boolean | undefined {
-  if (typeof v === 'boolean') return v;
-  if (v === 1 || v === 0) return v === 1;
-  if (typeof v !== 'string') return undefined;
-  const s = v.trim().toLowerCase();
-  return TRUE.has(s) ? true : FALSE.has(s) ? false : undefined;
 }
 
 function checkJumpList(list: string): string | undefined {
@@ -156,11 +147,19 @@ export function recordOrigins(host: InventoryHost, where: Map<string, SourcePosi
   origins.set(host, where);
 }
 
+/** ansible.cfg / ANSIBLE_* values: below the inventory's own vars (as in Ansible), above runbook's defaults. */
+export interface ConnectionDefaults {
+  user?: string;
+  privateKeyFile?: string;
+  hostKeyChecking?: boolean;
+}
+
 export type ConnectionOverrides = Partial<
   Pick<ConnectionSpec, 'knownHostsFile' | 'acceptNewHostKey' | 'user' | 'become' | 'becomeUser' | 'becomePassword' | 'privateKeyFile'>
->;
+> & { defaults?: ConnectionDefaults };
 
 const SSH_CONNECTIONS = new Set(['ssh', 'smart', 'paramiko', 'paramiko_ssh']);
+const LOCAL_CONNECTION = 'local';
 
 /** How to reach `host`: its connection vars, with `overrides` (command-line flags) winning. */
 export function connectionSpec(host: InventoryHost, overrides: ConnectionOverrides = {}): ConnectionSpec {
@@ -177,8 +176,8 @@ export function connectionSpec(host: InventoryHost, overrides: ConnectionOverrid
     return found[1];
   };
   const connection = get('ansible_connection');
-  if (connection !== undefined && !SSH_CONNECTIONS.has(String(connection))) {
-    throw new BadInputError(`host ${host.name}: ansible_connection=${String(connection)} is not supported: runbook connects over SSH`);
+  if (connection !== undefined && connection !== LOCAL_CONNECTION && !SSH_CONNECTIONS.has(String(connection))) {
+    throw new BadInputError(`host ${host.name}: ansible_connection=${String(connection)} is not supported: runbook connects over ssh or local`, where?.get('ansible_connection'));
   }
   const secretVar = (...keys: string[]): Secret | undefined => {
     const v = get(...keys);
@@ -196,15 +195,17 @@ export function connectionSpec(host: InventoryHost, overrides: ConnectionOverrid
   const commonArgs = get('ansible_ssh_common_args');
   const sshArgs = commonArgs === undefined ? {} : sshArgOptions(String(commonArgs));
   // Ansible: host_key_checking=False makes ssh accept unknown keys (StrictHostKeyChecking=no).
-  const keyChecking = toBool(get('ansible_host_key_checking')) ?? toBool(process.env.ANSIBLE_HOST_KEY_CHECKING);
+  const defaults = overrides.defaults ?? {};
+  const keyChecking = toBool(get('ansible_host_key_checking')) ?? defaults.hostKeyChecking;
   const hostKeyChecking = sshArgs.strictHostKeyChecking ?? (keyChecking === false ? 'no' : undefined);
   const argsKnownHosts = sshArgs.userKnownHostsFile?.replace(/^~(?=$|\/)/, homedir());
   return {
     name: host.name,
+    ...(connection === LOCAL_CONNECTION ? { connection: LOCAL_CONNECTION } : {}),
     address: String(get('ansible_host', 'ansible_ssh_host') ?? host.name),
     port: toPort(get('ansible_port', 'ansible_ssh_port')) ?? 22,
-    user: overrides.user ?? String(get('ansible_user', 'ansible_ssh_user') ?? userInfo().username),
-    privateKeyFile: overrides.privateKeyFile ?? (keyFile === undefined ? undefined : String(keyFile).replace(/^~(?=$|\/)/, homedir())),
+    user: overrides.user ?? String(get('ansible_user', 'ansible_ssh_user') ?? defaults.user ?? userInfo().username),
+    privateKeyFile: overrides.privateKeyFile ?? (keyFile === undefined ? defaults.privateKeyFile : String(keyFile).replace(/^~(?=$|\/)/, homedir())),
     password: secretVar('ansible_password', 'ansible_ssh_pass'),
     ...optional('knownHostsFile', overrides.knownHostsFile ?? pathVar('runbook_known_hosts') ?? argsKnownHosts),
     ...optional('hostKeyChecking', hostKeyChecking),

@@ -34,6 +34,8 @@ export interface Inventory {
 export interface ConnectionSpec {
   /** Inventory name, used in every message. */
   name: string;
+  /** ansible_connection=local: commands run on the controller (transport/local.ts); else SSH. */
+  connection?: 'local';
   /** ansible_host, or the name. */
   address: string;
   port: number;

@@ -105,11 +105,12 @@ export async function planAuth(options: {
   return { methods, notes };
 }
 
-/** ssh2 authHandler walking the plan in order, then giving up. */
-export function authHandler(plan: AuthPlan): AuthHandlerMiddleware {
+/** ssh2 authHandler walking the plan in order, then giving up; `onTry` hears each method's type (-vvv). */
+export function authHandler(plan: AuthPlan, onTry?: (method: string) => void): AuthHandlerMiddleware {
   let next = 0;
   return (_left, _partial, callback) => {
     const method = plan.methods[next++];
+    if (method) onTry?.(method.type === 'publickey' && typeof method.key === 'object' && 'type' in method.key ? `publickey (${method.key.type})` : method.type);
     callback(method ?? (false as unknown as AnyAuthMethod));
   };
 }

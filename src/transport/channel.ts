@@ -4,9 +4,10 @@
  * and turn sudo's own failures into clear errors instead of exit code 1.
  */
 import { StringDecoder } from 'node:string_decoder';
-import type { ClientChannel } from 'ssh2';
 import { maskSecrets } from '../shell/secret.js';
-import { BECOME_STARTED, feedStdin, SUDO_PROMPT, type WireCommand } from '../shell/wire.js';
+import type { ConnectionSpec } from '../inventory/types.js';
+import type { Command } from '../shell/command.js';
+import { BECOME_STARTED, feedStdin, SUDO_PROMPT, toWire, type WireCommand } from '../shell/wire.js';
 import { CommandFailedError, type ExecOptions, type ExecResult } from './types.js';
 
 /** Exit codes of coreutils `timeout`: TERM sent (124), KILL needed after -k (137). */
@@ -19,6 +20,20 @@ export const DEFAULT_MAX_OUTPUT_BYTES = 8 << 20;
 /** sudo -n refusing to ask (sudo 1.8 and 1.9 wordings). */
 const SUDO_NEEDS_PASSWORD = /^sudo: (a password is required|a terminal is required|no tty present)/m;
 
+/**
+ * What runOnChannel needs of a channel: an ssh2 ClientChannel, or a local child process made to
+ * look like one (local.ts), so that both transports share one exec contract.
+ */
+export interface ExecChannel {
+  on(event: 'data', listener: (data: Buffer) => void): unknown;
+  on(event: 'exit', listener: (code: number | null, signal?: string) => void): unknown;
+  on(event: 'close', listener: () => void): unknown;
+  readonly stderr: { on(event: 'data', listener: (data: Buffer) => void): unknown };
+  write(data: string): unknown;
+  end(): unknown;
+  readonly writable: boolean;
+}
+
 export interface ChannelRun {
   host: string;
   /** Display form (masked). */
@@ -27,6 +42,24 @@ export interface ChannelRun {
   becomeUser?: string;
   options: ExecOptions;
   startedAt: number;
+}
+
+/**
+ * A command as a transport runs it: the become user (the host's, default root, when asked), the
+ * wire form with sudo and the timeout, and the transport's output cap unless the call gives one.
+ */
+export function channelRun(spec: ConnectionSpec, command: Command, given: ExecOptions, maxOutputBytes?: number): ChannelRun {
+  const options = given.maxOutputBytes === undefined && maxOutputBytes !== undefined ? { ...given, maxOutputBytes } : given;
+  const becomeUser = options.become === undefined || options.become === false
+    ? undefined
+    : typeof options.become === 'string'
+      ? options.become
+      : (spec.becomeUser ?? 'root');
+  const wire = toWire(command, {
+    ...(becomeUser !== undefined ? { become: { user: becomeUser, password: spec.becomePassword } } : {}),
+    ...(options.timeoutSec !== undefined ? { timeoutSec: options.timeoutSec } : {}),
+  });
+  return { host: spec.name, command: command.toString(), wire, ...(becomeUser !== undefined ? { becomeUser } : {}), options, startedAt: Date.now() };
 }
 
 /** Splits a stream into masked lines for the streaming callbacks (a secret can straddle chunks). */
@@ -96,7 +129,7 @@ class BecomeGate {
   }
 }
 
-export function runOnChannel(channel: ClientChannel, run: ChannelRun, connectionLost: () => Error | undefined): Promise<ExecResult> {
+export function runOnChannel(channel: ExecChannel, run: ChannelRun, connectionLost: () => Error | undefined): Promise<ExecResult> {
   const { options, wire } = run;
   return new Promise<ExecResult>((resolve, reject) => {
     const out = { stdout: '', stderr: '' };

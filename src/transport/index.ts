@@ -1,4 +1,6 @@
 export { SshTransport, type SshTransportOptions } from './ssh.js';
+export { LocalTransport } from './local.js';
+export { hostTransport, type HostTransportOptions } from './hosts.js';
 export { CommandFailedError, type ExecOptions, type ExecResult, type HostConnection, type Transport } from './types.js';
 export {
   appendKnownHost,

@@ -9,11 +9,10 @@ import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import { UnreachableError } from '../errors.js';
 import type { ConnectionSpec } from '../inventory/types.js';
 import type { Command } from '../shell/command.js';
-import { toWire } from '../shell/wire.js';
 import { authHandler, KeyFileError, planAuth } from './auth.js';
-import { runOnChannel } from './channel.js';
+import { channelRun, runOnChannel } from './channel.js';
 import { hostKeyCheck } from './host-key-check.js';
-import { defaultKnownHostsFile } from './known-hosts.js';
+import { defaultKnownHostsFile, fingerprint } from './known-hosts.js';
 import { defaultSshConfigFile, expandHops, resolveTarget, type ResolvedTarget } from './ssh-config.js';
 import { CLOSED_BY_RUNBOOK, type ExecOptions, type ExecResult, type HostConnection, type Transport } from './types.js';
 
@@ -28,6 +27,8 @@ export interface SshTransportOptions {
   sshConfigFile?: string;
   /** Output kept per command and stream (--max-output); default DEFAULT_MAX_OUTPUT_BYTES. */
   maxOutputBytes?: number;
+  /** -vvv: connect, host key, auth methods, keepalive, loss; one line per event. */
+  onEvent?: (host: string, event: string) => void;
 }
 
 const DEFAULTS = {
@@ -63,7 +64,8 @@ class Slots {
   }
 }
 
-type Settings = Required<Omit<SshTransportOptions, 'sshConfigFile' | 'maxOutputBytes'>> & { sshConfigFile: string; maxOutputBytes?: number };
+type Settings = Required<Omit<SshTransportOptions, 'sshConfigFile' | 'maxOutputBytes' | 'onEvent'>> &
+  Pick<SshTransportOptions, 'maxOutputBytes' | 'onEvent'> & { sshConfigFile: string };
 
 export class SshTransport implements Transport {
   readonly #settings: Settings;
@@ -108,9 +110,11 @@ class SshConnection implements HostConnection {
     private readonly jumps: Client[],
     maxChannels: number,
     private readonly maxOutputBytes?: number,
+    onEvent?: (host: string, event: string) => void,
   ) {
     this.#slots = new Slots(maxChannels);
     const lose = (reason: string) => {
+      if (this.#lostReason === undefined) onEvent?.(spec.name, `ssh: connection lost: ${reason}`);
       this.#lostReason ??= reason;
     };
     client.on('error', (err) => lose(describeFailure(err)));
@@ -135,7 +139,7 @@ class SshConnection implements HostConnection {
         sock = await forward(client, hops[i + 1] ?? target, spec.name);
       }
       const client = await connectClient(spec, target, settings, sock);
-      return new SshConnection(spec, client, jumps, settings.maxChannels, settings.maxOutputBytes);
+      return new SshConnection(spec, client, jumps, settings.maxChannels, settings.maxOutputBytes, settings.onEvent);
     } catch (error) {
       for (const jump of jumps.reverse()) jump.end();
       throw error;
@@ -143,22 +147,12 @@ class SshConnection implements HostConnection {
   }
 
   async exec(command: Command, given: ExecOptions = {}): Promise<ExecResult> {
-    const options = given.maxOutputBytes === undefined && this.maxOutputBytes !== undefined ? { ...given, maxOutputBytes: this.maxOutputBytes } : given;
-    const becomeUser = options.become === undefined || options.become === false
-      ? undefined
-      : typeof options.become === 'string'
-        ? options.become
-        : (this.spec.becomeUser ?? 'root');
-    const wire = toWire(command, {
-      ...(becomeUser !== undefined ? { become: { user: becomeUser, password: this.spec.becomePassword } } : {}),
-      ...(options.timeoutSec !== undefined ? { timeoutSec: options.timeoutSec } : {}),
-    });
+    const prepared = channelRun(this.spec, command, given, this.maxOutputBytes);
     const release = await this.#slots.acquire();
     try {
       this.#throwIfLost();
-      const startedAt = Date.now();
-      const run = { host: this.spec.name, command: command.toString(), wire, becomeUser, options, startedAt };
-      return await this.#withChannel(wire.line, (channel) => runOnChannel(channel, run, () => this.#lostError()));
+      const run = { ...prepared, startedAt: Date.now() };
+      return await this.#withChannel(run.wire.line, (channel) => runOnChannel(channel, run, () => this.#lostError()));
     } finally {
       release();
     }
@@ -268,6 +262,7 @@ async function connectClient(
   hop?: string,
 ): Promise<Client> {
   const where = hop ? `${hop}: ` : '';
+  const event = (text: string) => settings.onEvent?.(spec.name, `ssh: ${where}${text}`);
   let auth;
   try {
     auth = await planAuth({
@@ -297,16 +292,27 @@ async function connectClient(
     acceptUnknown: target.hostKeyChecking === 'no',
   });
   const client = new Client();
+  let method: string | undefined;
+  const keepaliveInterval = target.keepaliveIntervalMs || settings.keepaliveIntervalMs;
+  const keepaliveCountMax = target.keepaliveIntervalMs ? target.keepaliveCountMax : settings.keepaliveCountMax;
+  event(`connecting to ${target.address}:${target.port} as ${target.user}${sock ? ' (through a ProxyCommand or jump host)' : ''}`);
   const config: ConnectConfig = {
     host: target.address,
     port: target.port,
     username: target.user,
     ...(sock ? { sock } : {}),
-    hostVerifier: (key: Buffer) => check.verify(key),
-    authHandler: authHandler(auth),
+    hostVerifier: (key: Buffer) => {
+      const ok = check.verify(key);
+      event(`host key ${fingerprint(key)} ${ok ? 'verified' : 'refused'} (${written})`);
+      return ok;
+    },
+    authHandler: authHandler(auth, (m) => {
+      method = m;
+      event(`trying authentication method ${m}`);
+    }),
     // ServerAliveInterval/CountMax and ConnectTimeout from the ssh config, else runbook's defaults.
-    keepaliveInterval: target.keepaliveIntervalMs || settings.keepaliveIntervalMs,
-    keepaliveCountMax: target.keepaliveIntervalMs ? target.keepaliveCountMax : settings.keepaliveCountMax,
+    keepaliveInterval,
+    keepaliveCountMax,
     readyTimeout: target.connectTimeoutMs ?? settings.connectTimeoutMs,
   };
   return new Promise<Client>((resolve, reject) => {
@@ -335,6 +341,7 @@ async function connectClient(
     client.on('ready', () => {
       if (settled) return;
       settled = true;
+      event(`authenticated as ${target.user} (${method ?? 'none'}); keepalive every ${keepaliveInterval} ms, dead after ${keepaliveCountMax + 1} unanswered`);
       // Nagle + delayed ACK cost ~40 ms per command otherwise (a no-op on a jump channel).
       client.setNoDelay(true);
       resolve(client);

@@ -147,7 +147,8 @@ describe('interrupted clones converge, nothing is left running', () => {
   }
 
   const baselineOf = async () => ({ pg1: new Set((await processTable(pg1())).map((p) => p.pid)), pg2: new Set((await processTable(pg2())).map((p) => p.pid)) });
-  const cloning = () => waitUntil('pg_basebackup runs on pg2', async () => (await processes(pg2(), '^/usr/lib/postgresql/15/bin/pg_basebackup ')).length > 0, 120_000, 100);
+  // The clone itself (`-d conninfo`), not the `pg_basebackup --version` the step's facts run first.
+  const cloning = () => waitUntil('pg_basebackup clones on pg2', async () => (await processes(pg2(), '^/usr/lib/postgresql/15/bin/pg_basebackup -d ')).length > 0, 120_000, 100);
 
   /** The next run: reattaches to a job still running, and ends verified. */
   async function converges(jobs: Map<number, string>, r: Run, interrupted: Run): Promise<void> {

@@ -5,9 +5,9 @@
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { main } from '../../src/cli/main.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ExitCode } from '../../src/errors.js';
+import { runCliInProcess } from '../support/in-process-cli.js';
 import { startLoopbackSshd, type LoopbackSshd } from '../support/loopback-sshd.js';
 
 let sshd: LoopbackSshd;
@@ -40,26 +40,7 @@ afterAll(async () => {
   await sshd?.stop();
 });
 
-async function runCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
-  let stdout = '';
-  let stderr = '';
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stdout += String(chunk);
-    return true;
-  });
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stderr += String(chunk);
-    return true;
-  });
-  const started = Date.now();
-  try {
-    const code = await main(args);
-    return { code, stdout, stderr, ms: Date.now() - started };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
-}
+const runCli = runCliInProcess;
 
 describe('runbook exec', () => {
   it('runs on several hosts in parallel, printing a header and the output verbatim per host', async () => {

@@ -9,17 +9,19 @@ import type { Command as Program } from 'commander';
 import { RunbookError } from '../../errors.js';
 import { connectionSpec, loadInventory, selectHosts } from '../../inventory/index.js';
 import type { HostView } from '../../engine/types.js';
-import { SshTransport } from '../../transport/index.js';
+import { hostTransport } from '../../transport/hosts.js';
 import { ClusterReader } from '../../drill/cluster-reader.js';
 import { connOfLayout, resolveCluster, type PgCluster } from '../../modules/postgres/cluster.js';
 import { chooseCandidate, receiverFact, type NodeView } from '../../modules/postgres/candidate.js';
-import { decideFence, fenceCommandFor } from '../../modules/postgres/fence.js';
+import { type PortState, type SshView, classifyPort, decideFence, fenceCommandFor } from '../../modules/postgres/fence.js';
+import { type PeerView, peerViewFact } from '../../modules/postgres/facts.js';
+import { dataDirFact } from '../../modules/postgres/layout-facts.js';
 import type { Secret } from '../../shell/secret.js';
 import { sh } from '../../shell/index.js';
 import { formatFindings, type CheckFormat } from '../../modules/health/format.js';
 import { readNodes } from '../../modules/health/read.js';
 import { DEFAULT_THRESHOLDS, UNKNOWN, healthFindings, overall, readinessFindings, type ClusterFacts, type NodeFacts, type Thresholds } from '../../modules/health/verdicts.js';
-import { inventoryOption } from '../options.js';
+import { connectionDefaults, inventoryOption } from '../options.js';
 
 interface CheckOptions {
   inventory: string[];
@@ -60,12 +62,28 @@ function fenceCommandView(line: string): { line: string; runnable: boolean; deta
   return r.status === 0 ? { line, runnable: true, detail: 'parses as a shell line here; not run by check' } : { line, runnable: false, detail: `not a valid shell line: ${r.stderr.trim()}` };
 }
 
-/** How failover would fence `old` (ha's decideFence), from what check read over SSH. */
-function fenceOf(old: NodeFacts | undefined, vars: Record<string, unknown>): ClusterFacts['fence'] {
+/**
+ * How failover would fence `old` (ha's decideFence), from the same evidence: the old primary's
+ * PostgreSQL port as the candidate sees it (a node SSH cannot reach may still refuse on its port,
+ * which is proof; one SSH reaches may not answer the candidate), and pg_ctl status over SSH.
+ */
+async function fenceOf(cluster: PgCluster, reader: ClusterReader, old: NodeFacts | undefined, candidate: string | undefined): Promise<ClusterFacts['fence']> {
   if (!old) return undefined;
-  const line = fenceCommandFor(undefined, vars);
-  const port = !old.reachable ? { state: 'network' as const, detail: old.error } : old.up ? { state: old.inRecovery ? ('recovery' as const) : ('writable' as const), detail: 'answers' } : { state: 'refused' as const, detail: old.error ?? 'down' };
-  const ssh = old.reachable ? { reachable: true as const, running: old.up, hasCluster: true, standbySignal: false } : { reachable: false as const, reason: old.error };
+  const node = cluster.nodes.find((n) => n.name === old.host);
+  const line = fenceCommandFor(undefined, node?.vars ?? {});
+  let port: { state: PortState; detail: string };
+  if (candidate && node) {
+    const seen = await reader.read(candidate, peerViewFact({ port: node.port, host: node.address, user: cluster.replicationUser })).catch((e: Error): PeerView => ({ answers: false, error: `not probed: ${candidate} unreachable (${e.message})` }));
+    port = classifyPort(seen);
+  } else port = { state: 'error', detail: 'no candidate to look from' };
+  let ssh: SshView = { reachable: false, reason: old.error ?? 'unreachable' };
+  if (old.reachable) {
+    const dd = await reader
+      .layout(old.host)
+      .then((l) => reader.read(old.host, dataDirFact(l)))
+      .catch((e: Error) => e);
+    ssh = dd instanceof Error ? { reachable: false, reason: dd.message } : { reachable: true, running: dd.running, hasCluster: Boolean(dd.pgVersion), standbySignal: dd.standbySignal };
+  }
   const d = decideFence({ node: old.host, port, ssh, hasFenceCommand: line !== undefined, approvedUnfenced: false });
   return { action: d.action, evidence: d.evidence, reason: d.reason, ...(line ? { command: fenceCommandView(line) } : {}) };
 }
@@ -128,8 +146,8 @@ export function registerCheck(program: Program): void {
       const hosts = selectHosts(inventory, o.clusterGroup);
       const vipVar = o.vip ?? (typeof hosts[0]?.vars.vip === 'string' ? (hosts[0].vars.vip as string) : undefined);
 
-      const transport = new SshTransport();
-      const specs = new Map(hosts.map((h) => [h.name, connectionSpec(h, o.knownHosts ? { knownHostsFile: o.knownHosts } : {})]));
+      const transport = hostTransport();
+      const specs = new Map(hosts.map((h) => [h.name, connectionSpec(h, { defaults: connectionDefaults(), ...(o.knownHosts ? { knownHostsFile: o.knownHosts } : {}) })]));
       const reader = new ClusterReader(transport, specs, new Map(hosts.map((h) => [h.name, h.vars])), vipVar);
       try {
         // The VIP is checked where keepalived is set up (a VIP var alone is not a VIP).
@@ -146,8 +164,9 @@ export function registerCheck(program: Program): void {
         const candidate = await candidateOf(cluster, reader, t.maxLagOnFailover);
         const writable = nodes.filter((n) => n.reachable && n.up && !n.inRecovery);
         const oldName = writable.length === 1 ? writable[0]!.host : cluster.intendedPrimary.name;
-        const oldNode = cluster.nodes.find((n) => n.name === oldName);
-        const facts: ClusterFacts = { nodes, intendedPrimary: cluster.intendedPrimary.name, vip, candidate, fence: 'host' in candidate && candidate.host === oldName ? undefined : fenceOf(nodes.find((n) => n.host === oldName), oldNode?.vars ?? {}) };
+        const candidateHost = 'host' in candidate ? candidate.host : undefined;
+        const fence = candidateHost === oldName ? undefined : await fenceOf(cluster, reader, nodes.find((n) => n.host === oldName), candidateHost);
+        const facts: ClusterFacts = { nodes, intendedPrimary: cluster.intendedPrimary.name, vip, candidate, fence };
         const findings = [...(o.part !== 'readiness' ? healthFindings(facts, t) : []), ...(o.part !== 'health' ? readinessFindings(facts, t) : [])];
         process.stdout.write(formatFindings(o.format, findings, { candidate: 'host' in candidate ? candidate.host : null }));
         process.exitCode = overall(findings);

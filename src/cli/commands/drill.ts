@@ -61,6 +61,7 @@ export function registerDrill(program: Program): void {
         overrides: connectionOverrides(opts),
         loadOptions: { vault: await vaultKeyring(opts) },
         hostsArgs: hostsArgs(opts),
+        verbose: opts.verbose,
         extraVars: opts.extraVars,
         secrets: opts.secret,
         ...(opts.knownHosts ? { knownHosts: opts.knownHosts } : {}),

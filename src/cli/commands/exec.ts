@@ -10,7 +10,7 @@ import { connectionSpec, selectHosts, type ConnectionSpec } from '../../inventor
 import { raw } from '../../shell/command.js';
 import { toWire } from '../../shell/wire.js';
 import { maskSecrets } from '../../shell/secret.js';
-import { SshTransport } from '../../transport/ssh.js';
+import { hostTransport } from '../../transport/hosts.js';
 import { CommandFailedError, type ExecResult, type Transport } from '../../transport/types.js';
 import { connectionOverrides, formatHostList, hostsOptions, limitPattern, loadInventoryFrom, type HostsFlags } from '../options.js';
 
@@ -64,7 +64,8 @@ export function registerExec(program: Program): void {
         return;
       }
       const specs = hosts.map((h) => connectionSpec(h, connectionOverrides(options)));
-      await execOnHosts(new SshTransport(options.maxOutput ? { maxOutputBytes: Math.round(options.maxOutput * (1 << 20)) } : {}), specs, line, {
+      const transport = hostTransport({ ...(options.maxOutput ? { maxOutputBytes: Math.round(options.maxOutput * (1 << 20)) } : {}), verbose: options.verbose });
+      await execOnHosts(transport, specs, line, {
         ...options,
         forks: options.forks ?? 10,
       });

@@ -51,6 +51,7 @@ async function prepareOptions(f: RunFlags, check: boolean) {
     ...(f.knownHosts ? { knownHosts: f.knownHosts } : {}),
     overrides: connectionOverrides(f),
     loadOptions: { vault: await vaultKeyring(f) },
+    verbose: f.verbose,
   };
 }
 

@@ -50,7 +50,9 @@ describe('host flags', () => {
 
   it('-u -b --become-user --private-key --accept-new-host-keys override the inventory, and reach child runs', () => {
     const f = { user: 'deploy', become: true, becomeUser: 'postgres', privateKey: '/k', acceptNewHostKeys: true, vaultPasswordFile: ['/p'], vaultId: [], verbose: 2, forks: 3 };
-    expect(connectionOverrides(f)).toEqual({ user: 'deploy', become: true, becomeUser: 'postgres', privateKeyFile: '/k', acceptNewHostKey: true });
+    // ansible.cfg's values ride along as defaults, below the inventory (test/unit/config/ansible-cfg.test.ts).
+    const { defaults: _fromAnsibleCfg, ...flags } = connectionOverrides(f);
+    expect(flags).toEqual({ user: 'deploy', become: true, becomeUser: 'postgres', privateKeyFile: '/k', acceptNewHostKey: true });
     expect(hostsArgs(f)).toEqual(['-u', 'deploy', '-b', '--become-user', 'postgres', '--private-key', '/k', '-f', '3', '--accept-new-host-keys', '--vault-password-file', '/p', '-vv']);
   });
 

@@ -3,7 +3,8 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { jobFact, jobId, parseJobState, startJobCommand } from '../../../src/core/detached.js';
+import { jobFact, jobId, parseJobState, runDetached, startJobCommand } from '../../../src/core/detached.js';
+import type { Command } from '../../../src/shell/index.js';
 import { acquireCommand, lockHolder, parseHolder, staleReason } from '../../../src/core/lock.js';
 import { secret, sh } from '../../../src/shell/index.js';
 
@@ -31,6 +32,27 @@ describe('detached job records', () => {
     writeFileSync(join(k, 'pid'), '999999\n');
     const gone = spawnSync('/bin/sh', ['-c', `id() { echo 1000; }\nkill() { return 1; }\n${jobFact('k').command.toString()}`], { encoding: 'utf8', env: { ...process.env, XDG_STATE_HOME: state } });
     expect(parseJobState('k', gone.stdout).state).toBe('lost');
+  });
+  it('a job planned as a reattach that ended meanwhile is waited for (its result read), never started again', async () => {
+    const state = mkdtempSync(join(tmpdir(), 'rb-job-'));
+    const d = join(state, 'runbook/jobs/clone');
+    mkdirSync(d, { recursive: true });
+    for (const [f, v] of Object.entries({ pid: '999999', start: '1', started: 'T0', cmd: 'the earlier run', out: 'done 100%\n', exit: '0', ended: 'T1' })) writeFileSync(join(d, f), `${v}\n`);
+    const sent: string[] = [];
+    // The commands run here by /bin/sh as a non-root user would run them ($XDG_STATE_HOME).
+    const x = async (c: Command) => {
+      sent.push(c.toString());
+      const r = spawnSync('/bin/sh', ['-c', `id() { echo 1000; }\n${c.toString()}`], { encoding: 'utf8', env: { ...process.env, XDG_STATE_HOME: state } });
+      return { host: 'h', command: c.toString(), exitCode: r.status, stdout: r.stdout, stderr: r.stderr, durationMs: 0 };
+    };
+    const r = await runDetached(x as never, 'clone', sh`touch ${join(state, 'started-again')}`, { attachOnly: true, intervalMs: 10 });
+    expect(r).toMatchObject({ exitCode: 0, reattached: true });
+    expect(r.outputTail).toContain('done 100%');
+    expect(sent.some((c) => c.includes('setsid'))).toBe(false);
+    expect(spawnSync('cat', [join(d, 'cmd')], { encoding: 'utf8' }).stdout).toBe('the earlier run\n');
+    // without attachOnly an ended job's record is replaced by a new start
+    await runDetached(x as never, 'clone', sh`touch ${join(state, 'started-again')}`, { intervalMs: 10 });
+    expect(sent.some((c) => c.includes('setsid'))).toBe(true);
   });
   it('makes stable ids and refuses secrets', () => {
     expect(jobId('pg-clone', '/var/lib/postgresql/15/main')).toBe('pg-clone-var-lib-postgresql-15-main');

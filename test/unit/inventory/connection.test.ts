@@ -70,9 +70,16 @@ describe('connectionSpec', () => {
     expect(printed).not.toMatch(/s3cret-become|pw1/);
   });
 
-  it('checks a hand-built host, naming it, and refuses non-SSH connections', () => {
+  it('checks a hand-built host, naming it, and refuses connections other than ssh and local, naming host and value', () => {
     expect(() => connectionSpec({ name: 'x', vars: { ansible_port: 'eighty' }, groups: [] })).toThrow(/host x.*ansible_port must be an integer/);
-    expect(() => connectionSpec({ name: 'x', vars: { ansible_connection: 'local' }, groups: [] })).toThrow(BadInputError);
+    expect(() => connectionSpec({ name: 'x', vars: { ansible_connection: 'winrm' }, groups: [] })).toThrow(BadInputError);
+    expect(() => connectionSpec({ name: 'x', vars: { ansible_connection: 'docker' }, groups: [] })).toThrow(/host x: ansible_connection=docker is not supported/);
+  });
+
+  it('ansible_connection=local picks the local transport; ssh (and its aliases) the SSH one', () => {
+    expect(connectionSpec({ name: 'localhost', vars: { ansible_connection: 'local' }, groups: [] }).connection).toBe('local');
+    for (const c of ['ssh', 'smart', 'paramiko']) expect(connectionSpec({ name: 'h', vars: { ansible_connection: c }, groups: [] }).connection).toBeUndefined();
+    expect(connectionSpec({ name: 'h', vars: {}, groups: [] }).connection).toBeUndefined();
   });
 });
 

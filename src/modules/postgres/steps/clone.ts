@@ -12,7 +12,7 @@ import type { ExecResult } from '../../../transport/types.js';
 import { type ControlData, type DataDirState, controlDataFact, dataDirFact, toolVersionsFact } from '../layout-facts.js';
 import { clearJobCommand, detachedJob, jobFact, jobId, type JobState } from '../../../core/detached.js';
 import { lsnGte, type PgStatus, statusFact } from '../facts.js';
-import { sh, sql } from '../../../shell/index.js';
+import { raw, sh, sql } from '../../../shell/index.js';
 import { type PgCluster, type PgNode, type PgParams, clusterOf, conninfoFor, connOfLayout, layoutOf, nodeOf } from '../cluster.js';
 import { asPostgres, startCommand, stopCommand, unfenceCommand } from '../control.js';
 import type { PgLayout } from '../layout.js';
@@ -197,7 +197,7 @@ export function cloneEvidenceFacts(l: PgLayout, cluster: PgCluster, self: PgNode
  * The clone itself is a detached job: it outlives a lost connection or a killed runbook.
  * standby.signal is there on every path before the first start.
  */
-export function cloneActions(l: PgLayout, cluster: PgCluster, self: PgNode, source: PgNode, dataDir: DataDirState, from: 'fresh' | 'redo' | 'running' | 'done', o: { now: Date; keep: number; maxRate?: string | undefined }): Action[] {
+export function cloneActions(l: PgLayout, cluster: PgCluster, self: PgNode, source: PgNode, dataDir: DataDirState, from: 'fresh' | 'redo' | 'running' | 'done', o: { now: Date; keep: number; maxRate?: string | undefined; runningCommand?: string }): Action[] {
   const id = cloneJobId(l);
   const marker = cloneMarkerPath(l);
   const out: Action[] = [];
@@ -212,7 +212,10 @@ export function cloneActions(l: PgLayout, cluster: PgCluster, self: PgNode, sour
   } else if (from === 'redo') {
     out.push(exec(stopCommand(l)), exec(sh`rm -rf ${l.dataDir} && install -d -o postgres -g postgres -m 0700 ${l.dataDir}`, { note: `a partial clone; the old data dir stays at ${dataDir.cloneMarker}` }));
   }
-  if (from !== 'done') {
+  if (from === 'running') {
+    // Shown as the earlier run recorded it (its own params); waited for, never started again.
+    out.push(detachedJob(id, raw(o.runningCommand ?? 'pg_basebackup (recorded by an earlier run)'), { attachOnly: true, timeoutMs: 3_700_000 }));
+  } else if (from !== 'done') {
     const conninfo = conninfoFor(cluster, source, self);
     const rate = o.maxRate ? sh` -r ${o.maxRate}` : sh``;
     out.push(detachedJob(id, asPostgres(sh`${`${l.binDir}/pg_basebackup`} -d ${conninfo} -D ${l.dataDir} -X stream -c fast -R -S ${self.slotName} -P${rate}`), { timeoutSec: 3600, timeoutMs: 3_700_000 }));
@@ -326,7 +329,7 @@ export function cloneStep<P extends CloneParams>(id: string, on: (ctx: RunContex
         unverified = g;
       }
       const keep = Math.max(1, ctx.params.keep_old_copies);
-      const actions = cloneActions(l, c, self, d.source, f.dataDir, d.from, { now: ctx.now(), keep, maxRate: ctx.params.clone_max_rate });
+      const actions = cloneActions(l, c, self, d.source, f.dataDir, d.from, { now: ctx.now(), keep, maxRate: ctx.params.clone_max_rate, ...(f.job.state === 'running' ? { runningCommand: f.job.command } : {}) });
       const summary =
         d.from === 'fresh'
           ? `${d.summary}; old data dir kept as ${l.dataDir}.old.${asideStamp(ctx.now())} (${keep} copies kept)`

@@ -8,13 +8,13 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { labDown, labStatus, labUp, readState, type LabState } from '../../src/lab/index.js';
-import { renderInventory } from '../../src/lab/inventory.js';
-import { buildSpec, labTag } from '../../src/lab/spec.js';
-import { labPaths } from '../../src/lab/state.js';
-import { sh, type Command } from '../../src/shell/index.js';
-import { SshTransport } from '../../src/transport/index.js';
-import { inHost, labConnectionSpec, labHosts, labNames, testLab, type LabHostInfo, type LabLayout } from '../support/lab.js';
+import { labDown, labStatus, labUp, readState, type LabState } from '../../../src/lab/index.js';
+import { renderInventory } from '../../../src/lab/inventory.js';
+import { buildSpec, labTag } from '../../../src/lab/spec.js';
+import { labPaths } from '../../../src/lab/state.js';
+import { sh, type Command } from '../../../src/shell/index.js';
+import { SshTransport } from '../../../src/transport/index.js';
+import { inHost, labConnectionSpec, labHosts, labNames, testLab, type LabHostInfo, type LabLayout } from '../../support/lab.js';
 
 // one transport per lab: connections are pooled by inventory name, and both labs have a pg1
 const transports = new Map<string, SshTransport>();

@@ -7,10 +7,10 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { inHost, labHost } from '../support/lab.js';
+import { inHost, labHost } from '../../support/lab.js';
 
 const inventory = inject('labInventory');
-const cli = new URL('../../bin/runbook.js', import.meta.url).pathname;
+const cli = new URL('../../../bin/runbook.js', import.meta.url).pathname;
 
 function run(runbook: string, ...args: string[]): { code: number; out: string } {
   const r = spawnSync(process.execPath, [cli, 'run', runbook, '-i', inventory, ...args], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, CI: '1' } });

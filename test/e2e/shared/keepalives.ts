@@ -6,10 +6,10 @@
  */
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { inHost, psqlInHost } from '../support/lab.js';
+import { inHost, psqlInHost } from '../../support/lab.js';
 
 const inventory = inject('labInventory');
-const cli = new URL('../../bin/runbook.js', import.meta.url).pathname;
+const cli = new URL('../../../bin/runbook.js', import.meta.url).pathname;
 
 function run(...args: string[]): { code: number; out: string } {
   const r = spawnSync(process.execPath, [cli, 'run', 'check-keepalives', '-i', inventory, '-l', 'pg1', ...args], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, CI: '1' } });

@@ -9,10 +9,10 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { XMLParser } from 'fast-xml-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { inHost, labInventoryPath } from '../support/lab.js';
-import { ttySession, type KeyStep } from '../support/tty.js';
+import { inHost, labInventoryPath } from '../../support/lab.js';
+import { ttySession, type KeyStep } from '../../support/tty.js';
 
-const repo = resolve(import.meta.dirname, '../..');
+const repo = resolve(import.meta.dirname, '../../..');
 const bin = join(repo, 'bin/runbook.js');
 const TOKEN = `tok-${Math.random().toString(36).slice(2)}-secret`;
 const hosts = ['pg1', 'pg2'];

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 
 const inventory = inject('labInventory');
-const root = new URL('../..', import.meta.url).pathname;
+const root = new URL('../../..', import.meta.url).pathname;
 const MAX_ROUND_TRIPS = 10;
 
 function setupWarmStandby(env: Record<string, string> = {}, preload: string[] = []) {

@@ -6,10 +6,10 @@
  */
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { inHost, labHost, psqlInHost } from '../support/lab.js';
+import { inHost, labHost, psqlInHost } from '../../support/lab.js';
 
 const inventory = inject('labInventory');
-const cli = new URL('../../bin/runbook.js', import.meta.url).pathname;
+const cli = new URL('../../../bin/runbook.js', import.meta.url).pathname;
 const MARK = '# runbook-e2e-vip';
 const HBA = '/etc/postgresql/15/main/pg_hba.conf';
 const PGREPL_PW = 'vip-e2e-repl-4471';
