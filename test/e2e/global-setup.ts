@@ -1,7 +1,7 @@
 /**
  * vitest globalSetup of the e2e project: the labs come up once per run and go down afterwards,
- * also when tests fail. Two labs: `lab` (Debian layout, inventories/lab.yml) and `rhel` (RHEL
- * layout, inventories/lab-rhel.yml), brought up in parallel.
+ * also when tests fail. Two labs: `e2e-lab` (Debian layout) and `e2e-rhel` (RHEL layout) on
+ * 10.231.20/21.0/24, brought up in parallel; not the demo's `lab`, which may be up.
  *
  * Env:
  *   RUNBOOK_LAB_REUSE=1        a lab that is already up is used as it is and left up; a lab that is
@@ -9,7 +9,8 @@
  *                              against a lab you keep up with `runbook lab up`.
  *   RUNBOOK_LAB_KEEP=1         leave the labs this run brought up (to look around after a failure).
  *   RUNBOOK_LAB_LAYOUTS=debian only the Debian lab (or `rhel`); default both.
- *   RUNBOOK_LAB_NAME / RUNBOOK_LAB_RHEL_NAME  lab names (default lab / rhel).
+ *   RUNBOOK_LAB_NAME / RUNBOOK_LAB_RHEL_NAME  lab names (default e2e-lab / e2e-rhel; `lab` with
+ *                              RUNBOOK_LAB_REUSE=1: against the demo's lab).
  *   RUNBOOK_TEST_SLOT=N        labs of this run's own (names -sN, subnets 10.231.(32N+k)): see test/support/lab.ts.
  *
  * Without RUNBOOK_LAB_REUSE, a lab that is already up is an error: it may be someone's, and a

@@ -33,9 +33,11 @@ export function testLab(base: string, k: number): { name: string; subnet: string
 }
 
 /** The labs of an e2e run: the Debian layout and the RHEL layout. Same env as global-setup.ts. */
+// Not the demo's `lab` (10.231.0.0/24): `npm run demo` leaves it up, and `npm test` right after
+// must neither refuse nor take it down.
 export const labSpecs = {
-  debian: { ...testLab('lab', 0), ...(process.env.RUNBOOK_LAB_NAME ? { name: process.env.RUNBOOK_LAB_NAME } : {}) },
-  rhel: { ...testLab('rhel', 1), ...(process.env.RUNBOOK_LAB_RHEL_NAME ? { name: process.env.RUNBOOK_LAB_RHEL_NAME } : {}) },
+  debian: { ...testLab('e2e-lab', 20), ...(process.env.RUNBOOK_LAB_NAME ? { name: process.env.RUNBOOK_LAB_NAME } : {}) },
+  rhel: { ...testLab('e2e-rhel', 21), ...(process.env.RUNBOOK_LAB_RHEL_NAME ? { name: process.env.RUNBOOK_LAB_RHEL_NAME } : {}) },
 } as const;
 export const labNames = { debian: labSpecs.debian.name, rhel: labSpecs.rhel.name } as const;
 export type LabLayout = keyof typeof labNames;
