@@ -119,6 +119,23 @@ describe('runbook exec on ansible_connection=local', () => {
     expect(b.stdout).toContain('localhost | CHANGED | rc=0\nnobody\n');
   });
 
+  it('without -i, the inventory comes from ansible.cfg (ANSIBLE_CONFIG), and -vv shows the command and its output', async () => {
+    writeFileSync(join(dir, 'cfg-hosts.ini'), 'ci-runner ansible_connection=local\n');
+    writeFileSync(join(dir, 'ansible.cfg'), '[defaults]\ninventory = cfg-hosts.ini\nforks = 2\n');
+    process.env.ANSIBLE_CONFIG = join(dir, 'ansible.cfg');
+    try {
+      const r = await runCli(['exec', '-vv', '--', 'echo from-cfg']);
+      expect(r.code).toBe(ExitCode.ok);
+      expect(r.stdout).toContain('ci-runner | CHANGED | rc=0\nfrom-cfg\n');
+      expect(r.stderr).toContain('<ci-runner> EXEC: echo from-cfg\n<ci-runner> STDOUT: from-cfg\n');
+      const shown = await runCli(['config', '--only-changed']);
+      expect(shown.stdout).toContain(`DEFAULT_HOST_LIST(${join(dir, 'ansible.cfg')}:2) = ['${join(dir, 'cfg-hosts.ini')}']`);
+      expect(shown.stdout).toContain(`DEFAULT_FORKS(${join(dir, 'ansible.cfg')}:3) = 2`);
+    } finally {
+      delete process.env.ANSIBLE_CONFIG;
+    }
+  });
+
   it('a connection other than ssh or local is refused with the host and the value, exit 2', async () => {
     const inventory = join(dir, 'winrm.ini');
     writeFileSync(inventory, 'win1 ansible_connection=winrm\n');
