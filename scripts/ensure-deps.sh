@@ -9,7 +9,7 @@ node -e 'const [maj]=process.versions.node.split(".").map(Number); if (maj<20) {
 APT_PACKAGES=(
   postgresql-15 postgresql-client-15 openssh-server openssh-client sudo rsync keepalived
   nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils iproute2 iputils-ping util-linux procps
-  psmisc ansible-core tmux librsvg2-bin cron
+  psmisc ansible-core tmux librsvg2-bin cron strace
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -148,7 +148,8 @@ describe('file sync pg1 → pg2, its restricted key, and runbook check', () => {
     expect(c.code, c.out).toBe(1);
     expect(c.out).toContain('[WARNING] health/file-sync-kept@pg2: pg2: file sync files: 1 file(s) written here kept, not overwritten: shared.txt');
     // resolved by the admin: take pg1's version (under the sync's lock, as README says)
-    await sh(l, 'pg2', `flock /run/runbook-filesync-files.lock sh -c 'rm -f ${DIR}/shared.txt && : > ${STATE}/kept.*'`);
+    // (a loop: dash, like POSIX sh, does not expand a glob after `>`; `: > kept.*` made a file named so)
+    await sh(l, 'pg2', `flock /run/runbook-filesync-files.lock sh -c 'rm -f ${DIR}/shared.txt && for f in ${STATE}/kept.*; do : > "$f"; done'`);
     await eventually('shared.txt from pg1 again', async () => (await sh(l, 'pg2', `cat ${DIR}/shared.txt 2>/dev/null || true`)) === 'newer on pg1', 3 * INTERVAL * 1000 + PULL_SLACK_MS);
   }, 180_000);
 

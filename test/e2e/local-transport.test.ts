@@ -3,6 +3,7 @@
  * (same wire form as SSH: secrets on stdin, sudo for become, timeout, the watchdog), and
  * `runbook exec` on an inventory host that says ansible_connection=local. No lab, no sshd.
  */
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -117,6 +118,41 @@ describe('runbook exec on ansible_connection=local', () => {
     const b = await runCli(['exec', '-i', inventory, '-b', '--', 'id -un']);
     expect(b.code).toBe(ExitCode.ok);
     expect(b.stdout).toContain('localhost | CHANGED | rc=0\nnobody\n');
+  });
+
+  it('without -i, the inventory comes from ansible.cfg (ANSIBLE_CONFIG), and -vv shows the command and its output', async () => {
+    writeFileSync(join(dir, 'cfg-hosts.ini'), 'ci-runner ansible_connection=local\n');
+    writeFileSync(join(dir, 'ansible.cfg'), '[defaults]\ninventory = cfg-hosts.ini\nforks = 2\n');
+    process.env.ANSIBLE_CONFIG = join(dir, 'ansible.cfg');
+    try {
+      const r = await runCli(['exec', '-vv', '--', 'echo from-cfg']);
+      expect(r.code).toBe(ExitCode.ok);
+      expect(r.stdout).toContain('ci-runner | CHANGED | rc=0\nfrom-cfg\n');
+      expect(r.stderr).toContain('<ci-runner> EXEC: echo from-cfg\n<ci-runner> STDOUT: from-cfg\n');
+      const shown = await runCli(['config', '--only-changed']);
+      expect(shown.stdout).toContain(`DEFAULT_HOST_LIST(${join(dir, 'ansible.cfg')}:2) = ['${join(dir, 'cfg-hosts.ini')}']`);
+      expect(shown.stdout).toContain(`DEFAULT_FORKS(${join(dir, 'ansible.cfg')}:3) = 2`);
+    } finally {
+      delete process.env.ANSIBLE_CONFIG;
+    }
+  });
+
+  it('Ctrl-C of runbook exec (SIGINT to the real CLI) ends with exit 130 and kills the command on the local host', async () => {
+    const inventory = join(dir, 'intr.ini');
+    const pidFile = join(dir, 'intr.pid');
+    writeFileSync(inventory, 'localhost ansible_connection=local\n');
+    const cli = new URL('../../bin/runbook.js', import.meta.url).pathname;
+    const child = spawn(process.execPath, [cli, 'exec', '-i', inventory, '--', `sleep 300 & echo $! > ${pidFile}; wait`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    expect(await until(() => existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim() !== '', 60_000)).toBe(true);
+    const sleeper = Number(readFileSync(pidFile, 'utf8').trim());
+    expect(alive(sleeper)).toBe(true);
+    child.kill('SIGINT');
+    expect(await exited).toBe(ExitCode.interrupted);
+    expect(output).toMatch(/interrupted: the command was stopped on localhost/);
+    expect(await until(() => !alive(sleeper), 20_000)).toBe(true);
   });
 
   it('a connection other than ssh or local is refused with the host and the value, exit 2', async () => {
