@@ -105,28 +105,40 @@ function run(argv: string[]): Promise<InHostResult> {
   );
 }
 
-/** A shell loop running inside a host until stop() (ended by its process group, which we started). */
+/**
+ * A shell loop running inside a host until stop() (ended by its process group, which we started).
+ * `su -c` puts its command in a new session, out of that group: a command that must die with the
+ * loop runs under `su --session-command`.
+ */
 export class HostLoop {
   readonly child: ChildProcess;
   #out = '';
+  readonly #closed: Promise<void>;
   constructor(h: LabHostInfo, script: string) {
     const argv = nsenterArgv(h.pid, ['/bin/sh', '-c', script]);
     this.child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stdout!.on('data', (d: Buffer) => (this.#out += d.toString()));
     this.child.stderr!.on('data', () => {});
+    this.#closed = new Promise((r) => this.child.once('close', () => r()));
   }
   get output(): string {
     return this.#out;
   }
+  get exited(): boolean {
+    return this.child.exitCode !== null || this.child.signalCode !== null;
+  }
   async stop(): Promise<string> {
-    if (this.child.exitCode === null && this.child.pid) {
+    if (!this.exited && this.child.pid) {
       try {
         process.kill(-this.child.pid, 'SIGKILL');
       } catch {
         /* already gone */
       }
-      await new Promise((r) => this.child.once('close', r));
     }
+    // Its output up to the end; a process that left the group may still hold the pipe: not waited for.
+    await Promise.race([this.#closed, new Promise((r) => setTimeout(r, 5_000))]);
+    this.child.stdout!.destroy();
+    this.child.stderr!.destroy();
     return this.#out;
   }
 }

@@ -153,20 +153,30 @@ export function parseWaldump(stdout: string, stderr: string): WalScan {
     for (const r of desc.matchAll(/rel (\d+\/\d+\/\d+)/g)) if (!tx.relations.includes(r[1]!)) tx.relations.push(r[1]!);
   }
   const why = stderr.trim().split('\n').filter(Boolean).pop() ?? '';
-  // The normal end of a WAL stream, or no record at all past the start: both read everything there is.
-  const ended = /invalid record length|invalid magic number|record with incorrect prev-link|could not find a valid record after|contrecord is requested|invalid resource manager ID|record length .* too (long|short)|unexpected pageaddr|could not find file|No such file/i.test(why);
+  // The normal end of a WAL stream, or no record at all past the start: both read everything there
+  // is. A zero header: the start segment (named by walScanFact) was preallocated, never written.
+  const ended = /header specifies 0 bytes|invalid record length|invalid magic number|record with incorrect prev-link|could not find a valid record after|contrecord is requested|invalid resource manager ID|record length .* too (long|short)|unexpected pageaddr|could not find file|No such file/i.test(why);
   const out: WalScan = { ok: ended || why === '', records, firstLsn, lastLsn, transactions: [...txs.values()], rmgrs };
   if (!out.ok) out.error = why;
   return out;
 }
 
-/** pg_waldump of `tli` from `start` in the node's own pg_wal (read-only; C locale, stderr kept apart). */
+/**
+ * pg_waldump of `tli` from `start` in the node's own pg_wal (read-only; C locale, stderr kept
+ * apart). The segment holding `start` is named (its size from pg_controldata): without it
+ * pg_waldump takes the segment size from whichever file it finds first, and a preallocated,
+ * zero-filled one (common after a switchover) makes it fail ("header specifies 0 bytes").
+ */
 export function walScanFact(l: PgLayout, tli: number, start: string): Fact<WalScan> {
+  const script = `sz=$("$1" -D "$2" | sed -n 's/^Bytes per WAL segment: *//p')
+[ -n "$sz" ] || { echo "pg_waldump: error: pg_controldata gave no WAL segment size" >&2; exit 1; }
+hi=\${4%/*}; lo=\${4#*/}; seg=$(( ((0x$hi << 32) | 0x$lo) / sz )); per=$(( 4294967296 / sz ))
+exec "$5" -p "$2/pg_wal" -t "$3" -s "$4" "$(printf '%08X%08X%08X' "$3" $((seg / per)) $((seg % per)))"`;
   return fact({
     name: 'pg.waldump',
     become: true,
     cache: false,
-    command: asPostgres(cLocale(sh`${`${l.binDir}/pg_waldump`} -p ${`${l.dataDir}/pg_wal`} -t ${String(tli)} -s ${start}`)),
+    command: asPostgres(cLocale(sh`sh -c ${script} waldump ${`${l.binDir}/pg_controldata`} ${l.dataDir} ${String(tli)} ${start} ${`${l.binDir}/pg_waldump`}`)),
     parse: (r) => parseWaldump(r.stdout, r.stderr),
   });
 }
@@ -277,7 +287,7 @@ for f in "$2"/pg_wal/"$3"*; do
 done
 printf '%s' "$5" > "$1/ledger.json"
 printf '%s' "$6" > "$1/summary.txt"
-"$7" -p "$2/pg_wal" -t "$8" -s "$9" > "$1/waldump.txt" 2> "$1/waldump.stderr" || true`;
+"$7" -p "$2/pg_wal" -t "$8" -s "$9" "$4" > "$1/waldump.txt" 2> "$1/waldump.stderr" || true`;
   return asPostgres(
     cLocale(sh`sh -c ${script} ledger ${dir} ${l.dataDir} ${prefix} ${first} ${json} ${summary} ${`${l.binDir}/pg_waldump`} ${String(d.tli)} ${d.lsn}`),
   );

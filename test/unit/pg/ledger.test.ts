@@ -49,6 +49,8 @@ describe('what pg_waldump says is past the divergence', () => {
 
   it('no record past the start is an empty, complete scan; any other stop is an error', () => {
     expect(parseWaldump('', 'pg_waldump: error: could not find a valid record after 0/3000148')).toMatchObject({ ok: true, records: 0 });
+    // The named start segment preallocated but never written (after a switchover): nothing past the start.
+    expect(parseWaldump('', 'pg_waldump: error: WAL segment size must be a power of two between 1 MB and 1 GB, but the WAL file "000000020000000000000008" header specifies 0 bytes')).toMatchObject({ ok: true, records: 0 });
     expect(parseWaldump('', 'pg_waldump: error: could not open directory "x": Permission denied')).toMatchObject({ ok: false, error: expect.stringContaining('Permission denied') });
   });
 });
