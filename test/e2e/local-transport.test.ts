@@ -15,6 +15,7 @@ import { LocalTransport } from '../../src/transport/local.js';
 import { CommandFailedError } from '../../src/transport/types.js';
 import type { ConnectionSpec } from '../../src/inventory/types.js';
 import { runCliInProcess } from '../support/in-process-cli.js';
+import { runCli as runCliProcess } from '../support/plan-vs-run.js';
 
 let dir: string;
 beforeAll(() => {
@@ -153,6 +154,22 @@ describe('runbook exec on ansible_connection=local', () => {
     expect(await exited).toBe(ExitCode.interrupted);
     expect(output).toMatch(/interrupted: the command was stopped on localhost/);
     expect(await until(() => !alive(sleeper), 20_000)).toBe(true);
+  });
+
+  it('plan -vv on a local host (the real CLI): the engine\'s commands and their output, the secret param masked', async () => {
+    const inventory = join(dir, 'plan.ini');
+    writeFileSync(inventory, 'localhost ansible_connection=local\n');
+    const sample = new URL('../fixtures/runbooks/sample.ts', import.meta.url).pathname;
+    const r = await runCliProcess(['plan', sample, '-i', inventory, '-e', `root=${join(dir, 'sample')}`, '--secret', 'token=env:RB_LOCAL_TOKEN', '-vv'], {
+      cwd: dir,
+      env: { RB_LOCAL_TOKEN: 'plan-tok-s3cret' },
+      timeoutMs: 90_000,
+    });
+    expect(r.code).toBe(ExitCode.ok);
+    expect(r.out).toContain(`<localhost> EXEC (become root): ( if [ -e ${join(dir, 'sample')} ]`);
+    expect(r.out).toContain('<localhost> STDOUT: absent\n');
+    expect(r.out).toMatch(/<localhost> rc=0 \(\d+\.\d\d s\)\n/);
+    expect(r.out).not.toContain('plan-tok-s3cret');
   });
 
   it('a connection other than ssh or local is refused with the host and the value, exit 2', async () => {
