@@ -56,7 +56,7 @@ GRANT SELECT, INSERT ON ${sql.ident(PROBE_TABLE)} TO ${sql.ident(PROBE_ROLE)};`;
 export async function prepareWorkloadDb(reader: ClusterReader, primary: string): Promise<void> {
   const conn = connOfLayout(await reader.layout(primary));
   const q = sql`SELECT format('CREATE DATABASE %I OWNER %I', ${WORKLOAD_DB}::text, ${PROBE_ROLE}::text) WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = ${WORKLOAD_DB})
-\gexec`;
+\\gexec`;
   await reader.exec(primary, psqlCommand(conn, q), { become: true, check: true });
 }
 
