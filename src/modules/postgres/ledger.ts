@@ -121,6 +121,8 @@ export interface WalScan {
   transactions: LedgerTx[];
   /** Record counts per resource manager. */
   rmgrs: Record<string, number>;
+  /** No record at all because the segment holding the start is missing or all zeroes. */
+  noStartSegment?: boolean;
 }
 
 const RECORD = /^rmgr: (\S+)\s+len \(rec\/tot\):\s*\d+\/\s*\d+, tx:\s*(\d+), lsn: ([0-9A-F]+\/[0-9A-F]+), prev \S+, desc: (.*)$/;
@@ -155,10 +157,27 @@ export function parseWaldump(stdout: string, stderr: string): WalScan {
   const why = stderr.trim().split('\n').filter(Boolean).pop() ?? '';
   // The normal end of a WAL stream, or no record at all past the start: both read everything there
   // is. A zero header: the start segment (named by walScanFact) was preallocated, never written.
-  const ended = /header specifies 0 bytes|invalid record length|invalid magic number|record with incorrect prev-link|could not find a valid record after|contrecord is requested|invalid resource manager ID|record length .* too (long|short)|unexpected pageaddr|could not find file|No such file/i.test(why);
+  const ended = /header specifies 0 bytes|invalid record length|invalid magic number|record with incorrect prev-link|could not find a valid record after|contrecord is requested|invalid resource manager ID|record length .* too (long|short)|unexpected pageaddr/i.test(why);
   const out: WalScan = { ok: ended || why === '', records, firstLsn, lastLsn, transactions: [...txs.values()], rmgrs };
+  if (records === 0 && /header specifies 0 bytes|could not find file|could not open file|No such file/i.test(why)) out.noStartSegment = true;
   if (!out.ok) out.error = why;
   return out;
+}
+
+/**
+ * A scan that found no WAL at the divergence point (its segment gone or never written) proves
+ * nothing was written past it only if the node's last checkpoint is before that point: WAL from a
+ * checkpoint on is never removed. A checkpoint past it means writes whose WAL is gone: unknown.
+ */
+export function withCheckpoint(scan: WalScan, checkpoint: { lsn: string; tli: number } | null, start: { lsn: string; tli: number }): WalScan {
+  if (!scan.noStartSegment) return scan;
+  const before = checkpoint !== null && checkpoint.tli === start.tli && lsnToBigInt(checkpoint.lsn) < lsnToBigInt(start.lsn);
+  if (before) {
+    const { error: _proved, ...rest } = scan;
+    return { ...rest, ok: true };
+  }
+  const where = checkpoint ? `its last checkpoint is at ${checkpoint.lsn} on timeline ${checkpoint.tli}, past the divergence ${start.lsn}` : 'its last checkpoint is unknown';
+  return { ...scan, ok: false, error: `no WAL at the divergence point in pg_wal, and ${where}: writes past it whose WAL is gone (${scan.error ?? 'segment missing'})` };
 }
 
 /**
@@ -168,8 +187,10 @@ export function parseWaldump(stdout: string, stderr: string): WalScan {
  * zero-filled one (common after a switchover) makes it fail ("header specifies 0 bytes").
  */
 export function walScanFact(l: PgLayout, tli: number, start: string): Fact<WalScan> {
-  const script = `sz=$("$1" -D "$2" | sed -n 's/^Bytes per WAL segment: *//p')
+  const script = `cd=$("$1" -D "$2")
+sz=$(printf '%s\\n' "$cd" | sed -n 's/^Bytes per WAL segment: *//p')
 [ -n "$sz" ] || { echo "pg_waldump: error: pg_controldata gave no WAL segment size" >&2; exit 1; }
+printf 'checkpoint=%s %s\\n' "$(printf '%s\\n' "$cd" | sed -n 's/^Latest checkpoint location: *//p')" "$(printf '%s\\n' "$cd" | sed -n "s/^Latest checkpoint's TimeLineID: *//p")"
 hi=\${4%/*}; lo=\${4#*/}; seg=$(( ((0x$hi << 32) | 0x$lo) / sz )); per=$(( 4294967296 / sz ))
 exec "$5" -p "$2/pg_wal" -t "$3" -s "$4" "$(printf '%08X%08X%08X' "$3" $((seg / per)) $((seg % per)))"`;
   return fact({
@@ -177,7 +198,10 @@ exec "$5" -p "$2/pg_wal" -t "$3" -s "$4" "$(printf '%08X%08X%08X' "$3" $((seg / 
     become: true,
     cache: false,
     command: asPostgres(cLocale(sh`sh -c ${script} waldump ${`${l.binDir}/pg_controldata`} ${l.dataDir} ${String(tli)} ${start} ${`${l.binDir}/pg_waldump`}`)),
-    parse: (r) => parseWaldump(r.stdout, r.stderr),
+    parse: (r) => {
+      const c = /^checkpoint=([0-9A-F]+\/[0-9A-F]+) (\d+)$/m.exec(r.stdout);
+      return withCheckpoint(parseWaldump(r.stdout, r.stderr), c ? { lsn: c[1]!, tli: Number(c[2]) } : null, { lsn: start, tli });
+    },
   });
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildLedger, decideLedger, findDivergence, parseHistory, parseWaldump, segmentName } from '../../../src/modules/postgres/ledger.js';
+import { buildLedger, decideLedger, findDivergence, parseHistory, parseWaldump, segmentName, withCheckpoint } from '../../../src/modules/postgres/ledger.js';
 import { rewindConnectionFailure } from '../../../src/modules/postgres/steps/rejoin.js';
 
 // pg_waldump 15 output: a crash-killed primary's last writes past the standby's received LSN.
@@ -91,5 +91,28 @@ describe('pg_rewind failures that are about the connection, not the data', () =>
     expect(rewindConnectionFailure('pg_rewind: error: could not connect to server: connection to server at "10.0.0.12", port 5432 failed: FATAL:  password authentication failed for user "replicator"')).toContain('password authentication failed');
     expect(rewindConnectionFailure('pg_rewind: error: connection to server at "10.0.0.12", port 5432 failed: timeout expired')).toContain('timeout expired');
     expect(rewindConnectionFailure('pg_rewind: fatal: target server needs to use either data checksums or "wal_log_hints = on"')).toBeUndefined();
+  });
+});
+
+describe('no WAL at the divergence point', () => {
+  const missing = parseWaldump('checkpoint=0/5000060 1\n', 'pg_waldump: error: could not find file "000000010000000000000004": No such file or directory');
+  const zeroes = parseWaldump('', 'pg_waldump: error: WAL segment size must be a power of two between 1 MB and 1 GB, but the WAL file "000000010000000000000006" header specifies 0 bytes');
+  const at = { kind: 'at' as const, lsn: '0/4000000', tli: 1, reason: 'r' };
+  it('is proof of nothing lost only when the last checkpoint is before it (WAL from a checkpoint on is kept)', () => {
+    expect(withCheckpoint(missing, { lsn: '0/3000060', tli: 1 }, { lsn: '0/4000000', tli: 1 })).toMatchObject({ ok: true, records: 0 });
+    expect(decideLedger(buildLedger('pg1', at, withCheckpoint(missing, { lsn: '0/3000060', tli: 1 }, at)), false, 'hint').kind).toBe('nothing');
+    expect(withCheckpoint(zeroes, { lsn: '0/5FFFFF0', tli: 1 }, { lsn: '0/6000000', tli: 1 }).ok).toBe(true);
+  });
+  it('is unknown, so refused, when the checkpoint is past it or on a later timeline: writes whose WAL is gone', () => {
+    for (const ckpt of [{ lsn: '0/5000060', tli: 1 }, { lsn: '0/3000060', tli: 2 }, null]) {
+      const scan = withCheckpoint(missing, ckpt, { lsn: '0/4000000', tli: 1 });
+      expect(scan.ok).toBe(false);
+      expect(scan.error).toMatch(/no WAL at the divergence point/);
+      expect(decideLedger(buildLedger('pg1', at, scan), false, 'pass accept_data_loss=true').kind).toBe('refuse');
+    }
+  });
+  it('a scan that read WAL is not touched', () => {
+    const read = parseWaldump('', 'pg_waldump: error: could not find a valid record after 0/4000148');
+    expect(withCheckpoint(read, { lsn: '0/9000000', tli: 1 }, { lsn: '0/4000000', tli: 1 })).toBe(read);
   });
 });
