@@ -69,7 +69,8 @@ export function parsePgbenchOutput(stdout: string, stderr: string): { committed:
   return {
     committed: num(/number of transactions actually processed:\s*(\d+)/),
     failed: num(/number of failed transactions:\s*(\d+)/),
-    abortedClients: (stderr.match(/client \d+ aborted/g) ?? []).length,
+    // pgbench 14+ also says "client N script S aborted in command C query Q" (a query's error).
+    abortedClients: (stderr.match(/client \d+ (?:script \d+ )?aborted/g) ?? []).length,
   };
 }
 

@@ -84,6 +84,9 @@ describe('pgbench workload', () => {
     const out = 'number of clients: 4\nnumber of transactions actually processed: 14020\nnumber of failed transactions: 0 (0.000%)\n';
     const err = 'pgbench: error: client 1 aborted in command 4 (SQL) of script 0; perhaps the backend died\npgbench: error: client 3 aborted in command 5\npgbench: error: Run was aborted; the above results are incomplete.\n';
     expect(parsePgbenchOutput(out, err)).toEqual({ committed: 14020, failed: 0, abortedClients: 2 });
+    // The form pgbench 15 prints when a query of a running transaction fails (the server died).
+    const killed = 'pgbench: error: client 0 script 0 aborted in command 5 query 0: FATAL:  terminating connection due to unexpected postmaster exit\npgbench: error: client 2 aborted while establishing connection\n';
+    expect(parsePgbenchOutput(out, killed).abortedClients).toBe(2);
     expect(parseAggregateLog('1760000000 812 1.0 2.0 0.5 9.1 0\n1760000001 790 1 1 1 1 0\n')).toEqual([[1760000000, 812], [1760000001, 790]]);
     expect(sumPerSecond([[5, 1], [4, 2], [5, 3]])).toEqual([[4, 2], [5, 4]]);
   });
