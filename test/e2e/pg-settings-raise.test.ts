@@ -7,9 +7,8 @@
  * One lab, the cases in order (each builds on the last). Runs the compiled CLI (`npm run build`).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { labDown, labUp, readState } from '../../src/lab/index.js';
 import { quoteWord } from '../../src/shell/quote.js';
-import { inHost, testLab, type LabHostInfo } from '../support/lab.js';
+import { inHost, ownLabDown, ownLabUp, testLab, type LabHostInfo, type OwnLab } from '../support/lab.js';
 import { runCli } from '../support/plan-vs-run.js';
 
 const lab = testLab('raise', 25);
@@ -18,7 +17,7 @@ const CONF = '/etc/postgresql/15/main/postgresql.conf';
 
 describe('settings that only raise; restarts only for what runbook changed (debian lab)', () => {
   let inventory = '';
-  let broughtUp = false;
+  let own: OwnLab | undefined;
   const host: Record<string, LabHostInfo> = {};
   const run = (...more: string[]) => runCli(['run', 'setup-warm-standby', '-i', inventory, '--secret', 'replication_password=env:PGREPL_PW', ...more], { cwd: '/tmp', env, timeoutMs: 600_000 });
   const sh = async (h: string, cmd: string) => {
@@ -36,21 +35,16 @@ describe('settings that only raise; restarts only for what runbook changed (debi
   });
 
   beforeAll(async () => {
-    if (!(process.env.RUNBOOK_LAB_REUSE === '1' && readState(lab.name))) {
-      await labDown({ name: lab.name });
-      await labUp({ name: lab.name, layout: 'debian', subnet: lab.subnet });
-      broughtUp = true;
-    }
-    const state = readState(lab.name)!;
-    for (const h of state.spec.hosts) host[h.name] = { ...h, lab: lab.name, pid: state.hosts[h.name]!.init.pid };
-    inventory = `/var/lib/runbook-lab/${lab.name}/inventory.yml`;
+    own = await ownLabUp(lab);
+    Object.assign(host, own.host);
+    inventory = own.inventory;
     // The DBA's own choices, in postgresql.conf (read before conf.d: a managed file there would lower them).
     await sh('pg1', `printf '%s\\n' 'wal_level = logical' 'max_wal_senders = 20' >> ${CONF} && pg_ctlcluster 15 main restart`);
     expect(await value('pg1', "SELECT pg_create_logical_replication_slot('cdc', 'test_decoding') IS NOT NULL")).toBe('t');
   }, 600_000);
 
   afterAll(async () => {
-    if (broughtUp && process.env.RUNBOOK_LAB_KEEP !== '1') await labDown({ name: lab.name });
+    await ownLabDown(own);
   }, 300_000);
 
   it('without a terminal and without --yes the restart is refused (exit 6) before any host is touched', async () => {

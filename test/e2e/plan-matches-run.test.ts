@@ -14,9 +14,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { labDown, labUp, readState } from '../../src/lab/index.js';
 import { quoteWord } from '../../src/shell/quote.js';
-import { inHost, testLab, type LabHostInfo } from '../support/lab.js';
+import { inHost, ownLabDown, ownLabUp, testLab, type LabHostInfo, type OwnLab } from '../support/lab.js';
 import { mismatches, planVsRun, runCli, withoutStamps } from '../support/plan-vs-run.js';
 
 const lab = testLab('planrun', 11);
@@ -25,7 +24,7 @@ const env = { PGREPL_PW: PASSWORD };
 
 describe('plans are what runs; verifications leave nothing behind (debian lab)', () => {
   let inventory = '';
-  let broughtUp = false;
+  let own: OwnLab | undefined;
   const host: Record<string, LabHostInfo> = {};
   const args = () => ['-i', inventory, '--secret', 'replication_password=env:PGREPL_PW'];
   const run = (runbook: string, ...more: string[]) => runCli(['run', runbook, ...args(), ...more], { cwd: '/tmp', env });
@@ -46,19 +45,13 @@ describe('plans are what runs; verifications leave nothing behind (debian lab)',
   };
 
   beforeAll(async () => {
-    const reuse = process.env.RUNBOOK_LAB_REUSE === '1' && readState(lab.name);
-    if (!reuse) {
-      await labDown({ name: lab.name });
-      await labUp({ name: lab.name, layout: 'debian', subnet: lab.subnet });
-      broughtUp = true;
-    }
-    const state = readState(lab.name)!;
-    for (const h of state.spec.hosts) host[h.name] = { ...h, lab: lab.name, pid: state.hosts[h.name]!.init.pid };
-    inventory = `/var/lib/runbook-lab/${lab.name}/inventory.yml`;
+    own = await ownLabUp(lab);
+    Object.assign(host, own.host);
+    inventory = own.inventory;
   }, 600_000);
 
   afterAll(async () => {
-    if (broughtUp && process.env.RUNBOOK_LAB_KEEP !== '1') await labDown({ name: lab.name });
+    await ownLabDown(own);
   }, 300_000);
 
   it('setup-warm-standby on a fresh pair: every action it started is one its plan showed, in order', async () => {

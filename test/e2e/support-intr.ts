@@ -4,39 +4,19 @@
  * and reused (RUNBOOK_LAB_REUSE=1) or made fresh.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { labDown, labPaths, labUp, readState } from '../../src/lab/index.js';
+import { labPaths } from '../../src/lab/index.js';
 import type { ConnectionSpec } from '../../src/inventory/types.js';
 import { quoteWord } from '../../src/shell/quote.js';
-import { inHost, testLab, type InHostResult, type LabHostInfo } from '../support/lab.js';
+import { inHost, ownLabDown, ownLabUp, testLab, type InHostResult, type LabHostInfo, type OwnLab } from '../support/lab.js';
 
 export const intrLab = testLab('intr', 5);
 export const secretsLab = testLab('secrets', 27);
 export const cli = new URL('../../bin/runbook.js', import.meta.url).pathname;
 
-export interface IntrLab {
-  name: string;
-  inventory: string;
-  host: Record<string, LabHostInfo>;
-  broughtUp: boolean;
-}
+export type IntrLab = OwnLab;
 
-export async function intrUp(lab: { name: string; subnet: string } = intrLab): Promise<IntrLab> {
-  const reuse = process.env.RUNBOOK_LAB_REUSE === '1' && readState(lab.name);
-  let broughtUp = false;
-  if (!reuse) {
-    await labDown({ name: lab.name });
-    await labUp({ name: lab.name, subnet: lab.subnet, hosts: 'pg1=db,pg2=db' });
-    broughtUp = true;
-  }
-  const state = readState(lab.name)!;
-  const host: Record<string, LabHostInfo> = {};
-  for (const h of state.spec.hosts) host[h.name] = { ...h, lab: lab.name, pid: state.hosts[h.name]!.init.pid };
-  return { name: lab.name, inventory: labPaths(lab.name).inventory, host, broughtUp };
-}
-
-export async function intrDown(l: IntrLab | undefined): Promise<void> {
-  if (l?.broughtUp && process.env.RUNBOOK_LAB_KEEP !== '1') await labDown({ name: l.name });
-}
+export const intrUp = (lab: { name: string; subnet: string } = intrLab): Promise<IntrLab> => ownLabUp(lab, { hosts: 'pg1=db,pg2=db' });
+export const intrDown = ownLabDown;
 
 export function specOf(h: LabHostInfo): ConnectionSpec {
   const paths = labPaths(h.lab);

@@ -12,10 +12,9 @@
  * One lab, the cases in order. Runs the compiled CLI (`npm run build`).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { labDown, labUp, readState } from '../../src/lab/index.js';
 import { archiveCommand } from '../../src/modules/postgres/archive.js';
 import { quoteWord } from '../../src/shell/quote.js';
-import { inHost, testLab, type LabHostInfo } from '../support/lab.js';
+import { inHost, ownLabDown, ownLabUp, testLab, type LabHostInfo, type OwnLab } from '../support/lab.js';
 import { runCli } from '../support/plan-vs-run.js';
 
 const lab = testLab('walarch', 26);
@@ -25,7 +24,7 @@ const SEGMENT = /^[0-9A-F]{24}$/;
 
 describe('WAL archive: crash-safe copies, broken archive = exit 4 with the evidence (debian lab, PostgreSQL 15)', () => {
   let inventory = '';
-  let broughtUp = false;
+  let own: OwnLab | undefined;
   const host: Record<string, LabHostInfo> = {};
   const setup = (...more: string[]) =>
     runCli(['run', 'setup-warm-standby', '-i', inventory, '--secret', 'replication_password=env:PGREPL_PW', '-e', `wal_archive_dir=${DIR}`, ...more], { cwd: '/tmp', env, timeoutMs: 600_000 });
@@ -43,19 +42,14 @@ describe('WAL archive: crash-safe copies, broken archive = exit 4 with the evide
   const answers = async (h: string) => (await psql(h, 'SELECT 1')).code === 0;
 
   beforeAll(async () => {
-    if (!(process.env.RUNBOOK_LAB_REUSE === '1' && readState(lab.name))) {
-      await labDown({ name: lab.name });
-      await labUp({ name: lab.name, layout: 'debian', subnet: lab.subnet });
-      broughtUp = true;
-    }
-    const state = readState(lab.name)!;
-    for (const h of state.spec.hosts) host[h.name] = { ...h, lab: lab.name, pid: state.hosts[h.name]!.init.pid };
-    inventory = `/var/lib/runbook-lab/${lab.name}/inventory.yml`;
+    own = await ownLabUp(lab);
+    Object.assign(host, own.host);
+    inventory = own.inventory;
   }, 600_000);
 
   afterAll(async () => {
     if (host.pg1) await inHost(host.pg1, `mountpoint -q ${DIR} && umount ${DIR}; true`);
-    if (broughtUp && process.env.RUNBOOK_LAB_KEEP !== '1') await labDown({ name: lab.name });
+    await ownLabDown(own);
   }, 300_000);
 
   it('setup-warm-standby with a local archive directory: basic_archive on 15, the check sees a switched segment archived', async () => {

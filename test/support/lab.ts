@@ -9,7 +9,7 @@
 import { execFile } from 'node:child_process';
 import type { ConnectionSpec } from '../../src/inventory/types.js';
 import { quoteWord } from '../../src/shell/quote.js';
-import { labPaths, nsenterArgv, readState, type LabHost, type LabState } from '../../src/lab/index.js';
+import { labDown, labPaths, labUp, nsenterArgv, readState, type LabHost, type LabState } from '../../src/lab/index.js';
 
 /**
  * RUNBOOK_TEST_SLOT=N (1-7) gives a whole test run labs of its own, so two runs of the suite (two
@@ -117,4 +117,34 @@ export function inHost(host: string | LabHostInfo, script: string, layout?: LabL
 export async function psqlInHost(host: string | LabHostInfo, query: string, layout?: LabLayout): Promise<InHostResult> {
   // the query arrives as $0 of postgres's shell: quoted once, never re-parsed
   return inHost(host, `su -s /bin/sh postgres -c 'psql -XAt -v ON_ERROR_STOP=1 -c "$0"' ${quoteWord(query)}`, layout);
+}
+
+/** A lab a test file brings up for itself (testLab): its inventory, its hosts, whether it owns it. */
+export interface OwnLab {
+  name: string;
+  inventory: string;
+  host: Record<string, LabHostInfo>;
+  broughtUp: boolean;
+}
+
+/**
+ * Brings the file's own lab up fresh (a leftover of a crashed run is taken down first), or with
+ * RUNBOOK_LAB_REUSE=1 uses it as it is when it is up.
+ */
+export async function ownLabUp(lab: { name: string; subnet: string }, o: { hosts?: string; layout?: LabLayout } = {}): Promise<OwnLab> {
+  let broughtUp = false;
+  if (!(process.env.RUNBOOK_LAB_REUSE === '1' && readState(lab.name))) {
+    await labDown({ name: lab.name });
+    await labUp({ name: lab.name, subnet: lab.subnet, layout: o.layout ?? 'debian', ...(o.hosts ? { hosts: o.hosts } : {}) });
+    broughtUp = true;
+  }
+  const state = readState(lab.name)!;
+  const host: Record<string, LabHostInfo> = {};
+  for (const h of state.spec.hosts) host[h.name] = { ...h, lab: lab.name, pid: state.hosts[h.name]!.init.pid };
+  return { name: lab.name, inventory: labPaths(lab.name).inventory, host, broughtUp };
+}
+
+/** Takes down a lab ownLabUp brought up (not a reused one; RUNBOOK_LAB_KEEP=1 keeps it). */
+export async function ownLabDown(l: OwnLab | undefined): Promise<void> {
+  if (l?.broughtUp && process.env.RUNBOOK_LAB_KEEP !== '1') await labDown({ name: l.name });
 }
