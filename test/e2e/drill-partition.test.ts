@@ -19,7 +19,9 @@ const K = 22;
 let lab: DrillLab;
 
 
-// Skipped: both cases failed in the integration CI run of 2026-12-02 (never passed on the lab this wave); issue 16 stays open.
+// Skipped: both cases failed in the integration CI run of 2026-12-02 (never passed on the lab this wave);
+// issue 16 stays open. Since then the shared heartbeat check (which failed the stop drill with a
+// misparsed date) is fixed; this file was not re-run after that, so it is not counted as passed.
 describe.skip('drill --fault partition', () => {
   useDrillLab(BASE, K, (l) => (lab = l));
 
