@@ -14,8 +14,7 @@ const K = 23;
 let lab: DrillLab;
 
 
-// Skipped: failed in the integration CI run of 2026-12-02; issue 16 stays open.
-describe.skip('drill --fault kill --workload pgbench (asynchronous replication)', () => {
+describe('drill --fault kill --workload pgbench (asynchronous replication)', () => {
   useDrillLab(BASE, K, (l) => (lab = l));
 
   it('completes; pgbench and pgbench_history reported, no budget unless asked', async () => {
