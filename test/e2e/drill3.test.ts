@@ -42,10 +42,9 @@ describe('drill on three nodes', () => {
     expect((await psqlInHost(labHost(lab, 'pg2'), 'SELECT pg_get_wal_replay_pause_state()')).stdout.trim()).toBe('not paused');
   }, DRILL_TIMEOUT);
 
-  // Skipped: failed in the integration CI run of 2026-12-02 after 13 s (the lag case beside it passed).
-  // Likely cause, fixed since: every --workload drill died in its probe phase (psql got "gexec"
-  // for \gexec; drill-kill.test.ts showed it). Not re-run on this lab after the fix, so not
-  // counted as passed; issue 16 stays open.
+  // Skipped: re-run on the lab after the \gexec fix (04:26, 379 s): the drill passed (exit 0, lost 0),
+  // but pgbench_history had 566 rows more than pgbench's committed count (bound: one per client):
+  // pgbench's counters miss the commits of rounds the kill aborted. Issue 16 stays open.
   it.skip('--fault kill --workload pgbench --max-lost-writes 0 under synchronous replication: nothing acknowledged is lost', async () => {
     const { run, dir, report } = await runDrill(lab, ['--fault', 'kill', '--workload', 'pgbench', '--max-lost-writes', '0']);
     expect(run.code, run.stdout + run.stderr).toBe(0);
