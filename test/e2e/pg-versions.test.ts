@@ -176,7 +176,12 @@ describe.concurrent('PostgreSQL 13 and 17 on the lab (server binaries of that ma
 
     await killPrimaryAndFailover(lab);
 
-    const fb = await run(lab, 'failback', '--yes');
+    // No pg_waldump 13 on the hosts: the ledger cannot say what pg1 would lose, so failback refuses
+    // until the loss is accepted (the gap named), and then re-clones.
+    const refused = await run(lab, 'failback', '--yes');
+    expect(refused.code, refused.out).toBe(8);
+    expect(refused.out).toContain('no pg_waldump in /usr/lib/postgresql/13/bin');
+    const fb = await run(lab, 'failback', '--yes', '-e', 'accept_data_loss=true');
     expect(fb.code, fb.out).toBe(0);
     expect(fb.out).toContain(noRewind('13', 'pg1', 'pg2'));
     expect(fb.out).toMatch(/pg1: changed: re-clone pg1 .* from pg2 with pg_basebackup/);
@@ -214,7 +219,9 @@ describe.concurrent('PostgreSQL 13 and 17 on the lab (server binaries of that ma
 
     await killPrimaryAndFailover(lab);
 
-    const fb1 = await run(lab, 'failback', '--yes');
+    // accept_data_loss: no pg_waldump 17 on the hosts, so each ledger is unknown (the 13 case shows
+    // the refusal); accepted, the rejoin's own reasons show.
+    const fb1 = await run(lab, 'failback', '--yes', '-e', 'accept_data_loss=true');
     expect(fb1.code, fb1.out).toBe(8);
     expect(fb1.out).toContain(noRewind('17', 'pg1', 'pg2'));
     expect(fb1.out).toContain(noClone('17', 'pg1', 'pg2'));
@@ -223,7 +230,7 @@ describe.concurrent('PostgreSQL 13 and 17 on the lab (server binaries of that ma
     expect((await inHost(lab.host.pg1!, `pg_ctlcluster 17 main status`)).code).not.toBe(0);
 
     await seedStandby(lab, 'pg2', 'pg1');
-    const fb2 = await run(lab, 'failback', '--yes');
+    const fb2 = await run(lab, 'failback', '--yes', '-e', 'accept_data_loss=true');
     expect(fb2.code, fb2.out).toBe(8);
     expect(fb2.out).toMatch(/pg1: changed: switch over: stop pg2 cleanly, promote pg1/);
     expect(fb2.out).toContain(noRewind('17', 'pg2', 'pg1'));
@@ -231,7 +238,7 @@ describe.concurrent('PostgreSQL 13 and 17 on the lab (server binaries of that ma
     expect(await value(lab, 'pg1', 'SELECT pg_is_in_recovery()')).toBe('f');
 
     await seedStandby(lab, 'pg1', 'pg2');
-    const fb3 = await run(lab, 'failback', '--yes');
+    const fb3 = await run(lab, 'failback', '--yes', '-e', 'accept_data_loss=true');
     expect(fb3.code, fb3.out).toBe(0);
     await originalTopologyWithMarkers(lab);
     report(

@@ -191,6 +191,8 @@ export function walScanFact(l: PgLayout, tli: number, start: string): Fact<WalSc
 sz=$(printf '%s\\n' "$cd" | sed -n 's/^Bytes per WAL segment: *//p')
 [ -n "$sz" ] || { echo "pg_waldump: error: pg_controldata gave no WAL segment size" >&2; exit 1; }
 printf 'checkpoint=%s %s\\n' "$(printf '%s\\n' "$cd" | sed -n 's/^Latest checkpoint location: *//p')" "$(printf '%s\\n' "$cd" | sed -n "s/^Latest checkpoint's TimeLineID: *//p")"
+# Only a major's own pg_waldump reads its WAL: without it, what the node would lose is unknown.
+[ -x "$5" ] || { echo "pg_waldump: error: no pg_waldump in \${5%/*} (only this major's own pg_waldump reads its WAL)" >&2; exit 1; }
 hi=\${4%/*}; lo=\${4#*/}; seg=$(( ((0x$hi << 32) | 0x$lo) / sz )); per=$(( 4294967296 / sz ))
 exec "$5" -p "$2/pg_wal" -t "$3" -s "$4" "$(printf '%08X%08X%08X' "$3" $((seg / per)) $((seg % per)))"`;
   return fact({
