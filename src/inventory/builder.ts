@@ -120,7 +120,7 @@ export class InventoryBuilder {
       }
     }
     if (leaving.size > 0) ungrouped.hosts = ungrouped.hosts.filter((n) => !leaving.has(n));
-    this.members.delete('ungrouped');
+    this.members.delete('ungrouped'); // its host list was rebuilt above: the set is re-derived on next use
     const depth = (g: GroupData): number =>
       g.parents.length === 0 ? 0 : Math.max(...g.parents.map((p) => depth(this.groups.get(p)!) + 1));
     for (const g of this.groups.values()) g.depth = depth(g);
