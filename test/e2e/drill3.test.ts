@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { psqlInHost } from '../support/lab.js';
-import { DRILL_TIMEOUT, useDrillLab, labHost, runDrill, writableNodes, type DrillLab } from './support-drill.js';
+import { DRILL_TIMEOUT, useSync3DrillLab, labHost, runDrill, writableNodes, type DrillLab } from './support-drill.js';
 
 const BASE = 'drill3';
 const K = 8;
@@ -13,15 +13,9 @@ let lab: DrillLab;
 
 
 describe('drill on three nodes', () => {
-  useDrillLab(
-    BASE,
-    K,
-    async (l) => {
-      lab = l;
-      expect((await psqlInHost(labHost(lab, 'pg1'), 'SHOW synchronous_standby_names')).stdout).toMatch(/ANY 1/);
-    },
-    { hosts: 'pg1=db,pg2=db,pg3=db', setupArgs: ['-e', 'synchronous=quorum'] },
-  );
+  useSync3DrillLab(BASE, K, (l) => {
+    lab = l;
+  });
 
   it('--fault lag: the lagging standby is refused, the right one promoted, the topology restored', async () => {
     const { run, report } = await runDrill(lab, ['--fault', 'lag']);

@@ -75,6 +75,19 @@ export function useDrillLab(base: string, k: number, use: (lab: DrillLab) => voi
   afterAll(async () => drillLabDown(lab, base, k), 120_000);
 }
 
+/** A 3-node lab (pg1, pg2, pg3) with synchronous replication `ANY 1`, for the drill3 files. */
+export function useSync3DrillLab(base: string, k: number, use: (lab: DrillLab) => void): void {
+  useDrillLab(
+    base,
+    k,
+    async (l) => {
+      use(l);
+      expect((await psqlInHost(labHost(l, 'pg1'), 'SHOW synchronous_standby_names')).stdout).toMatch(/ANY 1/);
+    },
+    { hosts: 'pg1=db,pg2=db,pg3=db', setupArgs: ['-e', 'synchronous=quorum'] },
+  );
+}
+
 export async function drillLabDown(l: DrillLab | undefined, base: string, k: number): Promise<void> {
   if (process.env.RUNBOOK_LAB_KEEP !== '1') await labDown({ name: l?.name ?? testLab(base, k).name });
 }
