@@ -5,7 +5,9 @@
  * neither. The cut cuts the drill off too, so the rules are installed *and removed* by a guard
  * that runs as a detached job on the host (src/core/detached.ts: its own session, PID and exit
  * recorded): it cuts a second after it starts, and restores the link at the deadline the drill
- * set, whatever happens to the controller or its SSH connection. Pure: commands and the script.
+ * set, whatever happens to the controller or its SSH connection — or earlier, once the host's
+ * PostgreSQL that ran at the cut is gone (the failover fenced it: the fault has been dealt with,
+ * and a drill need not idle until the deadline). Pure: commands and the script.
  */
 import { type Command, joinCommands, raw, sh } from '../shell/command.js';
 
@@ -97,6 +99,8 @@ export interface GuardSpec extends CutPlan {
   deadline: number;
   /** Seconds between the guard's start and the cut (so the SSH command that started it returns). */
   delaySec: number;
+  /** The primary's postmaster.pid: the link comes back early once the server it names has stopped. */
+  pidFile?: string;
 }
 
 /**
@@ -108,16 +112,20 @@ export interface GuardSpec extends CutPlan {
 export function guardScript(g: GuardSpec): string {
   const { install, undo } = cutCommands(g);
   const present = cutPresentCommand(g);
+  // Watched only when the server ran at the cut: a server already down restores nothing early.
+  const pgUp = g.pidFile ? sh`[ -s ${g.pidFile} ] && kill -0 "$(head -n 1 ${g.pidFile})" 2>/dev/null`.toString() : 'false';
   return [
-    `# runbook drill partition guard ${g.id}: cut by ${g.tool}, restored at ${new Date(g.deadline * 1000).toISOString()}`,
+    `# runbook drill partition guard ${g.id}: cut by ${g.tool}, restored at ${new Date(g.deadline * 1000).toISOString()}${g.pidFile ? ' or once PostgreSQL stops' : ''}`,
     'stamp() { date +%s.%N | cut -c1-14; }',
+    `pg_up() { ${pgUp}; }`,
     `restore() { ${undo.toString()}; if [ -n "$(${present.toString()})" ]; then echo "restore-failed $(stamp)"; else echo "restored $(stamp)"; fi; }`,
     "trap '' HUP INT PIPE",
     "trap 'restore; exit 0' TERM",
     'echo "guard $$ $(stamp)"',
     `sleep ${g.delaySec}`,
     `if ${install.toString()}; then echo "cut $(stamp)"; else echo "cut-failed $(stamp)"; restore; exit 1; fi`,
-    `while [ "$(date +%s)" -lt ${g.deadline} ]; do sleep 1; done`,
+    'watch=0; if pg_up; then watch=1; fi',
+    `while [ "$(date +%s)" -lt ${g.deadline} ]; do if [ "$watch" = 1 ] && ! pg_up; then echo "pg-stopped $(stamp)"; break; fi; sleep 1; done`,
     'restore',
     '',
   ].join('\n');
@@ -133,6 +141,8 @@ export function guardCommand(g: GuardSpec): Command {
 export interface GuardLog {
   startedAt?: number;
   cutAt?: number;
+  /** When the guard saw the server stopped (fenced) and restored the link before its deadline. */
+  pgStoppedAt?: number;
   restoredAt?: number;
   failed?: string;
 }
@@ -148,6 +158,9 @@ export function parseGuardLog(text: string): GuardLog {
     } else if (word === 'cut') {
       const t = at(a);
       if (t !== undefined) out.cutAt = t;
+    } else if (word === 'pg-stopped') {
+      const t = at(a);
+      if (t !== undefined) out.pgStoppedAt = t;
     } else if (word === 'restored') {
       const t = at(a);
       if (t !== undefined) out.restoredAt = t;

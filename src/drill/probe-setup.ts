@@ -28,7 +28,8 @@ export async function clientAddressSeenBy(reader: ClusterReader, host: string): 
 /** Role, table and pg_hba entries; returns the probe's password (a secret, new every drill, stored as a SCRAM verifier). */
 export async function prepareProbe(reader: ClusterReader, primary: string, nodes: string[]): Promise<Secret> {
   const password = secret(randomBytes(18).toString('base64url'), 'drill probe password');
-  for (const host of nodes) {
+  // Each node's pg_hba on its own connection, side by side: a round trip each, not one after the other.
+  await Promise.all(nodes.map(async (host) => {
     const layout = await reader.layout(host);
     const status = await reader.status(host);
     const hbaFile = status.up ? status.hbaFile : `${layout.configDir}/pg_hba.conf`;
@@ -37,7 +38,7 @@ export async function prepareProbe(reader: ClusterReader, primary: string, nodes
     const block = wrapBlock(HBA_BLOCK, [`host postgres,${WORKLOAD_DB} ${PROBE_ROLE} ${address}/${mask} scram-sha-256`]);
     await reader.exec(host, replaceBlockCommand(hbaFile, HBA_BLOCK, stdinText`${block}`, 'top', { mode: '0640', owner: 'postgres' }), { become: true, check: true });
     if (status.up) await reader.exec(host, psqlCommand(connOfLayout(layout), sql`SELECT pg_reload_conf()`), { become: true, check: true });
-  }
+  }));
   const conn = connOfLayout(await reader.layout(primary));
   // The server gets a SCRAM verifier, never the password: no statement or log line holds it.
   const verifier = new Secret(scramVerifier(password.reveal()), 'drill probe password (SCRAM verifier)', false);

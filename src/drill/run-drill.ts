@@ -167,7 +167,7 @@ export async function runDrill(o: DrillOptions): Promise<DrillOutcome> {
   let primaryAfterFailover: string | undefined;
   let mode: ReplicationMode | undefined;
   let fence: FenceEvidence | undefined;
-  let partition: (PartitionRecord & { spec: GuardSpec }) | undefined;
+  let partition: (CutRecord) | undefined;
   let lag: LagRecord | undefined;
   let lagPaused = false;
   let ledger: DrillLedger | undefined;
@@ -437,8 +437,8 @@ export async function runDrill(o: DrillOptions): Promise<DrillOutcome> {
   return { exitCode, report, paths, ...(differences ? { differences } : {}) };
 }
 
-function partitionRecord(p: PartitionRecord & { spec: GuardSpec }): PartitionRecord {
-  const { spec: _spec, ...rest } = p;
+function partitionRecord(p: CutRecord): PartitionRecord {
+  const { spec: _spec, reach: _reach, ...rest } = p;
   return rest;
 }
 
@@ -482,6 +482,9 @@ async function historyRows(reader: ClusterReader, host: string): Promise<number>
   return Number(parseRows(r.stdout)[0]?.[0] ?? NaN);
 }
 
+/** The partition as the drill tracks it: the record plus the guard's spec and how to reach the host. */
+type CutRecord = PartitionRecord & { spec: GuardSpec; reach: { address: string; sshPort: number } };
+
 type Wait = (what: string, timeoutMs: number, problem: () => Promise<string | undefined>) => Promise<void>;
 
 /**
@@ -496,7 +499,7 @@ async function cutPrimary(
   faultSeconds: number,
   log: (l: string) => void,
   wait: Wait,
-): Promise<PartitionRecord & { spec: GuardSpec }> {
+): Promise<CutRecord> {
   const primary = plan.primary;
   const tools = toolsOf((await reader.exec(primary, TOOLS_PROBE, { check: true })).stdout);
   const tool = chooseCutTool(tools);
@@ -518,15 +521,16 @@ async function cutPrimary(
   // Long enough for the start command's reply to leave before the cut, on a loaded host.
   const delaySec = 3;
   const deadline = Math.ceil(Date.now() / 1000) + delaySec + faultSeconds;
-  const spec: GuardSpec = { id, tool, addresses: unique, deadline, delaySec };
-  log(`  ${primary}: cutting ${unique.join(', ')} by ${tool === 'blackhole' ? 'blackhole routes' : `${tool} rules`}; guard job ${id} restores the link at ${new Date(deadline * 1000).toISOString()}`);
-  const record: PartitionRecord & { spec: GuardSpec } = { spec, tool, addresses: unique, guard: id, deadline: new Date(deadline * 1000).toISOString() };
+  const pidFile = `${(await reader.layout(primary)).dataDir}/postmaster.pid`;
+  const spec: GuardSpec = { id, tool, addresses: unique, deadline, delaySec, pidFile };
+  log(`  ${primary}: cutting ${unique.join(', ')} by ${tool === 'blackhole' ? 'blackhole routes' : `${tool} rules`}; guard job ${id} restores the link at ${new Date(deadline * 1000).toISOString()}, or once PostgreSQL on ${primary} has stopped (fenced)`);
+  const sshPort = Number(plan.nodes.find((h) => h.name === primary)!.vars.ansible_port ?? 22);
+  const record: CutRecord = { spec, reach: { address: primaryAddress, sshPort }, tool, addresses: unique, guard: id, deadline: new Date(deadline * 1000).toISOString() };
   const started = await startDetached(jobExec(reader, primary), id, guardCommand(spec), { timeoutSec: delaySec + faultSeconds + 120 });
   if (started.state.state === 'running') record.guard = `${id} (detached job, PID ${started.state.pid})`;
   // The SSH connection is about to go silent: never use it again.
   reader.forget(primary);
   record.log = { cutAt: Date.now() + delaySec * 1000 };
-  const sshPort = Number(plan.nodes.find((h) => h.name === primary)!.vars.ansible_port ?? 22);
   await wait(`the cut of ${primary} to hold`, 15_000, async () => {
     const ssh = await tcpAnswers(primaryAddress, sshPort, 1500);
     const pg = await tcpAnswers(primaryAddress, plan.port, 1500);
@@ -547,12 +551,13 @@ function jobExec(reader: ClusterReader, host: string): JobExec {
 }
 
 /** Wait for the guard's deadline, then for SSH to answer; check the guard's log and the rules. */
-async function awaitRestore(reader: ClusterReader, primary: string, p: PartitionRecord & { spec: GuardSpec }, log: (l: string) => void, wait: Wait): Promise<void> {
+async function awaitRestore(reader: ClusterReader, primary: string, p: CutRecord, log: (l: string) => void, wait: Wait): Promise<void> {
   const deadlineMs = p.spec.deadline * 1000;
   const toDeadline = deadlineMs - Date.now();
   if (toDeadline > 0) log(`  ${primary} is cut off until its guard restores the link, in ${(toDeadline / 1000).toFixed(0)} s`);
   await wait(`${primary}'s guard to restore the link (deadline ${p.deadline})`, Math.max(0, toDeadline) + RESTORE_GRACE_MS, async () => {
-    if (Date.now() < deadlineMs) return `deadline in ${((deadlineMs - Date.now()) / 1000).toFixed(0)} s`;
+    // Before the deadline the guard restores once the server stopped (fenced): SSH answering says so.
+    if (Date.now() < deadlineMs && !(await tcpAnswers(p.reach.address, p.reach.sshPort, 1500))) return `deadline in ${((deadlineMs - Date.now()) / 1000).toFixed(0)} s`;
     try {
       const job = await reader.read(primary, jobFact(p.spec.id), 10);
       return job.state === 'exited' ? undefined : `guard job ${job.state}`;
@@ -566,7 +571,8 @@ async function awaitRestore(reader: ClusterReader, primary: string, p: Partition
   if (done.exitCode !== 0 || !p.log.restoredAt) throw new PhaseFailure(`${primary}: the partition guard ended with exit ${done.exitCode}: ${done.outputTail.trim().split('\n').slice(-2).join(' | ')}`);
   const present = await reader.exec(primary, cutPresentCommand(p.spec), { become: true, check: true });
   if (present.stdout.includes('cut')) throw new PhaseFailure(`${primary}: the guard logged its restore but rules of the cut are still in place`);
-  p.restored_verified = `guard restored the link at ${new Date(p.log.restoredAt).toISOString()}; SSH answers again; no rule of the cut left`;
+  const early = p.log.pgStoppedAt ? `, ${((p.spec.deadline * 1000 - p.log.restoredAt) / 1000).toFixed(0)} s before its deadline: PostgreSQL on ${primary} had stopped (fenced)` : ' (its deadline)';
+  p.restored_verified = `guard restored the link at ${new Date(p.log.restoredAt).toISOString()}${early}; SSH answers again; no rule of the cut left`;
   log(`  ${p.restored_verified}`);
 }
 

@@ -24,13 +24,18 @@ describe('drill --fault partition', () => {
   });
 
   it('cuts pg1 over SSH, fences it through fence_command, the link comes back by itself, the topology is restored', async () => {
-    const r = await runDrill(lab, ['--fault', 'partition']);
+    // A deadline far beyond any failover on a loaded machine: the link must come back because the
+    // failover fenced pg1 (its guard sees PostgreSQL stopped), not because time ran out.
+    const r = await runDrill(lab, ['--fault', 'partition', '--fault-seconds', '300']);
     await expectCompletedDrill(lab, 'partition', r);
     const { run, report } = r;
     expect(report.partition!.tool).toBe('blackhole');
     expect(report.partition!.cut_verified).toContain('do not answer');
     expect(report.partition!.restored_verified).toContain('no rule of the cut left');
     expect(report.partition!.log!.restoredAt).toBeGreaterThan(report.partition!.log!.cutAt!);
+    expect(report.partition!.log!.pgStoppedAt).toBeGreaterThan(report.partition!.log!.cutAt!);
+    expect(report.partition!.log!.restoredAt).toBeLessThan(Date.parse(report.partition!.deadline));
+    expect(report.partition!.restored_verified).toContain('before its deadline: PostgreSQL on pg1 had stopped (fenced)');
     expect(report.fence).toMatchObject({ verdict: 'fence-command' });
     expect(run.stdout).toContain('fence evidence for pg1: fence-command');
     expect(await blackholes(lab, 'pg1')).toBe('');
@@ -49,7 +54,9 @@ describe('drill --fault partition', () => {
     const deadline = Date.now() + 300_000;
     while (!out.includes('cut holds') && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 200));
     expect(out, out).toContain('cut holds');
-    const restoreAt = Date.parse(/restores the link at (\S+)/.exec(out)![1]!);
+    // The guard's line, not the plan's ("restores the link at the deadline").
+    const restoreAt = Date.parse(/guard job \S+ restores the link at (\d{4}-\S+Z)/.exec(out)![1]!);
+    expect(restoreAt).toBeGreaterThan(Date.now());
     // The controller dies: the drill and the runbook it may have started (its process group).
     process.kill(-child.pid!, 'SIGKILL');
     await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(undefined) : child.once('close', r)));
@@ -61,6 +68,7 @@ describe('drill --fault partition', () => {
     const job = await inHost(labHost(lab, 'pg1'), 'd=$(ls -td /var/lib/runbook/jobs/drill-partition-* | head -n 1); cat "$d/out" "$d/exit"');
     expect(job.stdout).toMatch(/^cut \d+/m);
     expect(job.stdout).toMatch(/^restored \d+/m);
+    expect(job.stdout).not.toMatch(/^pg-stopped/m); // PostgreSQL ran on: the deadline brought the link back
     // The topology: the drill died before its failover; pg1 is still the primary, pg2 follows it again.
     expect(await writableNodes(lab)).toEqual(['pg1']);
     let streaming = '';

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { lossBudgets, promisesNoLoss, type ReplicationMode } from '../../../src/drill/budget.js';
 import { chooseCutTool, cutCommands, guardCommand, guardScript, parseGuardLog, routeSource, toolsOf } from '../../../src/drill/partition.js';
@@ -42,6 +43,18 @@ describe('partition: what cuts, and its undo', () => {
     expect(cmd.hasSecrets).toBe(false);
     expect(cmd.toString().startsWith("/bin/sh -c '# runbook drill partition guard")).toBe(true);
     expect(() => guardCommand({ id: 'x; rm', tool: 'nft', addresses: ['10.0.0.1'], deadline: 1, delaySec: 1 })).toThrow(/guard id/);
+  });
+
+  it('the guard restores early once the server that ran at the cut has stopped (the failover fenced it)', () => {
+    const script = guardScript({ id: 'p', tool: 'blackhole', addresses: ['10.231.9.1'], deadline: 1_800_000_000, delaySec: 1, pidFile: "/var/lib/postgresql/15/it's/postmaster.pid" });
+    expect(script).toContain(`pg_up() { [ -s '/var/lib/postgresql/15/it'\\''s/postmaster.pid' ] && kill -0 "$(head -n 1 '/var/lib/postgresql/15/it'\\''s/postmaster.pid')" 2>/dev/null; }`);
+    expect(script).toContain('watch=0; if pg_up; then watch=1; fi');
+    expect(script).toMatch(/if \[ "\$watch" = 1 \] && ! pg_up; then echo "pg-stopped \$\(stamp\)"; break; fi/);
+    expect(script.indexOf('watch=0')).toBeGreaterThan(script.indexOf('ip route replace'));
+    expect(spawnSync('/bin/sh', ['-n', '-c', script]).status).toBe(0);
+    // Without a pid file nothing is watched.
+    expect(guardScript({ id: 'p', tool: 'nft', addresses: ['10.0.0.1'], deadline: 1, delaySec: 1 })).toContain('pg_up() { false; }');
+    expect(parseGuardLog('cut 1760000001.105\npg-stopped 1760000020.5\nrestored 1760000020.9\n')).toEqual({ cutAt: 1760000001105, pgStoppedAt: 1760000020500, restoredAt: 1760000020900 });
   });
 
   it('reads the guard log and the source address of a route', () => {
