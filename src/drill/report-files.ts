@@ -10,6 +10,7 @@ import { renderTimelineSvg } from './timeline-svg.js';
 import type { DrillReport } from './types.js';
 import { xmlEscape } from '../report/xml.js';
 import { describeMode } from './budget.js';
+import { describeHistory } from './workload.js';
 
 export interface ReportPaths {
   markdown: string;
@@ -93,10 +94,12 @@ function workloadLines(report: DrillReport): string[] {
   return [
     '## Workload (pgbench)',
     '',
-    `${w.clients} clients in ${w.rounds} rounds: **${w.committed} committed**, ${w.failed} failed, ${w.aborted_clients} clients aborted (their server went away), ${w.refused_rounds} rounds could not connect.`,
+    `${w.clients} clients${w.rate ? ` at ${w.rate} tx/s` : ''} in ${w.rounds} rounds: **${w.committed} acknowledged** (per-transaction log; the summaries said ${w.summary_committed}), ${w.failed} failed, ${w.aborted_clients} clients aborted (their server went away), ${w.refused_rounds} rounds could not connect; ${w.in_flight_at_abort} transactions were in flight when their connection died (not acknowledged).`,
     w.history_rows === undefined
       ? 'pgbench_history on the final primary: not read.'
-      : `pgbench_history on the final primary: **${w.history_rows} rows**; committed but missing: ${w.lost ?? 0}; present but never acknowledged: ${w.unacknowledged_present ?? 0}.`,
+      : `pgbench_history on the final primary: **${w.history_rows} rows**; acknowledged but missing: ${w.lost ?? 0}; present but never acknowledged: ${w.unacknowledged_present ?? 0}.`,
+    '',
+    `${describeHistory(w)}.`,
     '',
   ];
 }
@@ -117,7 +120,13 @@ function faultLines(report: DrillReport): string[] {
     if (l.promoted) out.push(`- promoted instead: ${l.promoted}`);
     out.push('');
   }
-  if (report.ledger !== undefined) out.push('## Divergence ledger (failback)', '', '```json', JSON.stringify(report.ledger, null, 2), '```', '');
+  const g = report.ledger;
+  if (g) {
+    out.push('## Divergence ledger (failback)', '', `**${g.committed} committed transactions** past the divergence were discarded by the rejoin (kept in the ledger directory on the node), ${g.never_committed} never committed.`, '');
+    out.push('| node | diverged at | WAL records past it | committed | never committed | ledger |', '| --- | --- | --- | --- | --- | --- |');
+    for (const n of g.nodes) out.push(`| ${n.node} | ${n.diverged_at ?? 'no divergence'} | ${n.records} | ${n.committed} | ${n.never_committed} | ${n.dir ?? n.detail} |`);
+    out.push('');
+  }
   return out;
 }
 

@@ -19,7 +19,7 @@ import { connOfLayout } from '../modules/postgres/cluster.js';
 import { joinCommands, raw, sh } from '../shell/command.js';
 import { maskSecrets, type Secret } from '../shell/secret.js';
 import { sql } from '../shell/sql.js';
-import { lossBudgets, promisesNoLoss, describeMode, type ReplicationMode } from './budget.js';
+import { defaultBudget, lossBudgets, promisesNoLoss, describeMode, type ReplicationMode } from './budget.js';
 import { ClusterReader, writable, type NodeSnapshot } from './cluster-reader.js';
 import { compareDrills, type Difference } from './compare.js';
 import { describeFault, faultCommand, replayLagCommand, replayPauseCommand } from './faults.js';
@@ -36,7 +36,8 @@ import { PROBE_ROLE, PROBE_TABLE, clientAddressSeenBy, prepareProbe, prepareWork
 import { writeDrillReport, type ReportPaths } from './report-files.js';
 import { failureSummary, fenceEvidence, runRunbook, stepTimings, type RunbookArgs, type RunbookRun } from './runbook-runner.js';
 import type { DrillReport, ExitCheck, FaultKind, FenceEvidence, LagRecord, Marker, PartitionRecord, PhaseRecord } from './types.js';
-import { PgbenchWorkload, WORKLOAD_DB, findPgbench, initPgbench, withHistory, type WorkloadResult } from './workload.js';
+import { FAILBACK_LEDGER_STEP, describeDrillLedger, ledgerOfFailback, type DrillLedger } from './ledger.js';
+import { PgbenchWorkload, WORKLOAD_DB, describeHistory, findPgbench, initPgbench, withHistory, type WorkloadResult, type WorkloadSpec } from './workload.js';
 
 export interface DrillOptions extends RunbookArgs {
   /** -v count for the drill's own commands (its runbooks get -v through hostsArgs). */
@@ -55,8 +56,8 @@ export interface DrillOptions extends RunbookArgs {
   confirm?: (message: string) => Promise<boolean>;
   /** --max-lost-writes; undefined: the default of the fault and the replication mode. */
   maxLostWrites?: number;
-  /** --workload pgbench[:clients] */
-  workload?: { clients: number };
+  /** --workload pgbench[:clients][@tps] */
+  workload?: WorkloadSpec;
   /** How long a partition lasts before the host's guard restores the link (seconds). */
   faultSeconds: number;
   /** --fault lag: the standby whose replay is paused (default: the one failover would pick first). */
@@ -122,12 +123,12 @@ export async function runDrill(o: DrillOptions): Promise<DrillOutcome> {
   const planLines = [
     `drill on ${plan.nodes.map((h) => h.name).join(', ')} (primary ${plan.primary}), service address ${serviceAddress}:${plan.port}`,
     `  1. baseline: one writable node (${plan.primary}), ${standbys.join(', ')} streaming, lag 0${plan.vip ? `, VIP ${plan.vip} on ${plan.primary} only` : ''}; replication mode read`,
-    `  2. write probe: role ${PROBE_ROLE}, table ${PROBE_TABLE}, one insert every ${PROBE_INTERVAL_MS} ms against ${serviceAddress}${o.workload ? `; pgbench with ${o.workload.clients} clients (database ${WORKLOAD_DB})` : ''}`,
+    `  2. write probe: role ${PROBE_ROLE}, table ${PROBE_TABLE}, one insert every ${PROBE_INTERVAL_MS} ms against ${serviceAddress}${o.workload ? `; pgbench with ${o.workload.clients} clients${o.workload.rate ? ` at ${o.workload.rate} tx/s` : ', flat out'} (database ${WORKLOAD_DB})` : ''}`,
     `  3. fault: ${describeFault(o.fault, plan.primary, lagging)}${o.fault === 'partition' ? `; the link comes back ${o.faultSeconds} s after the cut` : ''}`,
     o.fault === 'lag'
       ? `  4. runbook failover -e candidate=${lagging} (must be refused), then runbook failover --yes, then wait for writes to come back`
       : `  4. runbook failover --yes (its fencing decides whether ${plan.primary} is proved dead or fenced), then wait for writes to come back`,
-    `  5. runbook failback --yes (rejoin ${plan.primary}, planned switchover back)`,
+    `  5. runbook failback --yes (rejoin ${plan.primary}, planned switchover back)${approvesLedger(o) ? `; --approve ${FAILBACK_LEDGER_STEP} when the fault's loss budget allows loss (the ledger keeps what the rejoin discards)` : ''}`,
     `  6. exit checks: original topology, latest timeline on all, no inactive slots, lag 0${plan.vip ? ', VIP on the primary only' : ''}; loss budgets`,
   ];
   for (const l of planLines) o.log(l);
@@ -169,7 +170,7 @@ export async function runDrill(o: DrillOptions): Promise<DrillOutcome> {
   let partition: (PartitionRecord & { spec: GuardSpec }) | undefined;
   let lag: LagRecord | undefined;
   let lagPaused = false;
-  let ledger: unknown;
+  let ledger: DrillLedger | undefined;
   /** Hosts the drill must not touch over SSH (cut off: their connections hang). */
   const unreachable = new Set<string>();
 
@@ -234,7 +235,7 @@ export async function runDrill(o: DrillOptions): Promise<DrillOutcome> {
       const pw = await prepareProbe(reader, plan.primary, nodes);
       probe = new WriteProbe({ host: serviceAddress, port: plan.port, user: PROBE_ROLE, password: pw, database: 'postgres', table: PROBE_TABLE }, { intervalMs: PROBE_INTERVAL_MS });
       probe.start();
-      if (o.workload) workload = await startWorkload(reader, plan, serviceAddress, pw, pgbench!, o.workload.clients, log);
+      if (o.workload) workload = await startWorkload(reader, plan, serviceAddress, pw, pgbench!, o.workload, log);
       await wait('the probe writes', 10_000, async () => (probe!.acknowledged >= 5 ? undefined : `${probe!.acknowledged} acknowledged`));
       if (workload) {
         const w = workload;
@@ -327,8 +328,11 @@ export async function runDrill(o: DrillOptions): Promise<DrillOutcome> {
     }
 
     await phase('failback', async () => {
-      const run = await runbook('failback');
-      ledger = divergenceLedger(run);
+      // A loss the budget allows must not stop the rejoin: the ledger step keeps the discarded WAL
+      // on the node and its numbers go into this report; a budget of 0 leaves its refusal standing.
+      const run = await runbook('failback', approvesLedger(o, mode) ? ['--approve', FAILBACK_LEDGER_STEP] : []);
+      ledger = ledgerOfFailback(run.report);
+      if (ledger) log(`  divergence ledger: ${describeDrillLedger(ledger)}`);
       if (run.exitCode !== 0) throw new PhaseFailure(failureSummary('failback', run));
       // The rejoin does not interrupt writes (the new primary serves them): the longest gap in the
       // failback's window is the planned switchover's outage.
@@ -376,6 +380,7 @@ export async function runDrill(o: DrillOptions): Promise<DrillOutcome> {
   if (workloadResult && finalPrimary) {
     const rows = await historyRows(reader, finalPrimary).catch(() => undefined);
     if (rows !== undefined) workloadResult = withHistory(workloadResult, rows);
+    log(`  ${describeHistory(workloadResult)}`);
   }
   heartbeat.stop();
   await lock.release();
@@ -390,7 +395,7 @@ export async function runDrill(o: DrillOptions): Promise<DrillOutcome> {
     probeLostFault: measures.rpo_lost_writes - measures.switchover_lost_writes,
     probeLostSwitchover: measures.switchover_lost_writes,
     ...(workloadResult?.lost !== undefined ? { workloadLost: workloadResult.lost } : {}),
-    ...(ledger !== undefined ? { ledger: summariseLedger(ledger) } : {}),
+    ...(ledger !== undefined ? { ledger: describeDrillLedger(ledger) } : {}),
   });
   const over = budgets.filter((b) => !b.ok);
   if (over.length) {
@@ -443,24 +448,14 @@ function refusal(run: RunbookRun): string {
   return blocked ? `${blocked.stepId}@${blocked.host}: ${blocked.message.split('\n')[0]}` : run.tail.slice(-1).join('');
 }
 
-/** The failback's divergence ledger, where its steps' data carry one. */
-function divergenceLedger(run: RunbookRun): unknown {
-  const found = (run.report?.results ?? [])
-    .map((r) => (r.data as { ledger?: unknown; divergence?: unknown } | undefined) ?? {})
-    .map((d) => d.ledger ?? d.divergence)
-    .filter((x) => x !== undefined);
-  return found.length === 0 ? undefined : found.length === 1 ? found[0] : found;
-}
-
-function summariseLedger(ledger: unknown): string {
-  if (Array.isArray(ledger)) return `${ledger.length} entries`;
-  if (ledger && typeof ledger === 'object') {
-    return Object.entries(ledger as Record<string, unknown>)
-      .filter(([, v]) => typeof v === 'number' || typeof v === 'string')
-      .map(([k, v]) => `${k} ${String(v)}`)
-      .join(', ');
-  }
-  return String(ledger);
+/**
+ * Whether the failback may discard what the ledger lists: when the fault's budget allows a loss
+ * (none set under asynchronous replication, or --max-lost-writes above 0). Before the baseline
+ * has read the mode (the plan), any budget other than an explicit 0 counts.
+ */
+function approvesLedger(o: DrillOptions, mode?: ReplicationMode): boolean {
+  const max = o.maxLostWrites ?? (mode || o.fault === 'stop' || o.fault === 'lag' ? defaultBudget(o.fault, mode).max : null);
+  return max === null || max > 0;
 }
 
 async function startWorkload(
@@ -469,14 +464,14 @@ async function startWorkload(
   serviceAddress: string,
   password: Secret,
   bin: string,
-  clients: number,
+  spec: WorkloadSpec,
   log: (l: string) => void,
 ): Promise<PgbenchWorkload> {
   await prepareWorkloadDb(reader, plan.primary);
   const target = { host: serviceAddress, port: plan.port, user: PROBE_ROLE, password, database: WORKLOAD_DB };
   await initPgbench(bin, target);
-  log(`  pgbench: tables initialised in ${WORKLOAD_DB} (scale 1), ${clients} clients against ${serviceAddress}:${plan.port}`);
-  const w = new PgbenchWorkload(bin, target, clients);
+  log(`  pgbench: tables initialised in ${WORKLOAD_DB} (scale 1), ${spec.clients} clients${spec.rate ? ` at ${spec.rate} tx/s` : ''} against ${serviceAddress}:${plan.port}`);
+  const w = new PgbenchWorkload(bin, target, spec.clients, spec.rate);
   w.start();
   return w;
 }

@@ -1,6 +1,7 @@
 /** What a drill records and what its report says. Times are epoch milliseconds. */
 import type { LossBudget, ReplicationMode } from './budget.js';
 import type { GuardLog } from './partition.js';
+import type { DrillLedger } from './ledger.js';
 import type { WorkloadResult } from './workload.js';
 
 export type FaultKind = 'stop' | 'kill' | 'partition' | 'lag';
@@ -113,8 +114,8 @@ export interface DrillReport extends DrillMeasures {
   fence?: FenceEvidence;
   partition?: PartitionRecord;
   lag?: LagRecord;
-  /** The failback's divergence ledger (what the old timeline had that the new one does not). */
-  ledger?: unknown;
+  /** The failback's divergence ledger: what the rejoined nodes had past the divergence, discarded by the rejoin. */
+  ledger?: DrillLedger;
   /** Faults asked for that cannot be done safely, and why. */
   notes?: string[];
 }

@@ -2,9 +2,12 @@
  * The drill's real workload: pgbench (TPC-B-like, several clients) against the service address,
  * beside the probe. pgbench's clients abort when their server goes away and do not reconnect, so
  * the workload runs pgbench in short rounds, back to back, and starts the next round as soon as
- * the service answers again. Its own counters (committed, failed, aborted clients) are summed;
- * each committed TPC-B transaction inserts one pgbench_history row, which the drill counts on
- * the final primary. Per-second counts come from pgbench's aggregated transaction log.
+ * the service answers again. What counts as acknowledged is pgbench's per-transaction log: a line
+ * is written only after the transaction's END returned, so it survives a round that pgbench ends
+ * early (its summary does not). Each TPC-B transaction inserts one pgbench_history row, which the
+ * drill counts on the final primary: rows ≥ acknowledged always; more rows only from transactions
+ * whose connection died with their END in flight (not acknowledged, may have committed), at most
+ * one per client of a round that did not end cleanly.
  */
 import { spawn } from 'node:child_process';
 import { access, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
@@ -26,9 +29,14 @@ export interface WorkloadRound {
   startedAt: number;
   endedAt: number;
   exitCode: number;
+  /** Transactions in the per-transaction log that completed (acknowledged). */
   committed: number;
+  /** "number of transactions actually processed" of pgbench's summary (absent when it printed none). */
+  summaryCommitted?: number;
   failed: number;
   abortedClients: number;
+  /** Transactions that may have committed without an acknowledgement: one per client that stopped mid-way. */
+  inFlight: number;
   /** First error line, when the round did not run to its end. */
   error?: string;
 }
@@ -36,9 +44,19 @@ export interface WorkloadRound {
 export interface WorkloadResult {
   tool: 'pgbench';
   clients: number;
+  /** --workload pgbench:C@TPS: pgbench --rate (transactions per second over all clients). */
+  rate?: number;
   rounds: number;
-  /** Transactions pgbench saw committed (acknowledged), over every round. */
+  /** Transactions acknowledged to pgbench (their END returned; per-transaction log), over every round. */
   committed: number;
+  /** The same from pgbench's summaries, for comparison (a round ended early prints none). */
+  summary_committed: number;
+  /**
+   * Transactions whose connection died while they ran (clients aborted, rounds ended early): not
+   * acknowledged, but their END may have committed. pgbench_history may hold up to this many more
+   * rows than `committed`, never fewer.
+   */
+  in_flight_at_abort: number;
   /** Transactions pgbench counted as failed (serialization/deadlock), over every round. */
   failed: number;
   /** Clients that aborted (their server went away mid-transaction). */
@@ -53,35 +71,66 @@ export interface WorkloadResult {
   lost?: number;
   /** history_rows − committed when positive: commits whose acknowledgement never arrived. */
   unacknowledged_present?: number;
+  /** The rounds, for the report: when, how each ended, what it counted. */
+  round_log?: Array<{ at: number; ms: number; exit: number; acknowledged: number; summary: number | null; aborted: number; error?: string }>;
 }
 
-/** "pgbench[:clients]" → clients; undefined for anything else. */
-export function parseWorkloadSpec(spec: string): { clients: number } | undefined {
-  const m = /^pgbench(?::(\d{1,3}))?$/.exec(spec.trim());
+export interface WorkloadSpec {
+  clients: number;
+  /** Transactions per second over all clients (pgbench --rate); flat out when absent. */
+  rate?: number;
+}
+
+/** "pgbench[:CLIENTS][@TPS]" → clients (default 4) and rate; undefined for anything else. */
+export function parseWorkloadSpec(spec: string): WorkloadSpec | undefined {
+  const m = /^pgbench(?::(\d{1,3}))?(?:@(\d{1,6}))?$/.exec(spec.trim());
   if (!m) return undefined;
   const clients = m[1] ? Number(m[1]) : 4;
-  return clients >= 1 && clients <= 100 ? { clients } : undefined;
+  if (clients < 1 || clients > 100) return undefined;
+  if (m[2] === undefined) return { clients };
+  const rate = Number(m[2]);
+  return rate >= 1 ? { clients, rate } : undefined;
 }
 
-/** pgbench's summary: committed ("actually processed"), failed, and aborted clients. */
-export function parsePgbenchOutput(stdout: string, stderr: string): { committed: number; failed: number; abortedClients: number } {
+/** pgbench's summary: committed ("actually processed"; undefined without a summary), failed, and aborted clients. */
+export function parsePgbenchOutput(stdout: string, stderr: string): { committed: number | undefined; failed: number; abortedClients: number } {
   const num = (re: RegExp): number => Number(re.exec(stdout)?.[1] ?? 0);
+  const processed = /number of transactions actually processed:\s*(\d+)/.exec(stdout);
   return {
-    committed: num(/number of transactions actually processed:\s*(\d+)/),
+    committed: processed ? Number(processed[1]) : undefined,
     failed: num(/number of failed transactions:\s*(\d+)/),
     // pgbench 14+ also says "client N script S aborted in command C query Q" (a query's error).
     abortedClients: (stderr.match(/client \d+ (?:script \d+ )?aborted/g) ?? []).length,
   };
 }
 
-/** Lines of `--aggregate-interval=1` logs: interval start (epoch s) and transactions in it. */
-export function parseAggregateLog(text: string): Array<[number, number]> {
-  const out: Array<[number, number]> = [];
+/**
+ * pgbench's per-transaction log ("client_id transaction_no time script_no time_epoch time_us
+ * [schedule_lag] [retries]"): the transactions that completed, per epoch second of their end. A
+ * numeric `time` is a completed transaction; "failed" and "skipped" are not.
+ */
+export function parseTransactionLog(text: string): { committed: number; perSecond: Array<[number, number]> } {
+  const by = new Map<number, number>();
+  let committed = 0;
   for (const line of text.split('\n')) {
-    const [start, count] = line.trim().split(/\s+/);
-    if (start && count && /^\d+$/.test(start) && /^\d+$/.test(count)) out.push([Number(start), Number(count)]);
+    const f = line.trim().split(/\s+/);
+    if (f.length < 6 || !/^\d+$/.test(f[2]!) || !/^\d+$/.test(f[4]!)) continue;
+    committed++;
+    const t = Number(f[4]);
+    by.set(t, (by.get(t) ?? 0) + 1);
   }
-  return out;
+  return { committed, perSecond: [...by.entries()].sort((a, b) => a[0] - b[0]) };
+}
+
+/**
+ * How many transactions of a round may have committed unacknowledged: none when it ended cleanly;
+ * one per aborted client when pgbench printed its summary; every client when it printed none but
+ * had run transactions (it ended early; any client may have been mid-way).
+ */
+export function inFlightBound(r: { exitCode: number; summaryCommitted?: number; abortedClients: number; committed: number }, clients: number): number {
+  if (r.exitCode === 0) return 0;
+  if (r.summaryCommitted !== undefined) return Math.min(clients, r.abortedClients);
+  return r.committed > 0 || r.abortedClients > 0 ? clients : 0;
 }
 
 export function sumPerSecond(series: ReadonlyArray<readonly [number, number]>): Array<[number, number]> {
@@ -90,7 +139,7 @@ export function sumPerSecond(series: ReadonlyArray<readonly [number, number]>): 
   return [...by.entries()].sort((a, b) => a[0] - b[0]);
 }
 
-/** Compare pgbench's count with what the final primary holds. */
+/** Compare pgbench's acknowledged count with what the final primary holds. */
 export function withHistory(r: WorkloadResult, historyRows: number): WorkloadResult {
   return {
     ...r,
@@ -98,6 +147,19 @@ export function withHistory(r: WorkloadResult, historyRows: number): WorkloadRes
     lost: Math.max(0, r.committed - historyRows),
     unacknowledged_present: Math.max(0, historyRows - r.committed),
   };
+}
+
+/** The comparison in words, for the report and the log: what is acknowledged, what is there, and what explains a difference. */
+export function describeHistory(w: WorkloadResult): string {
+  if (w.history_rows === undefined) return `pgbench: ${w.committed} acknowledged; pgbench_history not read`;
+  const extra = w.unacknowledged_present ?? 0;
+  const head = `pgbench: ${w.committed} acknowledged, pgbench_history ${w.history_rows} rows on the final primary`;
+  if ((w.lost ?? 0) > 0) return `${head}: ${w.lost} acknowledged transactions are missing`;
+  if (extra === 0) return `${head}: every acknowledged transaction is there, nothing more`;
+  const unexplained = extra - w.in_flight_at_abort;
+  return `${head}: every acknowledged transaction is there, and ${extra} more rows from transactions in flight when their connection died (not acknowledged, committed anyway; at most ${w.in_flight_at_abort} possible)${
+    unexplained > 0 ? ` — ${unexplained} more than that: something else wrote to pgbench_history, or the count is wrong` : ''
+  }`;
 }
 
 /** pgbench on this machine: PATH, then Debian's and PGDG's server directories. */
@@ -172,6 +234,7 @@ export class PgbenchWorkload {
     readonly bin: string,
     readonly target: WorkloadTarget,
     readonly clients: number,
+    readonly rate?: number,
     readonly roundSec = 5,
   ) {}
 
@@ -190,15 +253,23 @@ export class PgbenchWorkload {
     this.#running = false;
     await this.#loop;
     if (this.#dir) await rm(this.#dir, { recursive: true, force: true });
+    const sum = (f: (r: WorkloadRound) => number): number => this.rounds.reduce((s, r) => s + f(r), 0);
     return {
       tool: 'pgbench',
       clients: this.clients,
+      ...(this.rate !== undefined ? { rate: this.rate } : {}),
       rounds: this.rounds.length,
       committed: this.committed,
-      failed: this.rounds.reduce((s, r) => s + r.failed, 0),
-      aborted_clients: this.rounds.reduce((s, r) => s + r.abortedClients, 0),
+      summary_committed: sum((r) => r.summaryCommitted ?? 0),
+      in_flight_at_abort: sum((r) => r.inFlight),
+      failed: sum((r) => r.failed),
+      aborted_clients: sum((r) => r.abortedClients),
       refused_rounds: this.rounds.filter((r) => r.committed === 0 && r.exitCode !== 0).length,
       per_second: sumPerSecond(this.#series),
+      round_log: this.rounds.map((r) => ({
+        at: r.startedAt, ms: r.endedAt - r.startedAt, exit: r.exitCode, acknowledged: r.committed, summary: r.summaryCommitted ?? null, aborted: r.abortedClients,
+        ...(r.error ? { error: r.error } : {}),
+      })),
     };
   }
 
@@ -210,19 +281,27 @@ export class PgbenchWorkload {
       const startedAt = Date.now();
       const args = [
         '-n', '-c', String(this.clients), '-j', String(Math.min(this.clients, 2)), '-T', String(this.roundSec),
-        '-l', '--aggregate-interval=1', `--log-prefix=${prefix}`, conninfo(this.target),
+        ...(this.rate !== undefined ? ['--rate', String(this.rate)] : []),
+        '-l', `--log-prefix=${prefix}`, conninfo(this.target),
       ];
       const r = await runPgbench(this.bin, args, this.target.password, this.#dir);
-      const counts = parsePgbenchOutput(r.stdout, r.stderr);
-      const round: WorkloadRound = { startedAt, endedAt: Date.now(), exitCode: r.code, ...counts };
-      if (r.code !== 0) round.error = lastLine(r.stderr);
-      this.rounds.push(round);
+      const summary = parsePgbenchOutput(r.stdout, r.stderr);
+      let committed = 0;
       for (const f of (await readdir(this.#dir)).filter((x) => x.startsWith(`${prefix}.`))) {
-        this.#series.push(...parseAggregateLog(await readFile(join(this.#dir, f), 'utf8')));
+        const log = parseTransactionLog(await readFile(join(this.#dir, f), 'utf8'));
+        committed += log.committed;
+        this.#series.push(...log.perSecond);
         await rm(join(this.#dir, f), { force: true });
       }
+      const round: WorkloadRound = {
+        startedAt, endedAt: Date.now(), exitCode: r.code, committed, failed: summary.failed, abortedClients: summary.abortedClients, inFlight: 0,
+        ...(summary.committed !== undefined ? { summaryCommitted: summary.committed } : {}),
+      };
+      round.inFlight = inFlightBound(round, this.clients);
+      if (r.code !== 0) round.error = lastLine(r.stderr);
+      this.rounds.push(round);
       // Could not connect: the service is down; try again soon, without spinning.
-      if (r.code !== 0 && counts.committed === 0) await new Promise((res) => setTimeout(res, 300));
+      if (r.code !== 0 && committed === 0) await new Promise((res) => setTimeout(res, 300));
     }
   }
 }

@@ -1,12 +1,15 @@
 /**
  * The failover drill end to end, on a lab of its own (testLab('drill', 9); it breaks its cluster
  * on purpose): the plan, the refusal without --yes, a clean stop with its report files and
- * measures, --compare against it, and a sabotaged failback that must fail clearly and leave
+ * measures, and a sabotaged failback (run with --compare against the first drill's report) that must fail clearly and leave
  * exactly one writable node. The drill gets the lab's inventory without `lab_name`: an ordinary
  * cluster as far as it knows. The other faults have files and labs of their own so they run side
  * by side: drill-kill (kill under pgbench, async), drill-partition, drill3 (lag, synchronous).
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import type { Difference } from '../../src/drill/compare.js';
 import type { DrillReport } from '../../src/drill/types.js';
 import { inHost } from '../support/lab.js';
 import { DRILL_TIMEOUT, cli, useDrillLab, expectCompletedDrill, labHost, runDrill, secretArgs, writableNodes, type DrillLab } from './support-drill.js';
@@ -17,7 +20,9 @@ let lab: DrillLab;
 
 
 describe('runbook drill', () => {
-  useDrillLab(BASE, K, (l) => (lab = l));
+  useDrillLab(BASE, K, (l) => {
+    lab = l;
+  });
 
   let stopReportPath = '';
 
@@ -47,30 +52,32 @@ describe('runbook drill', () => {
     stopReportPath = `${r.dir}/drill.json`;
   }, DRILL_TIMEOUT);
 
-  // Skipped: failed in the integration CI run of 2026-12-02 05:00 (load 20-30; the second full
-  // drill's output did not satisfy the assertion); passed on the drill helper's lab. Issue 16 open.
-  it.skip('--compare lists the differences with an earlier drill', async () => {
-    expect(stopReportPath).not.toBe('');
-    const { run, report } = await runDrill(lab, ['--fault', 'stop', '--compare', stopReportPath]);
-    expect(run.code, run.stdout + run.stderr).toBe(0);
-    const comparison = (report as DrillReport & { comparison: Array<{ measure: string }> }).comparison;
-    expect(comparison.map((d) => d.measure)).toEqual(expect.arrayContaining(['rto_ms', 'switchover_outage_ms', 'rpo_lost_writes']));
-  }, DRILL_TIMEOUT);
-
-  // Skipped: failed in the integration CI run of 2026-12-02; issue 16 stays open.
-  it.skip('a sabotaged failback fails clearly and leaves exactly one writable node', async () => {
+  // The second drill is also the --compare case: comparing it with the saved report of the first
+  // needs no third drill, and a failed failback must show up as a regression.
+  it('a sabotaged failback fails clearly, leaves exactly one writable node, and --compare flags it against the first drill', async () => {
     // Sabotage: the old primary gets a wrong replication password, so it cannot rejoin after the
     // failover (neither pg_rewind nor the fallback clone can connect to the new primary).
     const pg1 = labHost(lab, 'pg1');
     const pgpass = '~postgres/.pgpass';
     await inHost(pg1, `cp -p ${pgpass} /root/pgpass.saved && sed -i 's/:[^:]*$/:not-the-password/' ${pgpass}`);
     try {
-      const { run, report } = await runDrill(lab, ['--fault', 'stop']);
+      expect(stopReportPath).not.toBe('');
+      const previous = JSON.parse(readFileSync(stopReportPath, 'utf8')) as DrillReport;
+      const { run, dir, report } = await runDrill(lab, ['--fault', 'stop', '--compare', stopReportPath]);
       expect(run.code, run.stdout).toBe(10);
       expect(report.ok).toBe(false);
       expect(report.failure).toMatch(/failback/);
       expect(run.stdout).toContain('drill FAILED');
       expect(await writableNodes(lab)).toEqual(['pg2']);
+      // --compare: every measure of both drills, side by side; the switchover that never happened
+      // (null now, measured before) is a regression.
+      const comparison = (report as DrillReport & { comparison: Difference[] }).comparison;
+      expect(comparison.map((d) => d.measure)).toEqual(expect.arrayContaining(['rto_ms', 'switchover_outage_ms', 'rpo_lost_writes', 'phase failover ms']));
+      const outage = comparison.find((d) => d.measure === 'switchover_outage_ms')!;
+      expect(outage).toEqual({ measure: 'switchover_outage_ms', previous: previous.switchover_outage_ms, current: null, regression: true });
+      expect(comparison.find((d) => d.measure === 'rto_ms')!.previous).toBe(previous.rto_ms);
+      expect(run.stdout).toContain(`regression: switchover_outage_ms ${previous.switchover_outage_ms} → null`);
+      expect(readFileSync(join(dir, 'drill.md'), 'utf8')).toMatch(/\| switchover_outage_ms \| \d+ \| n\/a \| REGRESSION \|/);
     } finally {
       await inHost(pg1, `cp -p /root/pgpass.saved ${pgpass}`);
     }

@@ -13,6 +13,7 @@ import { parse, stringify } from 'yaml';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { labDown, labPaths, labUp, readState } from '../../src/lab/index.js';
 import type { DrillReport } from '../../src/drill/types.js';
+import type { WorkloadResult } from '../../src/drill/workload.js';
 import { inHost, psqlInHost, testLab, type LabHostInfo } from '../support/lab.js';
 
 /** A drill is several runbooks on a loaded 2-core machine. */
@@ -72,6 +73,19 @@ export function useDrillLab(base: string, k: number, use: (lab: DrillLab) => voi
     await use(lab);
   }, 600_000);
   afterAll(async () => drillLabDown(lab, base, k), 120_000);
+}
+
+/** A 3-node lab (pg1, pg2, pg3) with synchronous replication `ANY 1`, for the drill3 files. */
+export function useSync3DrillLab(base: string, k: number, use: (lab: DrillLab) => void): void {
+  useDrillLab(
+    base,
+    k,
+    async (l) => {
+      use(l);
+      expect((await psqlInHost(labHost(l, 'pg1'), 'SHOW synchronous_standby_names')).stdout).toMatch(/ANY 1/);
+    },
+    { hosts: 'pg1=db,pg2=db,pg3=db', setupArgs: ['-e', 'synchronous=quorum'] },
+  );
 }
 
 export async function drillLabDown(l: DrillLab | undefined, base: string, k: number): Promise<void> {
@@ -149,4 +163,20 @@ export async function expectCompletedDrill(l: DrillLab, fault: string, r: { run:
   const silent = Math.max(...gaps);
   const at = gaps.indexOf(silent);
   expect(silent, `silent for ${silent} ms between:\n${lines[at]}\n${lines[at + 1]}`).toBeLessThan(9000);
+}
+
+/**
+ * What every drill with a pgbench workload must show, whatever the replication mode: enough
+ * acknowledged transactions, the fault felt by pgbench (a round ended with aborted clients or could
+ * not connect), the per-transaction log agreeing with every summary pgbench printed, and
+ * pgbench_history read on the final primary.
+ */
+export function expectWorkloadCounted(w: WorkloadResult): void {
+  expect(w.committed).toBeGreaterThan(100);
+  expect(w.round_log!.some((r) => r.exit !== 0), JSON.stringify(w.round_log)).toBe(true);
+  expect(w.aborted_clients + w.refused_rounds).toBeGreaterThan(0);
+  for (const r of w.round_log!) if (r.summary !== null) expect(r.acknowledged, JSON.stringify(r)).toBe(r.summary);
+  expect(w.per_second.reduce((s, [, n]) => s + n, 0)).toBe(w.committed);
+  expect(w.per_second.length).toBeGreaterThan(5);
+  expect(w.history_rows).toBeDefined();
 }

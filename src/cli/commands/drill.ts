@@ -17,7 +17,7 @@ export function registerDrill(program: Program): void {
     .description('Rehearse failover and failback: inject a fault on the primary, measure downtime (RTO) and lost writes (RPO), restore the topology, write a report')
     .option('--fault <kind>', `fault: ${FAULTS.join(' | ')} (lag: replay paused on a standby, then the primary stopped; needs 3 nodes)`, 'stop')
     .option('--max-lost-writes <n>', 'loss budget for the fault: acknowledged writes (probe + pgbench) that may go missing; default 0 for stop, lag and the switchover, and for kill/partition under synchronous replication; otherwise reported only')
-    .option('--workload <pgbench[:clients]>', 'run pgbench (default 4 clients) against the service address during the drill, beside the probe')
+    .option('--workload <pgbench[:clients][@tps]>', 'run pgbench (default 4 clients; @TPS: pgbench --rate, transactions per second over all clients, default flat out) against the service address during the drill, beside the probe')
     .option('--fault-seconds <n>', 'how long a partition lasts: the host restores its link by itself this long after the cut, whatever happens to the drill', '60')
     .option('--lag-standby <host>', '--fault lag: the standby whose replay is paused (default: the first standby)')
     .option('--report-dir <dir>', 'where drill.md, drill.json, drill.junit.xml and drill-timeline.svg go', 'drill-report')
@@ -39,7 +39,7 @@ export function registerDrill(program: Program): void {
       // Its runbooks run as child processes without a terminal: a vault prompt cannot reach them.
       if (opts.askVaultPass) throw new BadInputError('drill: --ask-vault-pass cannot reach its runbooks; give --vault-password-file FILE or --vault-id ID@FILE');
       const workload = opts.workload === undefined ? undefined : parseWorkloadSpec(opts.workload);
-      if (opts.workload !== undefined && !workload) throw new BadInputError(`--workload ${opts.workload}: expected pgbench or pgbench:CLIENTS (1-100)`);
+      if (opts.workload !== undefined && !workload) throw new BadInputError(`--workload ${opts.workload}: expected pgbench, pgbench:CLIENTS (1-100), pgbench@TPS or pgbench:CLIENTS@TPS (TPS ≥ 1)`);
       const maxLostWrites = wholeNumber('--max-lost-writes', opts.maxLostWrites);
       const faultSeconds = wholeNumber('--fault-seconds', opts.faultSeconds)!;
       const { runDrill } = await import('../../drill/run-drill.js');
@@ -83,7 +83,8 @@ export function registerDrill(program: Program): void {
           `\ndrill ${r.ok ? 'passed' : 'FAILED'}: RTO ${ms(r.rto_ms)}, switchover outage ${ms(r.switchover_outage_ms)}, lost writes ${r.rpo_lost_writes} (switchover ${r.switchover_lost_writes})\n`,
         );
         for (const b of r.budgets) process.stdout.write(`budget ${b.ok ? 'ok' : 'EXCEEDED'}: ${b.name}: ${b.detail}\n`);
-        if (r.workload) process.stdout.write(`pgbench: ${r.workload.committed} committed, ${r.workload.failed} failed, ${r.workload.aborted_clients} clients aborted; pgbench_history ${r.workload.history_rows ?? 'n/a'}\n`);
+        if (r.workload) process.stdout.write(`pgbench: ${r.workload.committed} acknowledged, ${r.workload.failed} failed, ${r.workload.aborted_clients} clients aborted; pgbench_history ${r.workload.history_rows ?? 'n/a'}\n`);
+        if (r.ledger) process.stdout.write(`divergence ledger: ${r.ledger.committed} committed transactions discarded by the rejoin, ${r.ledger.never_committed} never committed (${r.ledger.nodes.map((n) => n.node).join(', ')})\n`);
         if (r.fence) process.stdout.write(`fence evidence: ${r.fence.verdict} (${r.fence.detail})\n`);
         if (r.failure) process.stdout.write(`failure: ${r.failure}\n`);
         for (const d of outcome.differences ?? []) if (d.regression) process.stdout.write(`regression: ${d.measure} ${d.previous} → ${d.current}\n`);

@@ -71,7 +71,7 @@ export function partitionReport(): DrillReport {
     ],
     write_gaps: writeGaps(samples),
     budgets: lossBudgets({ fault: 'partition', probeLostFault: 0, probeLostSwitchover: 0, workloadLost: 0 }),
-    workload: { tool: 'pgbench', clients: 4, rounds: 12, committed: 40_000, failed: 0, aborted_clients: 8, refused_rounds: 3, per_second: perSecond, history_rows: 40_000, lost: 0, unacknowledged_present: 0 },
+    workload: { tool: 'pgbench', clients: 4, rounds: 12, committed: 40_000, summary_committed: 40_000, in_flight_at_abort: 8, failed: 0, aborted_clients: 8, refused_rounds: 3, per_second: perSecond, history_rows: 40_000, lost: 0, unacknowledged_present: 0 },
     fence: { verdict: 'fence-command', detail: 'fence-old-primary@pg2 changed' },
   };
 }

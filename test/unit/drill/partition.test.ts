@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { lossBudgets, promisesNoLoss, type ReplicationMode } from '../../../src/drill/budget.js';
 import { chooseCutTool, cutCommands, guardCommand, guardScript, parseGuardLog, routeSource, toolsOf } from '../../../src/drill/partition.js';
-import { conninfo, parseAggregateLog, parsePgbenchOutput, parseWorkloadSpec, sumPerSecond, withHistory } from '../../../src/drill/workload.js';
+import { conninfo, describeHistory, inFlightBound, parsePgbenchOutput, parseTransactionLog, parseWorkloadSpec, sumPerSecond, withHistory } from '../../../src/drill/workload.js';
 
 describe('partition: what cuts, and its undo', () => {
   it('prefers a firewall, falls back to blackhole routes', () => {
@@ -76,25 +76,47 @@ describe('loss budgets', () => {
 });
 
 describe('pgbench workload', () => {
-  it('parses --workload, pgbench summaries and aggregate logs', () => {
+  it('parses --workload, pgbench summaries and per-transaction logs', () => {
     expect(parseWorkloadSpec('pgbench')).toEqual({ clients: 4 });
     expect(parseWorkloadSpec('pgbench:8')).toEqual({ clients: 8 });
+    expect(parseWorkloadSpec('pgbench:2@50')).toEqual({ clients: 2, rate: 50 });
+    expect(parseWorkloadSpec('pgbench@100')).toEqual({ clients: 4, rate: 100 });
+    expect(parseWorkloadSpec('pgbench:2@0')).toBeUndefined();
+    expect(parseWorkloadSpec('pgbench:2@')).toBeUndefined();
     expect(parseWorkloadSpec('pgbench:0')).toBeUndefined();
     expect(parseWorkloadSpec('sysbench')).toBeUndefined();
     const out = 'number of clients: 4\nnumber of transactions actually processed: 14020\nnumber of failed transactions: 0 (0.000%)\n';
     const err = 'pgbench: error: client 1 aborted in command 4 (SQL) of script 0; perhaps the backend died\npgbench: error: client 3 aborted in command 5\npgbench: error: Run was aborted; the above results are incomplete.\n';
     expect(parsePgbenchOutput(out, err)).toEqual({ committed: 14020, failed: 0, abortedClients: 2 });
+    // No summary (pgbench ended early): its count is unknown, not 0.
+    expect(parsePgbenchOutput('', 'pgbench: error: could not create connection for client 2\n').committed).toBeUndefined();
     // The form pgbench 15 prints when a query of a running transaction fails (the server died).
     const killed = 'pgbench: error: client 0 script 0 aborted in command 5 query 0: FATAL:  terminating connection due to unexpected postmaster exit\npgbench: error: client 2 aborted while establishing connection\n';
     expect(parsePgbenchOutput(out, killed).abortedClients).toBe(2);
-    expect(parseAggregateLog('1760000000 812 1.0 2.0 0.5 9.1 0\n1760000001 790 1 1 1 1 0\n')).toEqual([[1760000000, 812], [1760000001, 790]]);
+    // client_id transaction_no time script_no time_epoch time_us [schedule_lag]: "failed" and "skipped" were not acknowledged.
+    const log = '0 0 1520 0 1760000000 100\n1 0 2210 0 1760000000 900\n0 1 1300 0 1760000001 5 120\n1 1 failed 0 1760000001 7\n2 0 skipped 0 1760000001 9 0\npartial li';
+    expect(parseTransactionLog(log)).toEqual({ committed: 3, perSecond: [[1760000000, 2], [1760000001, 1]] });
     expect(sumPerSecond([[5, 1], [4, 2], [5, 3]])).toEqual([[4, 2], [5, 4]]);
   });
 
-  it('compares the committed count with pgbench_history', () => {
-    const base = { tool: 'pgbench' as const, clients: 4, rounds: 3, committed: 100, failed: 0, aborted_clients: 4, refused_rounds: 1, per_second: [] };
+  it('compares the acknowledged count with pgbench_history', () => {
+    const base = { tool: 'pgbench' as const, clients: 4, rounds: 3, committed: 100, summary_committed: 100, in_flight_at_abort: 4, failed: 0, aborted_clients: 4, refused_rounds: 1, per_second: [] };
     expect(withHistory(base, 99)).toMatchObject({ lost: 1, unacknowledged_present: 0 });
+    expect(describeHistory(withHistory(base, 99))).toContain('1 acknowledged transactions are missing');
     expect(withHistory(base, 102)).toMatchObject({ lost: 0, unacknowledged_present: 2 });
+    expect(describeHistory(withHistory(base, 102))).toMatch(/2 more rows from transactions in flight .*at most 4 possible\)$/);
+    expect(describeHistory(withHistory(base, 110))).toContain('6 more than that');
+    expect(describeHistory(withHistory(base, 100))).toContain('nothing more');
+  });
+
+  it('bounds the transactions a round may have committed without acknowledging them', () => {
+    expect(inFlightBound({ exitCode: 0, summaryCommitted: 50, abortedClients: 0, committed: 50 }, 4)).toBe(0);
+    // Summary printed: one per aborted client (each had at most one END in flight).
+    expect(inFlightBound({ exitCode: 2, summaryCommitted: 50, abortedClients: 3, committed: 50 }, 4)).toBe(3);
+    // No summary after transactions ran: any client may have been mid-way.
+    expect(inFlightBound({ exitCode: 1, abortedClients: 0, committed: 20 }, 4)).toBe(4);
+    // Refused at connect: nothing ran.
+    expect(inFlightBound({ exitCode: 1, abortedClients: 0, committed: 0 }, 4)).toBe(0);
   });
 
   it('quotes conninfo values and never carries the password', () => {
