@@ -38,9 +38,13 @@ export const PREAMBLE_FAILED = 125;
 /** Printed (with a newline) on stderr by the command under a password become once sudo let it run. */
 export const BECOME_STARTED = '[runbook:become-started]';
 
-/** Written by the transport every HEARTBEAT_MS while a command runs; the watchdog reads them. */
+/**
+ * Written by the transport every HEARTBEAT_MS while a command runs; the watchdog reads them. Each
+ * beat costs the host a fork of `timeout` and `head` per running command: every 2 s leaves 3 s of
+ * slack in the 5 s watchdog window at half the processes of a beat per second.
+ */
 export const HEARTBEAT = 'h';
-export const HEARTBEAT_MS = 1_000;
+export const HEARTBEAT_MS = 2_000;
 /** No heartbeat (and no EOF) for this long: the controller is gone, the command is killed. */
 export const WATCHDOG_SEC = 5;
 /**

@@ -134,7 +134,8 @@ describe('failback: divergence ledger, source failures, switchover under load', 
     expect((await inHost(l.host[primary]!, `su -s /bin/sh postgres -c '${bench} -i -q -s 2 postgres' 2>&1 | tail -n 1`)).stdout).toMatch(/done/);
     await eventually('pgbench tables on the standbys', async () => (await value(l, 'pg3', "SELECT to_regclass('pgbench_history') IS NOT NULL")) === 't', 60_000);
     // pgbench on the current primary's host (local socket): it stops when the switchover stops that server.
-    const load = new HostLoop(l.host[primary]!, `su -s /bin/sh postgres --session-command '${bench} -n -c 4 -j 2 -T 600 postgres' 2>&1`);
+    // At a fixed rate (-R): a steady load, not one that takes the cores CI shares between files.
+    const load = new HostLoop(l.host[primary]!, `su -s /bin/sh postgres --session-command '${bench} -n -c 4 -j 2 -R 150 -T 600 postgres' 2>&1`);
     try {
       await eventually('pgbench commits', async () => Number(await value(l, primary, 'SELECT count(*) FROM pgbench_history')) > 100, 60_000);
       const fb = await runbook(l, 'failback', '--yes');

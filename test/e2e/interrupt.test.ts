@@ -110,8 +110,13 @@ describe('cluster lock', () => {
 
 const PASSWORD = 'intr-Repl:pw\\2';
 const READ_ONLY = 'cannot execute CREATE TABLE in a read-only transaction';
-/** ~300 MB at 16 MB/s: the clone lasts ~20 s, so the fault lands mid-clone even on a loaded machine. */
-const SLOW_CLONE = 'clone_max_rate=16M';
+/**
+ * pgbench scale 5 (~80 MB) cloned at 4 MB/s: the clone lasts ~20 s, so the fault lands mid-clone
+ * even on a loaded machine, while the data stays small enough that making it and the un-throttled
+ * re-clones of the converging runs cost little of the cores CI shares between files.
+ */
+const SCALE = 5;
+const SLOW_CLONE = 'clone_max_rate=4M';
 
 describe('interrupted clones converge, nothing is left running', () => {
   const cwd = mkdtempSync(join(tmpdir(), 'rb-intr-'));
@@ -131,7 +136,7 @@ describe('interrupted clones converge, nothing is left running', () => {
     const ro = await psql(pg2(), 'CREATE TABLE test (name char(10));');
     expect(ro.code).not.toBe(0);
     expect(ro.stderr).toContain(READ_ONLY);
-    expect(await value(pg2(), 'SELECT count(*) FROM pgbench_accounts')).toBe(String(20 * 100_000));
+    expect(await value(pg2(), 'SELECT count(*) FROM pgbench_accounts')).toBe(String(SCALE * 100_000));
   }
 
   /** Nothing new on either host 10 s after the run ended, except running recorded jobs. */
@@ -164,7 +169,7 @@ describe('interrupted clones converge, nothing is left running', () => {
     const r = await run('setup-warm-standby', '--yes');
     expect(r.code, r.out).toBe(0);
     // A primary big enough that the clone takes a few seconds (-I dtg: no vacuum, no keys).
-    const init = await inHost(pg1(), "su -s /bin/sh postgres -c 'cd / && /usr/lib/postgresql/15/bin/pgbench -q -i -s 20 -I dtg postgres' 2>&1");
+    const init = await inHost(pg1(), `su -s /bin/sh postgres -c 'cd / && /usr/lib/postgresql/15/bin/pgbench -q -i -s ${SCALE} -I dtg postgres' 2>&1`);
     expect(init.code, init.stdout).toBe(0);
   }, 900_000);
 

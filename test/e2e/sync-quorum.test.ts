@@ -33,7 +33,7 @@ describe('synchronous=quorum: a kill -9 of the primary loses no acknowledged tra
     const init = await inHost(l.host.pg1!, `su -s /bin/sh postgres -c 'cd / && ${PGBENCH} -i -s 1 -q postgres' 2>&1`);
     expect(init.code, init.stdout).toBe(0);
     // pgbench on the primary's own host (local socket): its summary counts what COMMIT acknowledged.
-    const bench = new HostLoop(l.host.pg1!, `su -s /bin/sh postgres -c 'cd / && ${PGBENCH} -c 4 -j 2 -T 120 -n postgres' 2>&1; echo "pgbench-exit=$?"`);
+    const bench = new HostLoop(l.host.pg1!, `su -s /bin/sh postgres -c 'cd / && ${PGBENCH} -c 4 -j 2 -R 150 -T 120 -n postgres' 2>&1; echo "pgbench-exit=$?"`);
     try {
       // Writes flow through the quorum (a standby has them) before the kill.
       await eventually('pgbench commits replicated', async () => Number(await value(l, 'pg2', 'SELECT count(*) FROM pgbench_history')) > 300, 120_000);

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { BECOME_STARTED, PREAMBLE_FAILED, SUDO_PROMPT, secret, sh, stdinText, toWire } from '../../../src/shell/index.js';
-import { HEARTBEAT, WATCHDOG_SEC, WireError } from '../../../src/shell/wire.js';
+import { HEARTBEAT, HEARTBEAT_MS, WATCHDOG_SEC, WireError } from '../../../src/shell/wire.js';
 
 describe('toWire', () => {
   it('wraps a command in sh -c with no stdin when it has no secrets', () => {
@@ -61,7 +61,7 @@ function runLocal(line: string, input: string, o: { heartbeat?: boolean; endAfte
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
     child.stdin.on('error', () => {}); // EPIPE once the wrapper is gone
     child.stdin.write(input);
-    const beat = o.heartbeat ? setInterval(() => child.stdin.writable && child.stdin.write(HEARTBEAT), 200) : undefined;
+    const beat = o.heartbeat ? setInterval(() => child.stdin.writable && child.stdin.write(HEARTBEAT), HEARTBEAT_MS) : undefined;
     if (o.endAfterMs !== undefined) setTimeout(() => child.stdin.end(), o.endAfterMs);
     child.on('close', (code) => {
       if (beat) clearInterval(beat);
