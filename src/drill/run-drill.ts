@@ -167,7 +167,7 @@ export async function runDrill(o: DrillOptions): Promise<DrillOutcome> {
   let primaryAfterFailover: string | undefined;
   let mode: ReplicationMode | undefined;
   let fence: FenceEvidence | undefined;
-  let partition: (CutRecord) | undefined;
+  let partition: CutRecord | undefined;
   let lag: LagRecord | undefined;
   let lagPaused = false;
   let ledger: DrillLedger | undefined;
