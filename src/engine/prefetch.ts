@@ -11,6 +11,7 @@
  * their facts themselves, as without it.
  */
 import type { Command } from '../shell/command.js';
+import type { ExecResult } from '../transport/types.js';
 import { FactCache, type Engine } from './context.js';
 import { factEntries, isRemote, runFactBatch } from './gather.js';
 import type { Fact, FactMap, StepContext, StepDef } from './types.js';
@@ -80,8 +81,24 @@ export function prefetchBatches(items: Array<{ step: AnyStep; host: string; map:
 }
 
 /**
+ * A command that must run on a host before any of that host's up-front reads, in the same round
+ * trip (the run lock): it goes first in the host's batch for become `true`, the host's batches for
+ * other users wait for it, and the host's reads are kept only when `accept` says so.
+ */
+export interface Lead {
+  hosts: string[];
+  fact: (host: string) => Fact<unknown>;
+  /** Whether the host's reads made after the lead may be used (e.g. the lock was taken). */
+  accept: (host: string, result: ExecResult) => boolean;
+}
+
+/** The lead's own result per host: its exec result, or why the batch carrying it failed. */
+export type LeadResults = Map<string, { result: ExecResult } | { error: unknown }>;
+
+/**
  * Read the up-front facts of `steps` on their hosts into the run's cache. `hostsOf` says which of
- * the batch's hosts a step runs on; `contextOf` builds a step's context for a host.
+ * the batch's hosts a step runs on; `contextOf` builds a step's context for a host. With `lead`,
+ * each of its hosts runs the lead first (see Lead); its results are returned.
  */
 export async function prefetchChecks(
   engine: Engine,
@@ -89,24 +106,49 @@ export async function prefetchChecks(
   hostsOf: (step: AnyStep) => string[],
   contextOf: (host: string) => StepContext<any>,
   timeoutSec = 120,
-): Promise<void> {
+  lead?: Lead,
+): Promise<LeadResults> {
   const cache = engine.factCache;
-  if (!cache) return;
-  const items = steps.flatMap((step) =>
-    hostsOf(step).flatMap((host) => {
-      const map = upFrontFacts(step, contextOf(host), Boolean(engine.run.checkMode));
-      return map ? [{ step, host, map }] : [];
-    }),
-  );
-  const generation = cache.generation;
+  const leads: LeadResults = new Map();
+  const items = cache
+    ? steps.flatMap((step) =>
+        hostsOf(step).flatMap((host) => {
+          const map = upFrontFacts(step, contextOf(host), Boolean(engine.run.checkMode));
+          return map ? [{ step, host, map }] : [];
+        }),
+      )
+    : [];
+  const generation = cache?.generation ?? 0;
+  const batches = prefetchBatches(items, (k) => cache?.has(k) ?? false);
+  const leadHosts = new Set(lead?.hosts ?? []);
+  for (const host of leadHosts)
+    if (!batches.some((b) => b.host === host && b.become === true)) batches.push({ host, become: true, facts: [], keys: [] });
+  const store = (b: Batch, results: ExecResult[]) => results.forEach((r, i) => cache?.store(b.keys[i]!, r, generation));
+  const read = async (b: Batch) => {
+    try {
+      store(b, await runFactBatch(engine.pool, b.host, b.become, b.facts, timeoutSec));
+    } catch {
+      // Unreachable, a failing fact, an interrupt: each step meets it again in its own read.
+    }
+  };
   await Promise.all(
-    prefetchBatches(items, (k) => cache.has(k)).map(async (b) => {
+    [...new Set(batches.map((b) => b.host))].map(async (host) => {
+      const own = batches.filter((b) => b.host === host);
+      if (!lead || !leadHosts.has(host)) return Promise.all(own.map(read));
+      const first = own.find((b) => b.become === true)!;
+      let results: ExecResult[];
       try {
-        const results = await runFactBatch(engine.pool, b.host, b.become, b.facts, timeoutSec);
-        results.forEach((r, i) => cache.store(b.keys[i]!, r, generation));
-      } catch {
-        // Unreachable, a failing fact, an interrupt: each step meets it again in its own read.
+        results = await runFactBatch(engine.pool, host, true, [lead.fact(host), ...first.facts], timeoutSec);
+      } catch (error) {
+        leads.set(host, { error });
+        return;
       }
+      const [mine, ...rest] = results as [ExecResult, ...ExecResult[]];
+      leads.set(host, { result: mine });
+      if (!lead.accept(host, mine)) return;
+      store(first, rest);
+      await Promise.all(own.filter((b) => b !== first).map(read));
     }),
   );
+  return leads;
 }
