@@ -90,7 +90,7 @@ export class HostPool implements Executor {
  *   and nothing is served or stored while any apply is in flight (a change on one host can change
  *   what another host reports: replication, NFS mounts);
  * - a read that started before a clear is not stored;
- * - facts with `cache: false` are never cached; a command holding secrets is keyed by a digest of
+ * - facts with `cache: false` are never reused (a `readAhead` one is served once, from the prefetch); a command holding secrets is keyed by a digest of
  *   its secrets' values (never the values: two commands differing only in a secret differ);
  * - verification re-gathers, retries' re-gathers, ApplyContext.read and polling bypass it.
  */
@@ -115,6 +115,13 @@ export class FactCache {
     const r = this.#entries.get(key);
     if (r) this.hits++;
     return r ? { ...r } : undefined;
+  }
+
+  /** get(), and the entry is gone: a read-ahead value is served once. */
+  take(key: string): ExecResult | undefined {
+    const r = this.get(key);
+    if (r) this.#entries.delete(key);
+    return r;
   }
 
   /** Whether `key` would be served (no hit counted): a prefetch skips what is there. */

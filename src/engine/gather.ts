@@ -196,8 +196,8 @@ async function runGroup(exec: Executor, host: string, become: boolean | string |
 async function readBatch(exec: Executor, host: string, become: boolean | string | undefined, facts: Array<Fact<unknown>>, timeoutSec: number, cache?: FactCache): Promise<ExecResult[]> {
   if (!cache) return runFactBatch(exec, host, become, facts, timeoutSec);
   const generation = cache.generation;
-  const keys = facts.map((f) => (f.cache === false ? undefined : FactCache.key(host, become, f.command)));
-  const results: Array<ExecResult | undefined> = keys.map((k) => (k === undefined ? undefined : cache.get(k)));
+  const keys = facts.map((f) => (f.cache === false && !f.readAhead ? undefined : FactCache.key(host, become, f.command)));
+  const results: Array<ExecResult | undefined> = keys.map((k, i) => (k === undefined ? undefined : facts[i]!.cache === false ? cache.take(k) : cache.get(k)));
   const missing = facts.map((_, i) => i).filter((i) => results[i] === undefined);
   if (missing.length > 0) {
     const read = await runFactBatch(exec, host, become, missing.map((i) => facts[i]!), timeoutSec);
@@ -205,7 +205,7 @@ async function readBatch(exec: Executor, host: string, become: boolean | string 
       const i = missing[j]!;
       results[i] = r;
       const k = keys[i];
-      if (k !== undefined) cache.store(k, r, generation);
+      if (k !== undefined && facts[i]!.cache !== false) cache.store(k, r, generation);
     });
   }
   return results as ExecResult[];

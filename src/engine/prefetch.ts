@@ -6,7 +6,7 @@
  *
  * Correctness is the cache's: any apply clears it (the scheduler stops prefetching once anything
  * applied: each step then reads its own facts), probes and `cache: false` facts are never
- * prefetched, and a step whose `when`, gather or operation reads a `ctx.state` key that is not set
+ * prefetched (unless `readAhead`: then served once), and a step whose `when`, gather or operation reads a `ctx.state` key that is not set
  * yet is left for a later wave. A prefetch that fails for any reason only means the steps read
  * their facts themselves, as without it.
  */
@@ -65,7 +65,7 @@ export function prefetchBatches(items: Array<{ step: AnyStep; host: string; map:
     for (const [, , src] of factEntries(map)) {
       const target = isRemote(src) ? src.onHost : host;
       const fact = isRemote(src) ? src.fact : src;
-      if (fact.cache === false || fact.probe) continue;
+      if ((fact.cache === false && !fact.readAhead) || fact.probe) continue;
       const become = fact.become ?? step.become;
       const key = FactCache.key(target, become, fact.command as Command);
       if (key === undefined || seen.has(key) || cached?.(key)) continue;

@@ -105,6 +105,30 @@ describe('pure scheduling helpers', () => {
 });
 
 describe('fact cache', () => {
+  it('a readAhead fact (cache: false) is prefetched and served once, to the first check; later reads are fresh', async () => {
+    const { fact } = await import('../../../src/engine/define.js');
+    const root = mkdtempSync(join(tmpdir(), 'rb-ahead-'));
+    const f = join(root, 'v');
+    writeFileSync(f, 'a\n');
+    const ahead = fact({ name: 'ahead', command: sh`cat ${f}`, cache: false, readAhead: true, parse: (r) => r.stdout.trim() });
+    const seen: string[] = [];
+    const rb = defineRunbook({
+      id: 'ahead',
+      description: 'ahead',
+      params: {},
+      steps: [
+        step({ id: 'sneak', title: 'sneak', plan: () => (writeFileSync(f, 'b\n'), noop('sneaked')) }),
+        step({ id: 'r1', title: 'r1', gather: () => ({ v: ahead }), plan: (x) => (seen.push(x.v), noop(x.v)) }),
+        step({ id: 'r2', title: 'r2', gather: () => ({ v: ahead }), plan: (x) => (seen.push(x.v), noop(x.v)) }),
+      ],
+    });
+    const log: string[] = [];
+    const engine = localEngine([view('h1')], {}, {}, log);
+    await new Scheduler(engine, rb as never, new PlainLog(() => {}), { onResult: () => {} }).run();
+    expect(seen).toEqual(['a', 'b']); // r1: the read ahead (before sneak); r2: fresh
+    expect(log).toHaveLength(2);
+  });
+
   it('keys a command with secrets by a digest of their values: never the value, never shared between two secrets', async () => {
     const { FactCache } = await import('../../../src/engine/context.js');
     const { secret } = await import('../../../src/shell/secret.js');
