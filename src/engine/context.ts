@@ -168,6 +168,11 @@ export interface Engine<P = any> {
   interrupt: Interrupt;
   /** Per-host memory of StepDef.remember. */
   state: Map<string, Record<string, unknown>>;
+  /**
+   * Per host, the state an earlier run of this runbook ended with (state-memo.ts): only to guess
+   * which facts to read ahead; no step ever sees it.
+   */
+  stateGuess?: Map<string, Record<string, unknown>>;
   hostByName(name: string): HostView;
   /** Called before each action of an apply starts (the journal records it). */
   onAction?: (e: ActionStarted) => void;

@@ -21,9 +21,8 @@ type AnyStep = StepDef<any, any>;
 const STATE_READ = Symbol('prefetch: step reads ctx.state');
 
 /** The step's context with a `state` that refuses to read a key not set yet: an earlier step sets it. */
-function upFrontContext(ctx: StepContext<any>): StepContext<any> {
-  const real = ctx.state;
-  const state = new Proxy(real, {
+function upFrontContext(ctx: StepContext<any>, state: Record<string, unknown> = ctx.state): StepContext<any> {
+  const guarded = new Proxy(state, {
     get: (target, key) => {
       if (typeof key === 'symbol' || key in target) return Reflect.get(target, key);
       throw STATE_READ;
@@ -32,21 +31,34 @@ function upFrontContext(ctx: StepContext<any>): StepContext<any> {
       throw STATE_READ; // a gather that writes state is not a pure read: leave it to its step
     },
   });
-  return { ...ctx, state };
+  return { ...ctx, state: guarded };
 }
 
-/** The facts a step's check will read on `host`, if they can be known before any step ran. */
-export function upFrontFacts(step: AnyStep, ctx: StepContext<any>, checkMode: boolean): FactMap<unknown> | undefined {
+function factsWith(step: AnyStep, c: StepContext<any>, checkMode: boolean): FactMap<unknown> | undefined {
+  if (step.when && step.when(c) !== true) return undefined;
+  const map = (step.operation ? step.operation(c).facts : step.gather?.(c)) as FactMap<unknown> | undefined;
+  // In --check a step with probes is "not verified" and reads nothing.
+  if (map && checkMode && factEntries(map).some(([, , f]) => (isRemote(f) ? f.fact : f).probe)) return undefined;
+  return map;
+}
+
+/**
+ * The facts a step's check will read on `host`, if they can be known before any step ran. A step
+ * that needs state an earlier step sets is built from `guess` (what an earlier run of this
+ * runbook left for the host, see state-memo.ts) when there is one: a guess only says what to
+ * read early; the step later uses a read only if it builds the very same command (cache key).
+ */
+export function upFrontFacts(step: AnyStep, ctx: StepContext<any>, checkMode: boolean, guess?: Record<string, unknown>): FactMap<unknown> | undefined {
   if (step.check) return undefined; // checks are verifications: polled, read fresh each time
-  const c = upFrontContext(ctx);
   try {
-    if (step.when && step.when(c) !== true) return undefined;
-    const map = (step.operation ? step.operation(c).facts : step.gather?.(c)) as FactMap<unknown> | undefined;
-    // In --check a step with probes is "not verified" and reads nothing.
-    if (map && checkMode && factEntries(map).some(([, , f]) => (isRemote(f) ? f.fact : f).probe)) return undefined;
-    return map;
+    return factsWith(step, upFrontContext(ctx), checkMode);
+  } catch (e) {
+    if (e !== STATE_READ || !guess) return undefined; // cannot be built yet: the step reads its own facts
+  }
+  try {
+    return factsWith(step, upFrontContext(ctx, { ...guess, ...ctx.state }), checkMode);
   } catch {
-    return undefined; // reads ctx.state, or cannot be built yet: the step reads its own facts
+    return undefined;
   }
 }
 
@@ -113,7 +125,7 @@ export async function prefetchChecks(
   const items = cache
     ? steps.flatMap((step) =>
         hostsOf(step).flatMap((host) => {
-          const map = upFrontFacts(step, contextOf(host), Boolean(engine.run.checkMode));
+          const map = upFrontFacts(step, contextOf(host), Boolean(engine.run.checkMode), engine.stateGuess?.get(host));
           return map ? [{ step, host, map }] : [];
         }),
       )

@@ -17,6 +17,7 @@ import { ClusterLock, LOCK_ENV, lockHolder } from '../core/lock.js';
 import { Journal, completedPairs, lastRunId, newRunId, readJournal } from './journal.js';
 import { loadRunbook, type LoadedRunbook } from './loader.js';
 import { resolveParams, uncarriable } from './params.js';
+import { loadStateMemo, saveStateMemo } from './state-memo.js';
 import { exitCodeOf, recap, type StepResult } from './results.js';
 import { Scheduler, allSteps, selectedByTags, type ResumeState } from './scheduler.js';
 import type { HostView, RunContext, RunbookDef } from './types.js';
@@ -203,6 +204,8 @@ export async function runRunbook(ref: string, o: RunCliOptions, makeUi: (interac
     onAction: (e) => journal?.write({ type: 'action', ...e }),
     onPlanned: (e) => journal?.write({ type: 'planned', ...e }),
     ...(o.check ? { wouldChange: new Set<string>() } : {}),
+    // What the last run of this runbook left per host: a guess of what to read ahead, no more.
+    stateGuess: loadStateMemo(def.id, prep.run.hosts),
   };
   const scheduler = new Scheduler(engine, def, ui, { onResult: (r) => journal?.write({ type: 'result', ...r }) }, resume);
 
@@ -262,6 +265,7 @@ export async function runRunbook(ref: string, o: RunCliOptions, makeUi: (interac
     process.off('SIGTERM', onSignal!);
     await lock?.release().catch(() => undefined);
     await prep.closeTransport(); // closes every connection the pool opened (closing twice waits on a dead socket)
+    saveStateMemo(def.id, prep.run.hosts, engine.state);
   }
   const durationMs = performance.now() - t0;
   const exitCode = exitCodeOf(results, { checkMode: o.check, interrupted: interrupt.interrupted });

@@ -140,3 +140,50 @@ describe('a lead at the head of the first batch (the run lock)', () => {
     expect(r.results).toEqual(['a@h1:after', 'a@h2:after', 'b@h1:after', 'b@h2:after']);
   });
 });
+
+describe('reading ahead from the state an earlier run left (state memo)', () => {
+  const guessRunbook = defineRunbook({
+    id: 'guess',
+    description: 'test',
+    params,
+    steps: [
+      step({ id: 'where', title: 'where', gather: (c) => ({ d: readFile(path(c, 'dir')) }), plan: (f: { d: string }) => noop(f.d), remember: (f: { d: string }) => ({ dir: f.d }) }),
+      step({
+        id: 'e',
+        title: 'e',
+        gather: (c) => ({ v: readFile(join(path(c, String(c.state.dir)), 'e')) }),
+        plan: (f: { v: string }) => noop(`e=${f.v}`),
+      }),
+    ],
+  });
+
+  async function runWith(guess: string | undefined) {
+    const root = mkdtempSync(join(tmpdir(), 'rb-guess-'));
+    mkdirSync(join(root, 'h1', 'sub'), { recursive: true });
+    writeFileSync(join(root, 'h1', 'dir'), 'sub\n');
+    writeFileSync(join(root, 'h1', 'sub', 'e'), 'right\n');
+    mkdirSync(join(root, 'h1', 'old'));
+    writeFileSync(join(root, 'h1', 'old', 'e'), 'stale guess\n');
+    const log: string[] = [];
+    const engine = localEngine([view('h1')], { root }, {}, log);
+    if (guess) engine.stateGuess = new Map([['h1', { dir: guess }]]);
+    const results = await new Scheduler(engine, guessRunbook, new PlainLog(() => {}), { onResult: () => {} }).run();
+    return { execs: log.length, messages: results.map((r) => `${r.stepId}:${r.message}`) };
+  }
+
+  it('a right guess: both waves in one round trip', async () => {
+    const r = await runWith('sub');
+    expect(r.messages).toEqual(['where:sub', 'e:e=right']);
+    expect(r.execs).toBe(1);
+  });
+
+  it('a wrong guess: read ahead in vain, never used; the step reads what its own state says', async () => {
+    const r = await runWith('old');
+    expect(r.messages).toEqual(['where:sub', 'e:e=right']);
+    expect(r.execs).toBe(2);
+  });
+
+  it('no guess: one round trip per wave, as before', async () => {
+    expect((await runWith(undefined)).execs).toBe(2);
+  });
+});
