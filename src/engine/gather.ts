@@ -117,8 +117,8 @@ const waiting = new WeakMap<Executor, Map<string, Waiting[]>>();
 const MAX_COALESCED_CHARS = 48 * 1024;
 
 /**
- * Run the facts of one host and become user in one round trip. Reads for the same host and user
- * that are asked for in the same turn of the event loop (the checks of one step on several hosts
+ * Run the facts of one host and become user in one round trip. Reads for the same host, user and
+ * timeout that are asked for in the same turn of the event loop (the checks of one step on several hosts
  * reading each other's facts, a step's own batch beside another host's remote facts) go out as
  * ONE script, each request's facts kept together and in the order asked; each request gets its
  * own results, or its own error when the script as a whole failed.
@@ -127,7 +127,8 @@ export function runFactBatch(exec: Executor, host: string, become: boolean | str
   if (facts.length === 0) return Promise.resolve([]);
   let byTarget = waiting.get(exec);
   if (!byTarget) waiting.set(exec, (byTarget = new Map()));
-  const key = `${host}\0${become === undefined || become === false ? '' : String(become)}`;
+  // Same timeout too: a short read (a drill's poll) never waits on a longer one's allowance.
+  const key = `${host}\0${become === undefined || become === false ? '' : String(become)}\0${timeoutSec}`;
   return new Promise((resolve, reject) => {
     let queue = byTarget.get(key);
     if (!queue) {
@@ -162,24 +163,18 @@ function coalesce(queue: Waiting[]): Waiting[][] {
 
 /** One script for the group's facts; each request resolves to its own slice of the results. */
 async function runGroup(exec: Executor, host: string, become: boolean | string | undefined, group: Waiting[]): Promise<void> {
+  const timeoutSec = group[0]!.timeoutSec;
   const all = group.flatMap((w) => w.facts);
-  const timeoutSec = Math.max(...group.map((w) => w.timeoutSec));
-  const nonce = randomBytes(6).toString('hex');
-  const opts: ExecOptions = { timeoutSec };
-  if (become !== undefined && become !== false) opts.become = become;
-  let res: ExecResult;
-  try {
-    res = await exec.exec(host, batchScript(all, nonce), opts);
-  } catch (e) {
-    for (const w of group) w.reject(e);
-    return;
-  }
-  if (res.exitCode !== 0) {
-    for (const w of group) w.reject(batchFailed(host, w.facts, res, timeoutSec));
-    return;
-  }
   let results: ExecResult[];
   try {
+    const nonce = randomBytes(6).toString('hex');
+    const opts: ExecOptions = { timeoutSec };
+    if (become !== undefined && become !== false) opts.become = become;
+    const res = await exec.exec(host, batchScript(all, nonce), opts);
+    if (res.exitCode !== 0) {
+      for (const w of group) w.reject(batchFailed(host, w.facts, res, timeoutSec));
+      return;
+    }
     results = parseBatch(host, all, res.stdout, res.stderr, nonce, res.durationMs);
   } catch (e) {
     for (const w of group) w.reject(e);
