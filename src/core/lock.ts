@@ -15,6 +15,9 @@ export const LOCK_FILE = '/var/lib/runbook/lock';
 const MUTEX = '/var/lib/runbook/.lock.mutex';
 export const LEASE_MS = 120_000;
 export const LEASE_RENEW_MS = 30_000;
+/** attemptAll: how often, and how far apart, a run holding its first host retries the others. */
+const RACE_RETRIES = 10;
+const RACE_RETRY_MS = 200;
 /** A run started by an outer run that holds the lock (the drill) names it here: see docs/locks.md. */
 export const LOCK_ENV = 'RUNBOOK_LOCK_HELD';
 
@@ -166,8 +169,9 @@ export class ClusterLock {
     const lock = new ClusterLock(pool, me, o);
     // Without `attemptAll`: one host at a time, in name order: of two runs racing for the same
     // hosts, the one that takes the first host wins and the other is refused there. With it (the
-    // lock travels with the run's first reads) all hosts are tried at once: of two runs racing,
-    // both may be refused (each releases what it took); neither changes anything.
+    // lock travels with the run's first reads) all hosts are tried at once, and the same rule
+    // holds by a retry: a run that holds its first host (name order) tries again, a few times, the
+    // hosts another live run holds (that run, refused at the first host, is releasing them).
     const retried: HostLockOutcome[] = [];
     const sorted = [...hosts].sort();
     const sent = o.attemptAll?.(lock.#command(o.breakRunId), sorted);
@@ -191,6 +195,16 @@ export class ClusterLock {
         throw failed.reason;
       }
       retried.sort((a, b) => (a.host < b.host ? -1 : a.host > b.host ? 1 : 0));
+      const firstHeld = retried[0]?.state === 'acquired' || retried[0]?.state === 'reentrant';
+      for (let i = 0; firstHeld && i < RACE_RETRIES && retried.some((x) => x.state === 'held'); i++) {
+        await new Promise((r) => setTimeout(r, RACE_RETRY_MS));
+        for (const [k, x] of retried.entries())
+          if (x.state === 'held') {
+            const again = await lock.#tryHost(x.host, o.breakRunId);
+            retried[k] = again;
+            if (again.state === 'acquired') lock.#taken.push(x.host);
+          }
+      }
     } else
       for (const h of sorted) {
         if ((await tryOne(h)).state === 'held') break;

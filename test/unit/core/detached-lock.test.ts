@@ -102,15 +102,39 @@ describe('cluster lock', () => {
       expect(p.plain.sort()).toEqual(['pg1:release', 'pg2:release']);
     });
 
-    it('a host held by a live run: refused (exit 11, the holder named), and what it took released', async () => {
-      const p = pool();
+    it('a host held by a live run that keeps it: refused after the retries (exit 11, the holder named), and what it took released', async () => {
+      const other0 = { ...lockHolder('r1', 'failover', Date.now()), controller: 'ctl', pid: process.pid };
+      const p = { plain: [] as string[], exec: async (host: string, c: Command) => (p.plain.push(`${host}:${/grep -q/.test(c.toString()) ? 'release' : 'acquire'}`), result(host, `held\n${JSON.stringify(other0)}\n`)) };
       const other = { ...lockHolder('r1', 'failover', Date.now()), controller: 'ctl', pid: process.pid };
       const err = await ClusterLock.acquire(p, ['pg1', 'pg2'], me, {
         attemptAll: (_c, hosts) => new Map(hosts.map((x) => [x, Promise.resolve(x === 'pg2' ? result(x, `held\n${JSON.stringify(other)}\n`) : result(x, 'acquired r9\n'))])),
       }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(LockedError);
       expect((err as LockedError).message).toMatch(/^pg2: locked by run r1 \(failover/);
-      expect(p.plain).toEqual(['pg1:release']);
+      expect(p.plain.filter((x) => x === 'pg2:acquire')).toHaveLength(10);
+      expect(p.plain.at(-1)).toBe('pg1:release');
+    });
+
+    it('two runs racing for the same hosts: the one holding the first host retries the other, which the loser releases', async () => {
+      const p = pool();
+      const other = { ...lockHolder('r1', 'failover', Date.now()), controller: 'ctl', pid: process.pid };
+      const lock = await ClusterLock.acquire(p, ['pg1', 'pg2'], me, {
+        attemptAll: (_c, hosts) => new Map(hosts.map((x) => [x, Promise.resolve(x === 'pg2' ? result(x, `held\n${JSON.stringify(other)}\n`) : result(x, 'acquired r9\n'))])),
+      });
+      expect([...lock.hosts].sort()).toEqual(['pg1', 'pg2']);
+      expect(p.plain).toEqual(['pg2:acquire']); // the retry, by a plain exec
+      await lock.release();
+    });
+
+    it('the first host held by another live run: refused at once, no retries', async () => {
+      const p = pool();
+      const other = { ...lockHolder('r1', 'failover', Date.now()), controller: 'ctl', pid: process.pid };
+      const err = await ClusterLock.acquire(p, ['pg1', 'pg2'], me, {
+        attemptAll: (_c, hosts) => new Map(hosts.map((x) => [x, Promise.resolve(x === 'pg1' ? result(x, `held\n${JSON.stringify(other)}\n`) : result(x, 'acquired r9\n'))])),
+      }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(LockedError);
+      expect((err as LockedError).message).toMatch(/^pg1: locked by run r1/);
+      expect(p.plain).toEqual(['pg2:release']);
     });
 
     it('a batch that failed on one host: what was taken is released and the error stands', async () => {
