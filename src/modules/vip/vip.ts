@@ -19,7 +19,7 @@
  */
 import { change, noop, onHost, stepsFor } from '../../engine/define.js';
 import type { Assertion, FactMap, Plan, RunContext, StepContext, StepDef } from '../../engine/types.js';
-import { KEEPALIVED_PID_FILE, NOTIFY_LOG, addressesFact, keepalivedFact, pgAnswersFact, pgRoleFact, type InterfaceAddress, type KeepalivedFacts, type PgRole } from './facts.js';
+import { FIND_PSQL, KEEPALIVED_PID_FILE, NOTIFY_LOG, addressesFact, keepalivedFact, pgAnswersFact, pgRoleFact, type InterfaceAddress, type KeepalivedFacts, type PgRole } from './facts.js';
 import { sh, type Command } from '../../shell/index.js';
 import { keepalivedScript, keepalivedWord } from '../../shell/config-text.js';
 import type { ServiceArgs } from '../../core/service.js';
@@ -113,8 +113,7 @@ export function renderCheckScript(port: number): string {
 # so keepalived lets only the primary hold the VIP.
 cd /
 # psql itself, not Debian's Perl wrapper /usr/bin/psql (twice the time on a loaded host)
-psql=psql
-for b in /usr/lib/postgresql/*/bin/psql /usr/pgsql-*/bin/psql; do [ -x "$b" ] && psql=$b; done
+${FIND_PSQL}
 # setpriv, not runuser: no PAM session per check (keepalived runs this every second, and under
 # load the PAM stack was most of its cost). A refused or missing socket fails at once; the
 # connect timeout only bounds a hung server, below keepalived's own timeout for the script.
