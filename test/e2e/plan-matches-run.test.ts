@@ -91,10 +91,11 @@ describe('plans are what runs; verifications leave nothing behind (debian lab)',
     expect(await value('pg1', `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '${before}') < 100`)).toBe('t');
   });
 
-  // Three, not ten: a run that leaves a table or a row behind shows it after one (each took ~30 s).
-  it('three re-runs of setup-warm-standby leave the primary\'s tables as after the first; no public.test anywhere', async () => {
+  // Ten, as issue 11 asks (a converged re-run takes ~3 s here): a verification that inserted a
+  // row per run would leave ten.
+  it('ten re-runs of setup-warm-standby leave the primary\'s tables as after the first; no public.test anywhere', async () => {
     const after1 = await tables('pg1');
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < 10; i++) {
       // --yes: without a terminal, destructive steps need it even when they will change nothing.
       const r = await run('setup-warm-standby', '--yes');
       expect(r.code, r.out).toBe(0);
