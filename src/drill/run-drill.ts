@@ -34,7 +34,7 @@ import { jobFact, startDetached, waitDetached, type JobExec } from '../core/deta
 import { WriteProbe } from './probe.js';
 import { PROBE_ROLE, PROBE_TABLE, clientAddressSeenBy, prepareProbe, prepareWorkloadDb, probeIdsOn } from './probe-setup.js';
 import { writeDrillReport, type ReportPaths } from './report-files.js';
-import { failureSummary, fenceEvidence, runRunbook, stepTimings, type RunbookArgs, type RunbookRun } from './runbook-runner.js';
+import { checkRunbooksAccept, failureSummary, fenceEvidence, runRunbook, stepTimings, type RunbookArgs, type RunbookRun } from './runbook-runner.js';
 import type { DrillReport, ExitCheck, FaultKind, FenceEvidence, LagRecord, Marker, PartitionRecord, PhaseRecord } from './types.js';
 import { FAILBACK_LEDGER_STEP, describeDrillLedger, ledgerOfFailback, type DrillLedger } from './ledger.js';
 import { PgbenchWorkload, WORKLOAD_DB, describeHistory, findPgbench, initPgbench, withHistory, type WorkloadResult, type WorkloadSpec } from './workload.js';
@@ -119,6 +119,7 @@ export async function runDrill(o: DrillOptions): Promise<DrillOutcome> {
   const pgbench = o.workload ? await findPgbench() : undefined;
   if (o.workload && !pgbench) throw new EnvironmentError('--workload pgbench: pgbench is not installed on this machine (Debian: postgresql-contrib or postgresql-15; RHEL: postgresql15-contrib)');
   const previous = o.compare ? await readPrevious(o.compare) : undefined;
+  await checkRunbooksAccept(['failover', 'failback'], o, o);
   const serviceAddress = plan.vip ?? addressOf(plan.nodes.find((h) => h.name === plan.primary)!);
   const planLines = [
     `drill on ${plan.nodes.map((h) => h.name).join(', ')} (primary ${plan.primary}), service address ${serviceAddress}:${plan.port}`,
@@ -224,7 +225,9 @@ export async function runDrill(o: DrillOptions): Promise<DrillOutcome> {
         problems = topologyProblems(await reader.snapshot(nodes), plan.primary, plan.vip);
       }
       if (problems.length) {
-        throw new PhaseFailure(`the cluster is not in its original topology, so there is nothing to rehearse from: ${problems.join('; ')} (run setup-warm-standby or failback first)`, ExitCode.blocked);
+        // Only the VIP wrong: keepalived is missing or elsewhere, not the database roles.
+        const fix = problems.every((p) => p.startsWith('VIP ')) ? 'run setup-vip, or failback if the VIP follows another primary' : 'run setup-warm-standby or failback first';
+        throw new PhaseFailure(`the cluster is not in its original topology, so there is nothing to rehearse from: ${problems.join('; ')} (${fix})`, ExitCode.blocked);
       }
       await wait('replication lag 0', 15_000, async () => laggingStandbys(await reader.senders(plan.primary), reader, standbys));
       mode = await reader.replicationMode(plan.primary);
