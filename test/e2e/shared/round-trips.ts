@@ -10,7 +10,8 @@
  *      src/engine/state-memo.ts, and used only when a step builds the same command);
  *   2. standby-row-roundtrip's write: each node's check writes a WAL message on its peers (NULL on
  *      the standby);
- *   3. its read back: the node's own replay position (polled);
+ *   3. its read back: the node's own replay position, the server waiting for the replay first
+ *      (replayWaitFact; a repeat of the poll, rare now, counts once);
  *   4. standby-verify: the node's own state, read-only probe and WAL receiver, in one script with
  *      the peer's check reading this node's senders and slots (reads asked for in the same turn
  *      share a script, src/engine/gather.ts);
