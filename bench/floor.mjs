@@ -11,6 +11,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import ssh2 from 'ssh2';
+import { feedStdin } from '../dist/src/shell/wire.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -62,17 +63,30 @@ function connect(user, host, port) {
   });
 }
 
+/**
+ * The stdin the command itself read: the wire wrapper reads exactly `head -c N` bytes; what the
+ * recording holds past them are the heartbeats written while it ran.
+ */
+function inputOf(line, recorded) {
+  const n = /__rb_in=\$\(head -c (\d+);/.exec(line);
+  return n ? Buffer.from(recorded).subarray(0, Number(n[1])).toString() : '';
+}
+
+// As the transport does (src/shell/wire.ts): the input, then heartbeats and never EOF until the
+// command exits, since the wrapper's watchdog kills a command whose stdin ends.
 function run(client, { line, stdin }) {
   return new Promise((resolve, reject) => {
     client.exec(line, (err, stream) => {
       if (err) return reject(err);
       let code = null;
+      const stop = feedStdin(stream, inputOf(line, stdin));
       stream.on('exit', (c) => (code = c));
       stream.on('data', () => {});
       stream.stderr.on('data', () => {});
-      stream.on('close', () => resolve(code));
-      if (stdin) stream.write(stdin);
-      stream.end();
+      stream.on('close', () => {
+        stop();
+        resolve(code);
+      });
     });
   });
 }
