@@ -29,7 +29,7 @@ import {
   sourcesOutsideManaged,
 } from '../settings.js';
 import { SYNC_MARKER, SYNC_STRICT_MARKER, syncWish } from '../sync.js';
-import { isPristine, perNode, pick } from '../topology.js';
+import { eachNode, isPristine, perNode, pick } from '../topology.js';
 import { type ReplicationSettingsParams, replicationSettings } from './primary.js';
 import { clusterHosts, intendedPrimaryHost } from './inspect.js';
 
@@ -64,7 +64,7 @@ function managedPathOf(cur: CurrentSettings): string {
   return cur.files.find((f) => isManaged(f.sourcefile))?.sourcefile ?? `/${MANAGED_CONF_NAME}`;
 }
 
-type SettingsStepFacts = SettingsFacts & Record<string, unknown>;
+type SettingsStepFacts = SettingsFacts & { cur: Record<string, CurrentSettings | null> };
 
 export function settingsStep<P extends ReplicationSettingsParams>(id: string): StepDef<P, SettingsStepFacts> {
   const { step } = stepsFor<P>();
@@ -75,11 +75,11 @@ export function settingsStep<P extends ReplicationSettingsParams>(id: string): S
     become: true,
     gather: (ctx) => {
       const op = settingsOp(layoutOf(ctx), {});
-      return { ...op.facts, ...perNode('cur', clusterOf(ctx).nodes, (n) => currentSettingsFact(connOfNode(n), NAMES)) } as never;
+      return { ...op.facts, cur: eachNode(clusterOf(ctx).nodes, (n) => currentSettingsFact(connOfNode(n), NAMES)) };
     },
     plan: (f, ctx) => {
-      const w = wantedSettings(ctx, pick<CurrentSettings | null>(f, 'cur'));
-      const p = planSettings(layoutOf(ctx), w.settings, { file: f.file, included: f.included });
+      const w = wantedSettings(ctx, f.cur);
+      const p = planSettings(layoutOf(ctx), w.settings, f);
       const extra = [describeKept(w.kept), ...w.notes].filter(Boolean).join('; ');
       if (!extra) return p;
       if (p.kind === 'noop') return noop(`${p.reason}; ${extra}`);
