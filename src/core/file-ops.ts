@@ -71,8 +71,8 @@ export function atomicWrite(path: string, content: Content, opts: Ownership & { 
 
 /** Mode, owner and validation of "$tmp" before it replaces `p`: as asked, else as the existing file, else 0644. */
 function tempOwnership(p: Command, o: Ownership & { validate?: (file: Command) => Command; existing?: boolean }): Command {
-  const modeCmd = o.mode ? sh`chmod ${normMode(o.mode)} "$tmp"` : o.existing ? sh`chmod --reference=${p} "$tmp"` : sh`chmod 0644 "$tmp"`;
-  const chown = o.owner || o.group ? sh` && chown ${`${o.owner ?? ''}${o.group ? `:${o.group}` : ''}`} "$tmp"` : o.existing ? sh` && chown --reference=${p} "$tmp"` : raw('');
+  const modeCmd = o.mode ? sh`chmod ${normMode(o.mode)} "$tmp"` : o.existing ? sh`chmod --reference ${p} "$tmp"` : sh`chmod 0644 "$tmp"`;
+  const chown = o.owner || o.group ? sh` && chown ${`${o.owner ?? ''}${o.group ? `:${o.group}` : ''}`} "$tmp"` : o.existing ? sh` && chown --reference ${p} "$tmp"` : raw('');
   const validate = o.validate ? sh` && { ${o.validate(raw('"$tmp"'))} ; }` : raw('');
   return sh`${modeCmd}${chown}${validate}`;
 }

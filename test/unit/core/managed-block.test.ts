@@ -4,7 +4,7 @@
  * Among them blocks in the older "# BEGIN runbook: NAME" format that earlier versions' PostgreSQL
  * editor left on hosts: found and replaced, never duplicated.
  */
-import { mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -164,6 +164,12 @@ describe('managed block (rendered shell, run here)', () => {
       const r = await home.exec(blockCommand(a, true, false));
       expect(r.exitCode, r.stderr).toBe(0);
       expect(text(join(d, 'in home.conf'))).toBe('# BEGIN runbook m\nx\n# END runbook m\n');
+      // An existing file keeps its mode (chmod --reference, with the path as its own word: no tilde after '=').
+      chmodSync(join(d, 'in home.conf'), 0o640);
+      const again = await home.exec(blockCommand({ ...a, block: 'y' }, true, true));
+      expect(again.exitCode, again.stderr).toBe(0);
+      expect(statSync(join(d, 'in home.conf')).mode & 0o777).toBe(0o640);
+      expect(others(d, 'in home.conf')).toEqual([]);
     } finally {
       process.env.HOME = old;
     }
