@@ -89,12 +89,19 @@ export function writeGaps(samples: readonly ProbeSample[], minMs = 1000): WriteG
 
 /** Acknowledged writes per epoch second: [second, count]. */
 export function acksPerSecond(samples: readonly ProbeSample[]): Array<[number, number]> {
+  return perSecond(samples.flatMap((s) => (s.ackAt === undefined ? [] : [[Math.floor(s.ackAt / 1000), 1] as const])));
+}
+
+/**
+ * Counts per whole second, summed, from the first second to the last: seconds without one are
+ * zeros, not holes, so a line drawn through them drops to 0 during an outage.
+ */
+export function perSecond(counts: ReadonlyArray<readonly [number, number]>): Array<[number, number]> {
   const by = new Map<number, number>();
-  for (const s of samples) if (s.ackAt !== undefined) by.set(Math.floor(s.ackAt / 1000), (by.get(Math.floor(s.ackAt / 1000)) ?? 0) + 1);
+  for (const [t, n] of counts) by.set(t, (by.get(t) ?? 0) + n);
   if (by.size === 0) return [];
   const secs = [...by.keys()];
   const out: Array<[number, number]> = [];
-  // Seconds without an ack are zeros, not holes: the line must drop to 0 during an outage.
   for (let t = Math.min(...secs); t <= Math.max(...secs); t++) out.push([t, by.get(t) ?? 0]);
   return out;
 }

@@ -224,7 +224,9 @@ export async function runDrill(o: DrillOptions): Promise<DrillOutcome> {
         problems = topologyProblems(await reader.snapshot(nodes), plan.primary, plan.vip);
       }
       if (problems.length) {
-        throw new PhaseFailure(`the cluster is not in its original topology, so there is nothing to rehearse from: ${problems.join('; ')} (run setup-warm-standby or failback first)`, ExitCode.blocked);
+        // Only the VIP wrong: keepalived is missing or elsewhere, not the database roles.
+        const fix = problems.every((p) => p.startsWith('VIP ')) ? 'run setup-vip, or failback if the VIP follows another primary' : 'run setup-warm-standby or failback first';
+        throw new PhaseFailure(`the cluster is not in its original topology, so there is nothing to rehearse from: ${problems.join('; ')} (${fix})`, ExitCode.blocked);
       }
       await wait('replication lag 0', 15_000, async () => laggingStandbys(await reader.senders(plan.primary), reader, standbys));
       mode = await reader.replicationMode(plan.primary);

@@ -14,6 +14,7 @@ import { access, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Secret } from '../shell/secret.js';
+import { perSecond } from './measures.js';
 
 export const WORKLOAD_DB = 'runbook_drill';
 
@@ -133,11 +134,6 @@ export function inFlightBound(r: { exitCode: number; summaryCommitted?: number; 
   return r.committed > 0 || r.abortedClients > 0 ? clients : 0;
 }
 
-export function sumPerSecond(series: ReadonlyArray<readonly [number, number]>): Array<[number, number]> {
-  const by = new Map<number, number>();
-  for (const [t, n] of series) by.set(t, (by.get(t) ?? 0) + n);
-  return [...by.entries()].sort((a, b) => a[0] - b[0]);
-}
 
 /** Compare pgbench's acknowledged count with what the final primary holds. */
 export function withHistory(r: WorkloadResult, historyRows: number): WorkloadResult {
@@ -265,7 +261,7 @@ export class PgbenchWorkload {
       failed: sum((r) => r.failed),
       aborted_clients: sum((r) => r.abortedClients),
       refused_rounds: this.rounds.filter((r) => r.committed === 0 && r.exitCode !== 0).length,
-      per_second: sumPerSecond(this.#series),
+      per_second: perSecond(this.#series),
       round_log: this.rounds.map((r) => ({
         at: r.startedAt, ms: r.endedAt - r.startedAt, exit: r.exitCode, acknowledged: r.committed, summary: r.summaryCommitted ?? null, aborted: r.abortedClients,
         ...(r.error ? { error: r.error } : {}),

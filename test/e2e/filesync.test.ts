@@ -143,7 +143,9 @@ describe('file sync pg1 → pg2, its restricted key, and runbook check', () => {
     await eventually('pg2 reports shared.txt kept', async () => (await inHost(l.host.pg2!, `grep -qx shared.txt ${STATE}/kept.*`)).code === 0, 3 * INTERVAL * 1000 + PULL_SLACK_MS);
     await arrives(l, 'pg1', 'pg2', 'three.txt'); // a pull after the report
     expect(await sh(l, 'pg2', `cat ${DIR}/shared.txt`)).toBe('written on pg2');
-    expect(await sh(l, 'pg2', `cat ${STATE}/status`)).toMatch(/^ok \d+ \S+ kept=1$/);
+    // the pull that listed shared.txt as kept may be the one that brought three.txt: its status
+    // line is written once its rsync is done, so wait for it rather than read it at once
+    await eventually('status counts the kept file', async () => /^ok \d+ \S+ kept=1$/.test(await sh(l, 'pg2', `cat ${STATE}/status`)), INTERVAL * 1000 + PULL_SLACK_MS);
     const c = await check(l, '--part', 'health');
     expect(c.code, c.out).toBe(1);
     expect(c.out).toContain('[WARNING] health/file-sync-kept@pg2: pg2: file sync files: 1 file(s) written here kept, not overwritten: shared.txt');

@@ -7,6 +7,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { labDown, labPaths, labUp, readState } from '../../src/lab/index.js';
 import { nsenterArgv } from '../../src/lab/local.js';
+import { FIND_PSQL } from '../../src/modules/vip/facts.js';
 import { quoteWord } from '../../src/shell/quote.js';
 import { inHost, testLab, type InHostResult, type LabHostInfo } from '../support/lab.js';
 
@@ -144,6 +145,12 @@ export class HostLoop {
 }
 
 /**
+ * $psql_pg: psql itself as postgres, for loops that run it ten times a second: no su (a PAM
+ * session each time) and not Debian's Perl wrapper, whose start-up dominated such a loop.
+ */
+const AS_POSTGRES_PSQL = `${FIND_PSQL}; psql_pg="setpriv --reuid=postgres --regid=postgres --init-groups $psql"`;
+
+/**
  * Every 100 ms, on each database host (inside it, local socket): is it writable? Lines
  * "<epoch ms> <host> w|r|-". Stops with stop(); `overlaps` finds a moment with two writable nodes.
  */
@@ -153,7 +160,7 @@ export class WritableSampler {
     for (const h of hosts)
       this.loops[h] = new HostLoop(
         l.host[h]!,
-        `while :; do r=$(su -s /bin/sh postgres -c "psql -XAtqc 'SELECT pg_is_in_recovery()'" 2>/dev/null); case "$r" in f) s=w;; t) s=r;; *) s=-;; esac; echo "$(date +%s%3N) ${h} $s"; sleep 0.1; done`,
+        `cd /; ${AS_POSTGRES_PSQL}; while :; do r=$(echo 'SELECT pg_is_in_recovery()' | $psql_pg -XAtq 2>/dev/null); case "$r" in f) s=w;; t) s=r;; *) s=-;; esac; echo "$(date +%s%3N) ${h} $s"; sleep 0.1; done`,
       );
   }
   async stop(): Promise<Array<{ t: number; host: string; s: string }>> {
@@ -201,7 +208,7 @@ export async function killPostmaster(l: HaLab, h: string): Promise<void> {
 
 /** A client inside host `h` inserting into `table` (an `id` serial) every 50 ms over the local socket; stop() it. */
 export function writer(l: HaLab, h: string, table: string): HostLoop {
-  return new HostLoop(l.host[h]!, `while :; do su -s /bin/sh postgres -c "psql -XAtqc 'INSERT INTO ${table} DEFAULT VALUES RETURNING id'" 2>/dev/null; sleep 0.05; done`);
+  return new HostLoop(l.host[h]!, `cd /; ${AS_POSTGRES_PSQL}; while :; do echo 'INSERT INTO ${table} DEFAULT VALUES RETURNING id' | $psql_pg -XAtq 2>/dev/null; sleep 0.05; done`);
 }
 
 /** The ids a writer's client saw acknowledged (one per line); a commit in flight at stop() is not among them. */

@@ -38,6 +38,8 @@ export interface KeepalivedFacts {
   /** PID of the running keepalived (the parent), if any. */
   pid?: number;
   init: 'systemd' | 'none';
+  /** The last VRRP state the notify script logged (MASTER, BACKUP, FAULT, STOP) and when. */
+  vrrp?: { state: string; at: string };
 }
 
 export function parseKeepalived(stdout: string): KeepalivedFacts {
@@ -47,29 +49,45 @@ export function parseKeepalived(stdout: string): KeepalivedFacts {
     ...(kv.get('binary') ? { binary: kv.get('binary')! } : {}),
     ...(/^\d+$/.test(pid) ? { pid: Number(pid) } : {}),
     init: kv.get('init') === 'systemd' ? 'systemd' : 'none',
+    ...vrrpOf(kv.get('notify') ?? ''),
   };
 }
 
+/** The notify log's line "AT TYPE NAME STATE PRIORITY" (vip.ts NOTIFY_SCRIPT_TEXT). */
+function vrrpOf(line: string): Pick<KeepalivedFacts, 'vrrp'> {
+  const [at, , , state] = line.trim().split(/\s+/);
+  return at && state ? { vrrp: { state, at } } : {};
+}
+
 export const KEEPALIVED_PID_FILE = '/run/keepalived.pid';
+/** Where the notify script logs VRRP state changes (written by it, read here). */
+export const NOTIFY_LOG = '/var/log/runbook-vip-notify.log';
 
 export const keepalivedFact: Fact<KeepalivedFacts> = fact({
   name: 'keepalived',
-  command: sh`pidfile=${KEEPALIVED_PID_FILE}; ${raw(
+  command: sh`pidfile=${KEEPALIVED_PID_FILE}; notify=${NOTIFY_LOG}; ${raw(
     `PATH="$PATH:/usr/sbin:/sbin"; echo binary=$(command -v keepalived); ` +
       `p=$(cat "$pidfile" 2>/dev/null); ` +
       `[ -n "$p" ] && [ "$(cat /proc/"$p"/comm 2>/dev/null)" = keepalived ] || p=$(pgrep -o -x keepalived); echo pid=$p; ` +
-      `[ -d /run/systemd/system ] && echo init=systemd || echo init=none`,
+      `[ -d /run/systemd/system ] && echo init=systemd || echo init=none; ` +
+      `echo notify=$(tail -n 1 "$notify" 2>/dev/null)`,
   )}`,
   parse: (r) => parseKeepalived(r.stdout),
 });
 
 export type PgRole = 'primary' | 'standby' | 'down';
 
+/**
+ * Sets $psql to the psql binary itself, not Debian's Perl wrapper /usr/bin/psql (a Perl start-up
+ * per call: the VIP checks and waits call it every second or faster, and it doubled their cost).
+ */
+export const FIND_PSQL = 'psql=psql; for b in /usr/lib/postgresql/*/bin/psql /usr/pgsql-*/bin/psql; do [ -x "$b" ] && psql=$b; done';
+
 /** Whether the local PostgreSQL is writable, from the server itself (`pg_is_in_recovery()`). */
 export const pgRoleFact: Fact<PgRole> = fact({
   name: 'pg.role',
   become: 'postgres',
-  command: sh`PGCONNECT_TIMEOUT=3 psql -XAtqc ${'SELECT pg_is_in_recovery()'} -d postgres`,
+  command: sh`cd / && ${raw(FIND_PSQL)}; echo ${'SELECT pg_is_in_recovery()'} | PGCONNECT_TIMEOUT=3 "$psql" -XAtq -d postgres`,
   parse: (r) => (r.exitCode !== 0 ? 'down' : r.stdout.trim() === 'f' ? 'primary' : r.stdout.trim() === 't' ? 'standby' : 'down'),
 });
 

@@ -19,7 +19,7 @@
  */
 import { change, noop, onHost, stepsFor } from '../../engine/define.js';
 import type { Assertion, FactMap, Plan, RunContext, StepContext, StepDef } from '../../engine/types.js';
-import { KEEPALIVED_PID_FILE, addressesFact, keepalivedFact, pgAnswersFact, pgRoleFact, type InterfaceAddress, type KeepalivedFacts, type PgRole } from './facts.js';
+import { FIND_PSQL, KEEPALIVED_PID_FILE, NOTIFY_LOG, addressesFact, keepalivedFact, pgAnswersFact, pgRoleFact, type InterfaceAddress, type KeepalivedFacts, type PgRole } from './facts.js';
 import { sh, type Command } from '../../shell/index.js';
 import { keepalivedScript, keepalivedWord } from '../../shell/config-text.js';
 import type { ServiceArgs } from '../../core/service.js';
@@ -29,7 +29,6 @@ import type { ServiceArgs } from '../../core/service.js';
 export const KEEPALIVED_CONF = '/etc/keepalived/keepalived.conf';
 export const CHECK_SCRIPT = '/etc/keepalived/runbook-pg-writable.sh';
 export const NOTIFY_SCRIPT = '/etc/keepalived/runbook-notify.sh';
-export const NOTIFY_LOG = '/var/log/runbook-vip-notify.log';
 
 export interface KeepalivedSpec {
   /** This node's inventory name (router_id, for logs). */
@@ -97,9 +96,10 @@ ${s.peers.map((p) => `        ${w('unicast_peer (ansible_host)', p)}`).join('\n'
  * a healthy primary (fall 3: three in a row, ~3 s), and a node must pass twice (rise 2) before it
  * may take the VIP. A check that does not end in 8 s is killed and counts as failed: psql alone
  * takes 1-2 s on a loaded host, and keepalived drops a node that has only just risen on its first
- * timed-out check, so 2 s made a healthy primary flap under load. The check gives up connecting
- * after 2 s (PGCONNECT_TIMEOUT), so a primary that is really gone still loses the VIP in about
- * 3-4 s and the promoted standby gets it about 2 s after its promotion.
+ * timed-out check, so 2 s made a healthy primary flap under load. A primary that is really gone
+ * refuses the connection at once, so it still loses the VIP in about 3-4 s and the promoted
+ * standby gets it about 2 s after its promotion; a hung one fails its checks after 5 s each
+ * (PGCONNECT_TIMEOUT: room for a connection to a loaded host, under the script's 8 s).
  */
 export const CHECK_HYSTERESIS = { interval: 1, timeout: 8, fall: 3, rise: 2 } as const;
 
@@ -113,9 +113,11 @@ export function renderCheckScript(port: number): string {
 # so keepalived lets only the primary hold the VIP.
 cd /
 # psql itself, not Debian's Perl wrapper /usr/bin/psql (twice the time on a loaded host)
-psql=psql
-for b in /usr/lib/postgresql/*/bin/psql /usr/pgsql-*/bin/psql; do [ -x "$b" ] && psql=$b; done
-[ "$(echo 'SELECT NOT pg_is_in_recovery()' | PGCONNECT_TIMEOUT=2 runuser -u postgres -- "$psql" -XAtq -p ${port} -d postgres 2>/dev/null)" = t ]
+${FIND_PSQL}
+# setpriv, not runuser: no PAM session per check (keepalived runs this every second, and under
+# load the PAM stack was most of its cost). A refused or missing socket fails at once; the
+# connect timeout only bounds a hung server, below keepalived's own timeout for the script.
+[ "$(echo 'SELECT NOT pg_is_in_recovery()' | PGCONNECT_TIMEOUT=5 setpriv --reuid=postgres --regid=postgres --init-groups "$psql" -XAtq -p ${port} -d postgres 2>/dev/null)" = t ]
 `;
 }
 
@@ -221,11 +223,28 @@ export function unmanagedVip(vip: string, facts: VipFacts): string | undefined {
   return `VIP ${vip} is not managed on these nodes: keepalived runs on none of them and none holds it (run setup-vip)`;
 }
 
+/**
+ * keepalived's own view, as evidence when the VIP is not where it should be: each node's last
+ * VRRP state from the notify log ("pg3 FAULT since …" says its writable check keeps failing).
+ */
+export function vrrpStates(facts: VipFacts): string {
+  const states = Object.keys(facts)
+    .filter((k) => k.startsWith('keepalived:'))
+    .sort()
+    .map((k) => {
+      const kf = facts[k] as KeepalivedFacts;
+      const host = k.slice('keepalived:'.length);
+      if (kf.pid === undefined) return `${host} not running`;
+      return kf.vrrp ? `${host} ${kf.vrrp.state} since ${kf.vrrp.at}` : `${host} no state logged`;
+    });
+  return states.length ? `; keepalived: ${states.join(', ')}` : '';
+}
+
 /** The full check: one holder, the only primary, and PostgreSQL answering on the VIP. */
 export function vipCheck(vip: string, facts: VipFacts): { ok: boolean; message: string } {
   const views = nodeViews(vip, facts);
   const problem = vipProblem(vip, views);
-  if (problem) return { ok: false, message: problem };
+  if (problem) return { ok: false, message: `${problem}${vrrpStates(facts)}` };
   if (facts.answers !== true) return { ok: false, message: `PostgreSQL does not answer on ${vip}: ${String(facts.answers)}` };
   const holder = views.find((v) => v.holdsVip)!;
   return { ok: true, message: `VIP ${vip} is on ${holder.host} only, the primary; PostgreSQL answers on it` };

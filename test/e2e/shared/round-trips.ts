@@ -19,6 +19,28 @@ const inventory = inject('labInventory');
 const root = new URL('../../..', import.meta.url).pathname;
 const MAX_ROUND_TRIPS = 10;
 
+interface Exec {
+  line: string;
+  stdin: string;
+}
+
+/**
+ * Round trips, a poll counted once: the read-back of the verification write is polled until the
+ * standby has replayed it, and how many reads that takes is the machine's timing (CI saw 10 and 11
+ * on the same converged lab), not the runbook's. A poll sends the same command again right away;
+ * only the per-command marker (@@RB-…@@) and the heartbeats on stdin differ.
+ */
+export function countRoundTrips(execs: Exec[]): { trips: number; pollRepeats: number } {
+  const norm = (e: Exec) => `${e.line.replace(/@@RB-[0-9a-f]+@@/g, '@@RB@@')}\0${e.stdin.replace(/h+$/, '')}`;
+  let trips = 0;
+  let pollRepeats = 0;
+  execs.forEach((e, i) => {
+    if (i > 0 && norm(e) === norm(execs[i - 1]!)) pollRepeats++;
+    else trips++;
+  });
+  return { trips, pollRepeats };
+}
+
 function setupWarmStandby(env: Record<string, string> = {}, preload: string[] = []) {
   const r = spawnSync(process.execPath, [...preload, join(root, 'bin/runbook.js'), 'run', 'setup-warm-standby', '-i', inventory, '--secret', 'replication_password=env:PGREPL_PW', '--yes'], {
     encoding: 'utf8',
@@ -38,12 +60,12 @@ describe.skipIf(!inventory)('a converged setup-warm-standby re-run, on the wire'
     expect(again.code, again.out).toBe(0);
     expect(again.out).toMatch(/pg1\s+ok=\d+ changed=0 /);
     expect(again.out).toMatch(/pg2\s+ok=\d+ changed=0 /);
-    const hosts = JSON.parse(readFileSync(recording, 'utf8')).hosts as Record<string, unknown[]>;
-    const perHost = Object.fromEntries(Object.entries(hosts).map(([h, execs]) => [h, execs.length]));
+    const hosts = JSON.parse(readFileSync(recording, 'utf8')).hosts as Record<string, Exec[]>;
+    const perHost = Object.fromEntries(Object.entries(hosts).map(([h, execs]) => [h, countRoundTrips(execs)]));
     expect(Object.keys(perHost)).toHaveLength(2); // pg1 and pg2 were both reached
-    for (const [host, n] of Object.entries(perHost)) {
-      expect(n, host).toBeGreaterThan(0);
-      expect(n, `${host}: ${n} round trips`).toBeLessThanOrEqual(MAX_ROUND_TRIPS);
+    for (const [host, { trips, pollRepeats }] of Object.entries(perHost)) {
+      expect(trips, host).toBeGreaterThan(0);
+      expect(trips, `${host}: ${trips} round trips (and ${pollRepeats} repeats of a poll)`).toBeLessThanOrEqual(MAX_ROUND_TRIPS);
     }
   });
 });

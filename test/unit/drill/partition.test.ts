@@ -2,7 +2,8 @@ import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { lossBudgets, promisesNoLoss, type ReplicationMode } from '../../../src/drill/budget.js';
 import { chooseCutTool, cutCommands, guardCommand, guardScript, parseGuardLog, routeSource, toolsOf } from '../../../src/drill/partition.js';
-import { conninfo, describeHistory, inFlightBound, parsePgbenchOutput, parseTransactionLog, parseWorkloadSpec, sumPerSecond, withHistory } from '../../../src/drill/workload.js';
+import { conninfo, describeHistory, inFlightBound, parsePgbenchOutput, parseTransactionLog, parseWorkloadSpec, withHistory } from '../../../src/drill/workload.js';
+import { perSecond } from '../../../src/drill/measures.js';
 
 describe('partition: what cuts, and its undo', () => {
   it('prefers a firewall, falls back to blackhole routes', () => {
@@ -109,7 +110,9 @@ describe('pgbench workload', () => {
     // client_id transaction_no time script_no time_epoch time_us [schedule_lag]: "failed" and "skipped" were not acknowledged.
     const log = '0 0 1520 0 1760000000 100\n1 0 2210 0 1760000000 900\n0 1 1300 0 1760000001 5 120\n1 1 failed 0 1760000001 7\n2 0 skipped 0 1760000001 9 0\npartial li';
     expect(parseTransactionLog(log)).toEqual({ committed: 3, perSecond: [[1760000000, 2], [1760000001, 1]] });
-    expect(sumPerSecond([[5, 1], [4, 2], [5, 3]])).toEqual([[4, 2], [5, 4]]);
+    expect(perSecond([[5, 1], [4, 2], [5, 3]])).toEqual([[4, 2], [5, 4]]);
+    // a second without a transaction is a zero, so the line drops during an outage
+    expect(perSecond([[2, 3], [5, 1]])).toEqual([[2, 3], [3, 0], [4, 0], [5, 1]]);
   });
 
   it('compares the acknowledged count with pgbench_history', () => {

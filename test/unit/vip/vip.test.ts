@@ -51,7 +51,7 @@ describe('keepalived.conf', () => {
   });
 
   it('the check script succeeds only on a writable server', () => {
-    expect(renderCheckScript(5433)).toContain(`[ "$(echo 'SELECT NOT pg_is_in_recovery()' | PGCONNECT_TIMEOUT=2 runuser -u postgres -- "$psql" -XAtq -p 5433 -d postgres 2>/dev/null)" = t ]`);
+    expect(renderCheckScript(5433)).toContain(`[ "$(echo 'SELECT NOT pg_is_in_recovery()' | PGCONNECT_TIMEOUT=5 setpriv --reuid=postgres --regid=postgres --init-groups "$psql" -XAtq -p 5433 -d postgres 2>/dev/null)" = t ]`);
   });
 
   it('keepalived starts as a plain process and the start waits for its pid file', () => {
@@ -84,6 +84,12 @@ describe('facts', () => {
   it('reads the keepalived process', () => {
     expect(parseKeepalived('binary=/usr/sbin/keepalived\npid=77\ninit=none\n')).toEqual({ binary: '/usr/sbin/keepalived', pid: 77, init: 'none' });
     expect(parseKeepalived('binary=\npid=\ninit=systemd\n')).toEqual({ init: 'systemd' });
+    expect(parseKeepalived('pid=9\ninit=none\nnotify=2026-12-02T11:41:07+0000 INSTANCE runbook_pg_vip FAULT 130\n')).toEqual({
+      pid: 9,
+      init: 'none',
+      vrrp: { state: 'FAULT', at: '2026-12-02T11:41:07+0000' },
+    });
+    expect(parseKeepalived('pid=9\ninit=none\nnotify=\n')).toEqual({ pid: 9, init: 'none' });
   });
 });
 
@@ -113,6 +119,25 @@ describe('who holds the VIP', () => {
     expect(nodeViews(VIP, facts)).toEqual([node('pg1', true, 'primary'), node('pg2', false, 'standby')]);
     expect(vipCheck(VIP, facts)).toEqual({ ok: true, message: 'VIP 10.231.0.100 is on pg1 only, the primary; PostgreSQL answers on it' });
     expect(vipCheck(VIP, { ...facts, answers: 'no response' })).toEqual({ ok: false, message: 'PostgreSQL does not answer on 10.231.0.100: no response' });
+  });
+
+  it('a VIP that is not where it should be comes with keepalived\'s own state per node', () => {
+    const facts = {
+      answers: 'no response',
+      'addr:pg1': [],
+      'role:pg1': 'down' as const,
+      'keepalived:pg1': { init: 'none' as const },
+      'addr:pg2': [],
+      'role:pg2': 'primary' as const,
+      'keepalived:pg2': { pid: 7, init: 'none' as const, vrrp: { state: 'FAULT', at: '2026-12-02T11:41:07+0000' } },
+      'addr:pg3': [],
+      'role:pg3': 'standby' as const,
+      'keepalived:pg3': { pid: 8, init: 'none' as const },
+    };
+    expect(vipCheck(VIP, facts)).toEqual({
+      ok: false,
+      message: 'no node holds VIP 10.231.0.100 (primary: pg2); keepalived: pg1 not running, pg2 FAULT since 2026-12-02T11:41:07+0000, pg3 no state logged',
+    });
   });
 });
 
