@@ -34,7 +34,7 @@ import { jobFact, startDetached, waitDetached, type JobExec } from '../core/deta
 import { WriteProbe } from './probe.js';
 import { PROBE_ROLE, PROBE_TABLE, clientAddressSeenBy, prepareProbe, prepareWorkloadDb, probeIdsOn } from './probe-setup.js';
 import { writeDrillReport, type ReportPaths } from './report-files.js';
-import { failureSummary, fenceEvidence, runRunbook, stepTimings, type RunbookArgs, type RunbookRun } from './runbook-runner.js';
+import { checkRunbooksAccept, failureSummary, fenceEvidence, runRunbook, stepTimings, type RunbookArgs, type RunbookRun } from './runbook-runner.js';
 import type { DrillReport, ExitCheck, FaultKind, FenceEvidence, LagRecord, Marker, PartitionRecord, PhaseRecord } from './types.js';
 import { FAILBACK_LEDGER_STEP, describeDrillLedger, ledgerOfFailback, type DrillLedger } from './ledger.js';
 import { PgbenchWorkload, WORKLOAD_DB, describeHistory, findPgbench, initPgbench, withHistory, type WorkloadResult, type WorkloadSpec } from './workload.js';
@@ -119,6 +119,7 @@ export async function runDrill(o: DrillOptions): Promise<DrillOutcome> {
   const pgbench = o.workload ? await findPgbench() : undefined;
   if (o.workload && !pgbench) throw new EnvironmentError('--workload pgbench: pgbench is not installed on this machine (Debian: postgresql-contrib or postgresql-15; RHEL: postgresql15-contrib)');
   const previous = o.compare ? await readPrevious(o.compare) : undefined;
+  await checkRunbooksAccept(['failover', 'failback'], o, o);
   const serviceAddress = plan.vip ?? addressOf(plan.nodes.find((h) => h.name === plan.primary)!);
   const planLines = [
     `drill on ${plan.nodes.map((h) => h.name).join(', ')} (primary ${plan.primary}), service address ${serviceAddress}:${plan.port}`,

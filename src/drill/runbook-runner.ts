@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LOCK_ENV } from '../core/lock.js';
+import { BadInputError } from '../errors.js';
+import type { ConnectionOverrides, LoadOptions } from '../inventory/index.js';
 import type { RunReport } from '../report/json.js';
 import { maskSecrets } from '../shell/secret.js';
 
@@ -31,6 +33,31 @@ export interface RunbookArgs {
   hostsArgs?: string[];
   /** The drill's run id: its cluster lock counts as the runbook's own (RUNBOOK_LOCK_HELD). */
   lockHeld?: string;
+}
+
+/**
+ * Loads each runbook and resolves its params as its run after the fault will (inventory, -e,
+ * --secret sources, its validate): a missing env var or a bad -e then fails the drill before
+ * anything is touched, not the failover after the primary is already down.
+ */
+export async function checkRunbooksAccept(ids: string[], a: RunbookArgs, o: { overrides?: ConnectionOverrides; loadOptions?: LoadOptions }): Promise<void> {
+  const { prepare } = await import('../engine/run.js');
+  for (const id of ids) {
+    try {
+      await prepare(id, {
+        inventory: a.inventory,
+        extraVars: a.extraVars,
+        secrets: a.secrets,
+        check: false,
+        ...(a.knownHosts ? { knownHosts: a.knownHosts } : {}),
+        ...(o.overrides ? { overrides: o.overrides } : {}),
+        ...(o.loadOptions ? { loadOptions: o.loadOptions } : {}),
+      });
+    } catch (error) {
+      if (error instanceof BadInputError) throw new BadInputError(`drill: runbook ${id} would refuse its params after the fault, so nothing was touched: ${error.message}`);
+      throw error;
+    }
+  }
 }
 
 export async function runRunbook(id: string, a: RunbookArgs, log: (line: string) => void, extra: string[] = []): Promise<RunbookRun> {

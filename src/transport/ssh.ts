@@ -40,6 +40,14 @@ const DEFAULTS = {
   maxChannels: 8,
 } as const;
 
+/**
+ * A host that never answered in this run and timed out connecting is not asked again within this
+ * long: a failover against a cut-off primary otherwise spent a connect timeout on it in the lock,
+ * then again in every later step that reads it (issue 17: RTO after a partition). A host that did
+ * answer earlier is always tried again: its connection died, and a detached job's wait reconnects.
+ */
+export const NEVER_ANSWERED_RETRY_MS = 30_000;
+
 /** Channel opens refused by the server (MaxSessions), tried again with backoff: ~5 s in all. */
 const OPEN_RETRIES = 12;
 
@@ -70,6 +78,10 @@ type Settings = Required<Omit<SshTransportOptions, 'sshConfigFile' | 'maxOutputB
 export class SshTransport implements Transport {
   readonly #settings: Settings;
   readonly #connections = new Map<string, Promise<SshConnection>>();
+  /** Hosts that answered once in this run. */
+  readonly #answered = new Set<string>();
+  /** Hosts that never answered: when their connect timed out, and how. */
+  readonly #timedOut = new Map<string, { at: number; error: UnreachableError }>();
 
   constructor(options: SshTransportOptions = {}) {
     this.#settings = { ...DEFAULTS, sshConfigFile: defaultSshConfigFile(), ...options };
@@ -84,11 +96,23 @@ export class SshTransport implements Transport {
       if (this.#connections.get(spec.name) === existing) this.#connections.delete(spec.name);
       if (!connection) return existing; // the shared attempt failed: same error for every caller
     }
+    const earlier = this.#timedOut.get(spec.name);
+    if (earlier && Date.now() - earlier.at < NEVER_ANSWERED_RETRY_MS) {
+      const ago = Math.round((Date.now() - earlier.at) / 1000);
+      throw new UnreachableError(spec.name, `${earlier.error.reason} (${ago} s ago in this run; not tried again within ${NEVER_ANSWERED_RETRY_MS / 1000} s)`, { cause: earlier.error });
+    }
     const opening = SshConnection.open(spec, this.#settings);
     this.#connections.set(spec.name, opening);
-    opening.catch(() => {
-      if (this.#connections.get(spec.name) === opening) this.#connections.delete(spec.name);
-    });
+    opening.then(
+      () => {
+        this.#answered.add(spec.name);
+        this.#timedOut.delete(spec.name);
+      },
+      (error: unknown) => {
+        if (this.#connections.get(spec.name) === opening) this.#connections.delete(spec.name);
+        if (error instanceof UnreachableError && !this.#answered.has(spec.name) && error.reason.endsWith(CONNECT_TIMEOUT)) this.#timedOut.set(spec.name, { at: Date.now(), error });
+      },
+    );
     return opening;
   }
 
@@ -354,10 +378,12 @@ async function connectClient(
   });
 }
 
+const CONNECT_TIMEOUT = 'connect timeout (no SSH handshake)';
+
 /** An ssh2 or socket error as a reason a person can act on. */
 function describeFailure(err: Error & { level?: string; code?: string }): string {
   if (err.message === 'Keepalive timeout') return 'no answer to SSH keepalives: the connection is dead';
-  if (err.message.startsWith('Timed out while waiting for handshake')) return 'connect timeout (no SSH handshake)';
+  if (err.message.startsWith('Timed out while waiting for handshake')) return CONNECT_TIMEOUT;
   if (err.code === 'ECONNREFUSED') return `connection refused (${err.message.replace(/^connect /, '')})`;
   if (err.code === 'ENOTFOUND' || err.code === 'EAI_AGAIN') return `cannot resolve the address: ${err.message}`;
   return err.message;

@@ -42,6 +42,14 @@ describe('runbook drill', () => {
     expect(await writableNodes(lab)).toEqual(['pg1']);
   }, DRILL_TIMEOUT);
 
+  it('a secret its failover could not read after the fault: exit 2 before the fault, the primary untouched', async () => {
+    const r = await cli(['drill', '-i', lab.inventory, '--fault', 'kill', '--yes', '--secret', 'replication_password=env:RUNBOOK_E2E_UNSET_VAR']);
+    expect(r.code, r.stdout + r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/runbook failover would refuse its params after the fault, so nothing was touched: .*RUNBOOK_E2E_UNSET_VAR is not set/s);
+    expect(r.stdout).not.toMatch(/▶ fault/);
+    expect(await writableNodes(lab)).toEqual(['pg1']);
+  }, DRILL_TIMEOUT);
+
   it('fault stop: completes, measures RTO and RPO, restores the topology', async () => {
     const r = await runDrill(lab, ['--fault', 'stop']);
     await expectCompletedDrill(lab, 'stop', r);

@@ -93,15 +93,18 @@ ${s.peers.map((p) => `        ${w('unicast_peer (ansible_host)', p)}`).join('\n'
 
 /**
  * Hysteresis of the writable check: one slow or failed check is not enough to drop the VIP from
- * a healthy primary (fall 3: three in a row, ~3 s), and a node must pass twice (rise 2) before it
- * may take the VIP. A check that does not end in 8 s is killed and counts as failed: psql alone
+ * a healthy primary (fall 3: three in a row, ~3 s). One pass is enough to take it (rise 1): the
+ * check passes only on a writable server, so a pass is never a false alarm, and a second pass
+ * only delayed the VIP by a check interval after every promotion (the switchover's outage is
+ * the VIP's wait). A check that does not end in 8 s is killed and counts as failed: psql alone
  * takes 1-2 s on a loaded host, and keepalived drops a node that has only just risen on its first
  * timed-out check, so 2 s made a healthy primary flap under load. A primary that is really gone
  * refuses the connection at once, so it still loses the VIP in about 3-4 s and the promoted
- * standby gets it about 2 s after its promotion; a hung one fails its checks after 5 s each
- * (PGCONNECT_TIMEOUT: room for a connection to a loaded host, under the script's 8 s).
+ * standby gets it within a check interval plus keepalived's master-down wait (3 adverts) after
+ * its promotion; a hung one fails its checks after 5 s each (PGCONNECT_TIMEOUT: room for a
+ * connection to a loaded host, under the script's 8 s).
  */
-export const CHECK_HYSTERESIS = { interval: 1, timeout: 8, fall: 3, rise: 2 } as const;
+export const CHECK_HYSTERESIS = { interval: 1, timeout: 8, fall: 3, rise: 1 } as const;
 
 /**
  * Exit 0 only on a writable PostgreSQL. keepalived runs it as root and it drops to postgres

@@ -19,7 +19,7 @@ it('asks before the fault in a terminal; "no" exits 6 without touching a host', 
     inventory,
     'postgres:\n  hosts:\n    pg1: { ansible_host: 127.0.0.1, ansible_port: 1 }\n    pg2: { ansible_host: 127.0.0.1, ansible_port: 1 }\n  vars:\n    pg_primary: pg1\n',
   );
-  const screen = await ttySession(`rb-drill-tty-${process.pid}`, `cd ${dir} && ${process.execPath} ${bin} drill -i ${inventory} --fault kill`, [
+  const screen = await ttySession(`rb-drill-tty-${process.pid}`, `cd ${dir} && RB_TTY_PW=unused ${process.execPath} ${bin} drill -i ${inventory} --fault kill --secret replication_password=env:RB_TTY_PW`, [
     { when: /Go ahead\?/, send: ['n', 'Enter'] },
   ]);
   expect(screen).toContain('fault: SIGKILL of the postmaster on pg1');

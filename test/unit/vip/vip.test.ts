@@ -45,7 +45,7 @@ describe('keepalived.conf', () => {
     expect(conf).toMatch(/track_script \{\n {8}runbook_pg_writable\n/);
     expect(conf).toContain('notify "/etc/keepalived/runbook-notify.sh"');
     // Hysteresis: one slow check (timeout 8 s) does not drop the VIP (fall 3); taking it needs 2 passes.
-    expect(conf).toMatch(/ {4}interval 1\n {4}timeout 8\n {4}fall 3\n {4}rise 2\n/);
+    expect(conf).toMatch(/ {4}interval 1\n {4}timeout 8\n {4}fall 3\n {4}rise 1\n/);
     expect(conf).toMatch(/vrrp_script runbook_pg_writable \{\n {4}script "\/etc\/keepalived\/runbook-pg-writable.sh"\n {4}interval 1\n/);
     expect(conf).not.toMatch(/state MASTER|mcast|notify_master/);
   });
