@@ -2,10 +2,12 @@
  * The CLI: one commander program, one file per command under commands/, and one top-level catch
  * that maps typed errors to exit codes. Commands throw; they never call process.exit.
  */
-import { Command as Program, CommanderError } from 'commander';
+import type { Command as Program, CommanderError } from 'commander';
 import { ExitCode, RunbookError } from '../errors.js';
 import { maskSecrets } from '../shell/secret.js';
-import { applyColorPolicy } from './color.js';
+
+/** What `runbook --version` prints. */
+export const VERSION = '0.1.0';
 
 type Register = (program: Program) => void;
 
@@ -34,9 +36,10 @@ function commandFilesFor(argv: string[]) {
 }
 
 export async function buildProgram(argv: string[]): Promise<Program> {
+  const { Command: Program } = await import('commander');
   const program = new Program('runbook')
     .description('Declarative TypeScript runbooks over SSH: check, plan, confirm, apply, verify.')
-    .version('0.1.0')
+    .version(VERSION)
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) })
     .showHelpAfterError(false);
@@ -46,17 +49,26 @@ export async function buildProgram(argv: string[]): Promise<Program> {
 
 /** Run the CLI; resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
-  applyColorPolicy();
+  // `runbook --version` alone: printed as commander prints it, before commander or chalk load
+  // (start-up: Node's own boot is most of what is left).
+  if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
+    process.stdout.write(`${VERSION}\n`);
+    return ExitCode.ok;
+  }
+  let commanderError: typeof CommanderError | undefined;
   try {
+    const [{ applyColorPolicy }, commander] = await Promise.all([import('./color.js'), import('commander')]);
+    commanderError = commander.CommanderError;
+    applyColorPolicy();
     await (await buildProgram(argv)).parseAsync(argv, { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.ok;
   } catch (error) {
-    return reportError(error);
+    return reportError(error, commanderError);
   }
 }
 
-function reportError(error: unknown): number {
-  if (error instanceof CommanderError) {
+function reportError(error: unknown, commanderError: typeof CommanderError | undefined): number {
+  if (commanderError && error instanceof commanderError) {
     // --help and --version arrive here as "errors" with code 0.
     return error.exitCode === 0 ? ExitCode.ok : ExitCode.badInput;
   }

@@ -9,11 +9,15 @@ import { hostname, userInfo } from 'node:os';
 import { ExitCode, RunbookError, UnreachableError } from '../errors.js';
 import type { Executor } from '../engine/gather.js';
 import { type Command, sh } from '../shell/command.js';
+import type { ExecResult } from '../transport/types.js';
 
 export const LOCK_FILE = '/var/lib/runbook/lock';
 const MUTEX = '/var/lib/runbook/.lock.mutex';
 export const LEASE_MS = 120_000;
 export const LEASE_RENEW_MS = 30_000;
+/** attemptAll: how often, and how far apart, a run holding its first host retries the others. */
+const RACE_RETRIES = 10;
+const RACE_RETRY_MS = 200;
 /** A run started by an outer run that holds the lock (the drill) names it here: see docs/locks.md. */
 export const LOCK_ENV = 'RUNBOOK_LOCK_HELD';
 
@@ -134,6 +138,12 @@ export interface AcquireOptions {
   /** The outer run that holds the lock (RUNBOOK_LOCK_HELD): its lock counts as ours and stays. */
   heldBy?: string;
   log?: (line: string) => void;
+  /**
+   * Runs the lock command on every host at once and gives each host's own result: the engine
+   * sends it at the head of the run's first batch of reads on each host (one round trip for both).
+   * Without it, hosts are tried one after another (by plain execs).
+   */
+  attemptAll?: (command: Command, hosts: string[]) => Map<string, Promise<ExecResult>>;
 }
 
 /**
@@ -157,12 +167,16 @@ export class ClusterLock {
 
   static async acquire(pool: Executor, hosts: string[], me: LockHolder, o: AcquireOptions = {}): Promise<ClusterLock> {
     const lock = new ClusterLock(pool, me, o);
-    // One host at a time, in name order: of two runs racing for the same hosts, the one that takes
-    // the first host wins and the other is refused there (in parallel each could take some, and
-    // both would be refused).
+    // Without `attemptAll`: one host at a time, in name order: of two runs racing for the same
+    // hosts, the one that takes the first host wins and the other is refused there. With it (the
+    // lock travels with the run's first reads) all hosts are tried at once, and the same rule
+    // holds by a retry: a run that holds its first host (name order) tries again, a few times, the
+    // hosts another live run holds (that run, refused at the first host, is releasing them).
     const retried: HostLockOutcome[] = [];
-    for (const h of [...hosts].sort()) {
-      let out = await lock.#tryHost(h, o.breakRunId);
+    const sorted = [...hosts].sort();
+    const sent = o.attemptAll?.(lock.#command(o.breakRunId), sorted);
+    const tryOne = async (h: string) => {
+      let out = await lock.#tryHost(h, o.breakRunId, sent?.get(h));
       // A stale lock (dead process, expired lease) is broken once, with a note.
       const why = out.state === 'held' && out.holder ? staleReason(out.holder, { now: Date.now(), controller: me.controller, pidAlive }) : undefined;
       if (why && out.holder) {
@@ -171,8 +185,30 @@ export class ClusterLock {
       }
       retried.push(out);
       if (out.state === 'acquired') lock.#taken.push(h);
-      if (out.state === 'held') break;
-    }
+      return out;
+    };
+    if (sent) {
+      const settled = await Promise.allSettled(sorted.map(tryOne));
+      const failed = settled.find((x): x is PromiseRejectedResult => x.status === 'rejected');
+      if (failed) {
+        await lock.release();
+        throw failed.reason;
+      }
+      retried.sort((a, b) => (a.host < b.host ? -1 : a.host > b.host ? 1 : 0));
+      const firstHeld = retried[0]?.state === 'acquired' || retried[0]?.state === 'reentrant';
+      for (let i = 0; firstHeld && i < RACE_RETRIES && retried.some((x) => x.state === 'held'); i++) {
+        await new Promise((r) => setTimeout(r, RACE_RETRY_MS));
+        for (const [k, x] of retried.entries())
+          if (x.state === 'held') {
+            const again = await lock.#tryHost(x.host, o.breakRunId);
+            retried[k] = again;
+            if (again.state === 'acquired') lock.#taken.push(x.host);
+          }
+      }
+    } else
+      for (const h of sorted) {
+        if ((await tryOne(h)).state === 'held') break;
+      }
     const held = retried.filter((x) => x.state === 'held');
     if (held.length) {
       await lock.release();
@@ -191,9 +227,14 @@ export class ClusterLock {
     return lock;
   }
 
-  async #tryHost(host: string, breakRunId?: string): Promise<HostLockOutcome> {
+  #command(breakRunId?: string): Command {
+    return acquireCommand(this.me, { ...(breakRunId ? { breakRunId } : {}), ...(this.o.heldBy ? { reentrantRunId: this.o.heldBy } : {}) });
+  }
+
+  /** One try on `host`: by a plain exec, or through `sent` (the lock already on its way in a batch). */
+  async #tryHost(host: string, breakRunId?: string, sent?: Promise<ExecResult>): Promise<HostLockOutcome> {
     try {
-      const r = await this.pool.exec(host, acquireCommand(this.me, { ...(breakRunId ? { breakRunId } : {}), ...(this.o.heldBy ? { reentrantRunId: this.o.heldBy } : {}) }), { become: true, timeoutSec: 30 });
+      const r = await (sent ?? this.pool.exec(host, this.#command(breakRunId), { become: true, timeoutSec: 30 }));
       if (r.exitCode !== 0) return { host, state: 'unreachable', note: `lock command failed (exit ${r.exitCode}): ${r.stderr.trim()}` };
       const m = /^acquired (.*)$/m.exec(r.stdout);
       if (m) return { host, state: m[1] === this.me.runId ? 'acquired' : 'reentrant' };

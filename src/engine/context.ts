@@ -1,5 +1,6 @@
 /** Everything a running step needs, built once per run by run.ts (or by tests). */
-import type { Command } from '../shell/command.js';
+import { createHash } from 'node:crypto';
+import type { Command, CommandPart } from '../shell/command.js';
 import type { ExecOptions, ExecResult, HostConnection } from '../transport/types.js';
 import { InterruptedError } from '../errors.js';
 import type { Executor } from './gather.js';
@@ -89,7 +90,8 @@ export class HostPool implements Executor {
  *   and nothing is served or stored while any apply is in flight (a change on one host can change
  *   what another host reports: replication, NFS mounts);
  * - a read that started before a clear is not stored;
- * - commands holding secrets, and facts with `cache: false`, are never cached;
+ * - facts with `cache: false` are never reused (a `readAhead` one is served once, from the prefetch); a command holding secrets is keyed by a digest of
+ *   its secrets' values (never the values: two commands differing only in a secret differ);
  * - verification re-gathers, retries' re-gathers, ApplyContext.read and polling bypass it.
  */
 export class FactCache {
@@ -99,8 +101,8 @@ export class FactCache {
   hits = 0;
 
   static key(host: string, become: boolean | string | undefined, command: Command): string | undefined {
-    if (command.hasSecrets) return undefined;
-    return `${host}\0${become === undefined || become === false ? '' : String(become)}\0${command.toString()}`;
+    const text = command.hasSecrets ? keyText(command) : command.toString();
+    return `${host}\0${become === undefined || become === false ? '' : String(become)}\0${text}`;
   }
 
   /** A token for store(): the cache's generation when a read starts. */
@@ -113,6 +115,13 @@ export class FactCache {
     const r = this.#entries.get(key);
     if (r) this.hits++;
     return r ? { ...r } : undefined;
+  }
+
+  /** get(), and the entry is gone: a read-ahead value is served once. */
+  take(key: string): ExecResult | undefined {
+    const r = this.get(key);
+    if (r) this.#entries.delete(key);
+    return r;
   }
 
   /** Whether `key` would be served (no hit counted): a prefetch skips what is there. */
@@ -143,6 +152,13 @@ export class FactCache {
   }
 }
 
+/** A command's cache key text with each secret as a digest of its value (toString masks them all alike). */
+function keyText(command: Command): string {
+  const part = (p: CommandPart) => ('text' in p ? p.text : `\0secret:${createHash('sha256').update(p.secret.reveal()).digest('hex')}\0`);
+  const line = command.parts.map(part).join('');
+  return command.stdin ? `${line}\0stdin\0${command.stdin.map(part).join('')}` : line;
+}
+
 export interface Engine<P = any> {
   run: RunContext<P>;
   pool: Executor;
@@ -152,6 +168,11 @@ export interface Engine<P = any> {
   interrupt: Interrupt;
   /** Per-host memory of StepDef.remember. */
   state: Map<string, Record<string, unknown>>;
+  /**
+   * Per host, the state an earlier run of this runbook ended with (state-memo.ts): only to guess
+   * which facts to read ahead; no step ever sees it.
+   */
+  stateGuess?: Map<string, Record<string, unknown>>;
   hostByName(name: string): HostView;
   /** Called before each action of an apply starts (the journal records it). */
   onAction?: (e: ActionStarted) => void;

@@ -99,26 +99,100 @@ export function parseBatch(host: string, facts: Array<Fact<unknown>>, stdout: st
   return out;
 }
 
-/** Run the facts of one host and become user in one round trip. */
-export async function runFactBatch(exec: Executor, host: string, become: boolean | string | undefined, facts: Array<Fact<unknown>>, timeoutSec: number): Promise<ExecResult[]> {
-  if (facts.length === 0) return [];
-  const nonce = randomBytes(6).toString('hex');
-  const opts: ExecOptions = { timeoutSec };
-  if (become !== undefined && become !== false) opts.become = become;
-  const res = await exec.exec(host, batchScript(facts, nonce), opts);
-  if (res.exitCode !== 0) {
-    const why = res.timedOut ? `timed out after ${timeoutSec}s` : `exit code ${res.exitCode}`;
-    throw new RunbookError(`${host}: reading facts ${facts.map((f) => f.name).join(', ')} failed (${why})${res.stderr.trim() ? `: ${res.stderr.trim().split('\n').slice(-3).join(' | ')}` : ''}`, ExitCode.stepFailed);
+function batchFailed(host: string, facts: Array<Fact<unknown>>, res: ExecResult, timeoutSec: number): RunbookError {
+  const why = res.timedOut ? `timed out after ${timeoutSec}s` : `exit code ${res.exitCode}`;
+  return new RunbookError(`${host}: reading facts ${facts.map((f) => f.name).join(', ')} failed (${why})${res.stderr.trim() ? `: ${res.stderr.trim().split('\n').slice(-3).join(' | ')}` : ''}`, ExitCode.stepFailed);
+}
+
+interface Waiting {
+  facts: Array<Fact<unknown>>;
+  timeoutSec: number;
+  resolve: (r: ExecResult[]) => void;
+  reject: (e: unknown) => void;
+}
+
+/** Fact reads waiting for the next turn of the event loop, per executor and (host, become). */
+const waiting = new WeakMap<Executor, Map<string, Waiting[]>>();
+/** A coalesced script stays well under Linux's 128 KiB limit on one argument (sh -c SCRIPT). */
+const MAX_COALESCED_CHARS = 48 * 1024;
+
+/**
+ * Run the facts of one host and become user in one round trip. Reads for the same host, user and
+ * timeout that are asked for in the same turn of the event loop (the checks of one step on several hosts
+ * reading each other's facts, a step's own batch beside another host's remote facts) go out as
+ * ONE script, each request's facts kept together and in the order asked; each request gets its
+ * own results, or its own error when the script as a whole failed.
+ */
+export function runFactBatch(exec: Executor, host: string, become: boolean | string | undefined, facts: Array<Fact<unknown>>, timeoutSec: number): Promise<ExecResult[]> {
+  if (facts.length === 0) return Promise.resolve([]);
+  let byTarget = waiting.get(exec);
+  if (!byTarget) waiting.set(exec, (byTarget = new Map()));
+  // Same timeout too: a short read (a drill's poll) never waits on a longer one's allowance.
+  const key = `${host}\0${become === undefined || become === false ? '' : String(become)}\0${timeoutSec}`;
+  return new Promise((resolve, reject) => {
+    let queue = byTarget.get(key);
+    if (!queue) {
+      const q: Waiting[] = (queue = []);
+      byTarget.set(key, q);
+      setImmediate(() => {
+        byTarget.delete(key);
+        for (const group of coalesce(q)) void runGroup(exec, host, become, group);
+      });
+    }
+    queue.push({ facts, timeoutSec, resolve, reject });
+  });
+}
+
+/** Requests in order, cut into groups whose scripts stay under MAX_COALESCED_CHARS. */
+function coalesce(queue: Waiting[]): Waiting[][] {
+  const groups: Waiting[][] = [];
+  let size = 0;
+  for (const w of queue) {
+    const chars = w.facts.reduce((n, f) => n + f.command.toString().length + 200, 0);
+    const last = groups[groups.length - 1];
+    if (last && size + chars <= MAX_COALESCED_CHARS) {
+      last.push(w);
+      size += chars;
+    } else {
+      groups.push([w]);
+      size = chars;
+    }
   }
-  return parseBatch(host, facts, res.stdout, res.stderr, nonce, res.durationMs);
+  return groups;
+}
+
+/** One script for the group's facts; each request resolves to its own slice of the results. */
+async function runGroup(exec: Executor, host: string, become: boolean | string | undefined, group: Waiting[]): Promise<void> {
+  const timeoutSec = group[0]!.timeoutSec;
+  const all = group.flatMap((w) => w.facts);
+  let results: ExecResult[];
+  try {
+    const nonce = randomBytes(6).toString('hex');
+    const opts: ExecOptions = { timeoutSec };
+    if (become !== undefined && become !== false) opts.become = become;
+    const res = await exec.exec(host, batchScript(all, nonce), opts);
+    if (res.exitCode !== 0) {
+      for (const w of group) w.reject(batchFailed(host, w.facts, res, timeoutSec));
+      return;
+    }
+    results = parseBatch(host, all, res.stdout, res.stderr, nonce, res.durationMs);
+  } catch (e) {
+    for (const w of group) w.reject(e);
+    return;
+  }
+  let at = 0;
+  for (const w of group) {
+    w.resolve(results.slice(at, at + w.facts.length));
+    at += w.facts.length;
+  }
 }
 
 /** runFactBatch through the run's fact cache: only facts not cached are read (one batch). */
 async function readBatch(exec: Executor, host: string, become: boolean | string | undefined, facts: Array<Fact<unknown>>, timeoutSec: number, cache?: FactCache): Promise<ExecResult[]> {
   if (!cache) return runFactBatch(exec, host, become, facts, timeoutSec);
   const generation = cache.generation;
-  const keys = facts.map((f) => (f.cache === false ? undefined : FactCache.key(host, become, f.command)));
-  const results: Array<ExecResult | undefined> = keys.map((k) => (k === undefined ? undefined : cache.get(k)));
+  const keys = facts.map((f) => (f.cache === false && !f.readAhead ? undefined : FactCache.key(host, become, f.command)));
+  const results: Array<ExecResult | undefined> = keys.map((k, i) => (k === undefined ? undefined : facts[i]!.cache === false ? cache.take(k) : cache.get(k)));
   const missing = facts.map((_, i) => i).filter((i) => results[i] === undefined);
   if (missing.length > 0) {
     const read = await runFactBatch(exec, host, become, missing.map((i) => facts[i]!), timeoutSec);
@@ -126,7 +200,7 @@ async function readBatch(exec: Executor, host: string, become: boolean | string 
       const i = missing[j]!;
       results[i] = r;
       const k = keys[i];
-      if (k !== undefined) cache.store(k, r, generation);
+      if (k !== undefined && facts[i]!.cache !== false) cache.store(k, r, generation);
     });
   }
   return results as ExecResult[];

@@ -3,7 +3,8 @@
  * (all before any host is touched), then schedule, journal, report, and return the exit code.
  */
 import { performance } from 'node:perf_hooks';
-import { BadInputError, ConfirmationError, ExitCode } from '../errors.js';
+import { BadInputError, ConfirmationError, ExitCode, UnreachableError } from '../errors.js';
+import { fact } from './define.js';
 import { maskSecrets } from '../shell/secret.js';
 import type { Inventory, InventoryHost } from '../inventory/types.js';
 import type { ExecOptions, HostConnection, Transport } from '../transport/types.js';
@@ -16,6 +17,7 @@ import { ClusterLock, LOCK_ENV, lockHolder } from '../core/lock.js';
 import { Journal, completedPairs, lastRunId, newRunId, readJournal } from './journal.js';
 import { loadRunbook, type LoadedRunbook } from './loader.js';
 import { resolveParams, uncarriable } from './params.js';
+import { loadStateMemo, saveStateMemo } from './state-memo.js';
 import { exitCodeOf, recap, type StepResult } from './results.js';
 import { Scheduler, allSteps, selectedByTags, type ResumeState } from './scheduler.js';
 import type { HostView, RunContext, RunbookDef } from './types.js';
@@ -180,6 +182,33 @@ export async function runRunbook(ref: string, o: RunCliOptions, makeUi: (interac
   const interrupt = new Interrupt();
   const pool = new HostPool(prep.connect, interrupt);
 
+  const options: EngineOptions = {
+    checkMode: o.check,
+    diff: o.diff,
+    forks: o.forks ?? Math.max(1, prep.run.hosts.length),
+    stepMode: o.step,
+    approvals: { all: o.yes, steps: new Set(o.approve) },
+    tags: o.tags,
+    skipTags: o.skipTags,
+  };
+  let journal: Journal | undefined;
+  const engine: Engine = {
+    run: prep.run,
+    pool,
+    factCache: new FactCache(),
+    options,
+    interrupt,
+    state: new Map(),
+    hostByName: prep.hostByName,
+    // Written before the action starts: after a kill -9 the journal says what may have run.
+    onAction: (e) => journal?.write({ type: 'action', ...e }),
+    onPlanned: (e) => journal?.write({ type: 'planned', ...e }),
+    ...(o.check ? { wouldChange: new Set<string>() } : {}),
+    // What the last run of this runbook left per host: a guess of what to read ahead, no more.
+    stateGuess: loadStateMemo(def.id, prep.run.hosts),
+  };
+  const scheduler = new Scheduler(engine, def, ui, { onResult: (r) => journal?.write({ type: 'result', ...r }) }, resume);
+
   // One changing run per cluster: refuse (exit 11) before any step when another live run holds a host.
   let lock: ClusterLock | undefined;
   if (!o.check) {
@@ -190,6 +219,17 @@ export async function runRunbook(ref: string, o: RunCliOptions, makeUi: (interac
         ...(o.breakLock ? { breakRunId: o.breakLock } : {}),
         ...(process.env[LOCK_ENV] ? { heldBy: process.env[LOCK_ENV] } : {}),
         log: (line) => ui.info(line),
+        // The lock goes at the head of each host's first batch of reads (one round trip for both);
+        // that host's reads are kept only when the lock was taken. A batch that fails as a whole
+        // (sudo, an interrupt) leaves the lock to a plain exec, as without the batch.
+        attemptAll: (command, hosts) => {
+          const sent = scheduler.firstReads({
+            hosts,
+            fact: () => fact({ name: 'run lock', command, become: true, cache: false, parse: (r) => r }),
+            accept: (_h, r) => r.exitCode === 0 && /^acquired /m.test(r.stdout),
+          });
+          return new Map(hosts.map((h) => [h, sent.get(h)!.catch((e: unknown) => (e instanceof UnreachableError ? Promise.reject(e) : direct.exec(h, command, { become: true, timeoutSec: 30 })))]));
+        },
       });
     } catch (error) {
       await prep.closeTransport();
@@ -197,35 +237,11 @@ export async function runRunbook(ref: string, o: RunCliOptions, makeUi: (interac
     }
   }
 
-  const journal = new Journal(runId);
+  journal = new Journal(runId);
   if (resume) journal.write({ type: 'resume', runId });
   else
     journal.write({ type: 'start', runId, runbook: def.id, hash: prep.loaded.hash, source: prep.loaded.file, params: prep.params, hosts: prep.run.hosts.map((h) => h.name), checkMode: o.check });
   ui.info(`run ${runId}: ${def.id} on ${prep.run.hosts.map((h) => h.name).join(', ')}${o.check ? ' (check mode)' : ''}${resume ? ` (resuming)` : ''}`);
-
-  const options: EngineOptions = {
-    checkMode: o.check,
-    diff: o.diff,
-    forks: o.forks ?? Math.max(1, prep.run.hosts.length),
-    stepMode: o.step,
-    approvals: { all: o.yes, steps: new Set(o.approve) },
-    tags: o.tags,
-    skipTags: o.skipTags,
-  };
-  const engine: Engine = {
-    run: prep.run,
-    pool,
-    factCache: new FactCache(),
-    options,
-    interrupt,
-    state: new Map(),
-    hostByName: prep.hostByName,
-    // Written before the action starts: after a kill -9 the journal says what may have run.
-    onAction: (e) => journal.write({ type: 'action', ...e }),
-    onPlanned: (e) => journal.write({ type: 'planned', ...e }),
-    ...(o.check ? { wouldChange: new Set<string>() } : {}),
-  };
-  const scheduler = new Scheduler(engine, def, ui, { onResult: (r) => journal.write({ type: 'result', ...r }) }, resume);
 
   const t0 = performance.now();
   const startedAt = new Date().toISOString();
@@ -249,6 +265,7 @@ export async function runRunbook(ref: string, o: RunCliOptions, makeUi: (interac
     process.off('SIGTERM', onSignal!);
     await lock?.release().catch(() => undefined);
     await prep.closeTransport(); // closes every connection the pool opened (closing twice waits on a dead socket)
+    saveStateMemo(def.id, prep.run.hosts, engine.state);
   }
   const durationMs = performance.now() - t0;
   const exitCode = exitCodeOf(results, { checkMode: o.check, interrupted: interrupt.interrupted });

@@ -9,7 +9,8 @@ import type { Stage, TaskIO, Ui } from '../ui/types.js';
 import { resultLine } from '../ui/types.js';
 import { actionLines } from './actions.js';
 import type { Engine } from './context.js';
-import { prefetchChecks } from './prefetch.js';
+import { type Lead, prefetchChecks } from './prefetch.js';
+import type { ExecResult } from '../transport/types.js';
 import type { StepResult } from './results.js';
 import { applyStep, type Checked, checkStep, stepContext } from './step-runner.js';
 import type { PhaseDef, RunbookDef, StepDef } from './types.js';
@@ -85,6 +86,29 @@ export class Scheduler {
     if (!cache || cache.generation !== this.#prefetchFrom) return;
     const ahead = this.#order.slice(Math.max(0, this.#order.indexOf(step)));
     await prefetchChecks(this.engine, ahead, (s) => this.#hostsFor(s), (host) => stepContext(this.engine, host));
+  }
+
+  /**
+   * Before run(): the first batch of reads on every host, with `lead` (the run lock) at its head on
+   * each of `lead.hosts` (see prefetch.ts Lead). run() then finds those facts in the cache. Resolves,
+   * per lead host, to the lead's own result, or rejects with why its batch failed.
+   */
+  firstReads(lead: Lead): Map<string, Promise<ExecResult>> {
+    const first = batches(this.engine.run.hosts.map((h) => h.name), this.runbook.serial)[0] ?? [];
+    this.#active = [...first];
+    const step = this.#order.find((s) => this.#hostsFor(s).length > 0);
+    const all = prefetchChecks(this.engine, step ? this.#order.slice(this.#order.indexOf(step)) : [], (s) => this.#hostsFor(s), (host) => stepContext(this.engine, host), undefined, lead);
+    return new Map(
+      lead.hosts.map((h) => [
+        h,
+        all.then((m) => {
+          const r = m.get(h);
+          if (!r) throw new Error(`${h}: no first batch was sent`);
+          if ('error' in r) throw r.error;
+          return r.result;
+        }),
+      ]),
+    );
   }
 
   async run(): Promise<StepResult[]> {

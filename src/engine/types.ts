@@ -27,6 +27,14 @@ export interface Fact<T> {
    */
   cache?: boolean;
   /**
+   * With `cache: false`: may still be read ahead with the other checks (the run's prefetch batch)
+   * and then served ONCE, to the first check that reads it, if nothing applied in between; any
+   * later read is fresh. For a value that changes by itself only in ways its step's plan copes with
+   * when read a moment early (a detached job's state: a job seen running that ended meanwhile is
+   * waited for, not started again).
+   */
+  readAhead?: boolean;
+  /**
    * A probe (see probe()): an observation that may write (a marker, a read-only test, a WAL
    * switch). Never cached; not run in --check ("not verified in check mode").
    */

@@ -154,6 +154,22 @@ export function statusSql(f: PgFeatures): SqlFragment {
   (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND application_name <> ${RUNBOOK_APP});`;
 }
 
+/**
+ * Wait on the server, up to `maxMs`, until a standby has replayed past `lsn` (returns at once on a
+ * writable node or once replayed): put before statusFact in one batch, a poll then usually needs
+ * one round trip instead of several 200 ms apart. Never fails (the status read after it decides).
+ */
+export function replayWaitFact(conn: PgConn, lsn: string, maxMs = 3000): Fact<null> {
+  const loops = Math.max(1, Math.ceil(maxMs / 50));
+  return fact({
+    name: 'pg.replay_wait',
+    become: true,
+    cache: false,
+    command: psqlCommand(conn, sql`DO $rb$ BEGIN FOR i IN 1..${loops} LOOP EXIT WHEN NOT pg_is_in_recovery() OR pg_last_wal_replay_lsn() >= ${lsn}::pg_lsn; PERFORM pg_sleep(0.05); END LOOP; END $rb$;`),
+    parse: () => null,
+  });
+}
+
 /** Chosen by the server's server_version_num in the same round trip (version.ts). */
 export const STATUS_SQL = byServerVersion([140000], statusSql);
 

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { jobFact, jobId, parseJobState, runDetached, startJobCommand } from '../../../src/core/detached.js';
 import type { Command } from '../../../src/shell/index.js';
-import { acquireCommand, lockHolder, parseHolder, staleReason } from '../../../src/core/lock.js';
+import { ClusterLock, LockedError, acquireCommand, lockHolder, parseHolder, staleReason } from '../../../src/core/lock.js';
+import type { ExecResult } from '../../../src/transport/types.js';
 import { secret, sh } from '../../../src/shell/index.js';
 
 describe('detached job records', () => {
@@ -77,5 +78,72 @@ describe('cluster lock', () => {
     const c = acquireCommand(h, { breakRunId: 'old' }).toString();
     expect(c).toContain('flock -w 10 9');
     expect(c).toContain(`'${JSON.stringify(h)}'`);
+  });
+
+  describe('with attemptAll (the lock in the first batch of reads)', () => {
+    const result = (host: string, stdout: string, exitCode = 0): ExecResult => ({ host, command: 'lock', exitCode, stdout, stderr: '', durationMs: 1, timedOut: false });
+    /** A pool for plain execs (releases, retries): records them. */
+    const pool = () => {
+      const plain: string[] = [];
+      return { plain, exec: async (host: string, c: Command) => (plain.push(`${host}:${/grep -q/.test(c.toString()) ? 'release' : 'acquire'}`), result(host, 'acquired r9\n')) };
+    };
+    const me = { ...lockHolder('r9', 'setup', now), controller: 'ctl', pid: 42 };
+
+    it('tries every host at once through the batch and takes them all', async () => {
+      const p = pool();
+      const asked: string[][] = [];
+      const lock = await ClusterLock.acquire(p, ['pg2', 'pg1'], me, {
+        attemptAll: (_c, hosts) => (asked.push(hosts), new Map(hosts.map((x) => [x, Promise.resolve(result(x, 'acquired r9\n'))]))),
+      });
+      expect(asked).toEqual([['pg1', 'pg2']]);
+      expect([...lock.hosts].sort()).toEqual(['pg1', 'pg2']);
+      expect(p.plain).toEqual([]); // no exec of its own
+      await lock.release();
+      expect(p.plain.sort()).toEqual(['pg1:release', 'pg2:release']);
+    });
+
+    it('a host held by a live run that keeps it: refused after the retries (exit 11, the holder named), and what it took released', async () => {
+      const other0 = { ...lockHolder('r1', 'failover', Date.now()), controller: 'ctl', pid: process.pid };
+      const p = { plain: [] as string[], exec: async (host: string, c: Command) => (p.plain.push(`${host}:${/grep -q/.test(c.toString()) ? 'release' : 'acquire'}`), result(host, `held\n${JSON.stringify(other0)}\n`)) };
+      const other = { ...lockHolder('r1', 'failover', Date.now()), controller: 'ctl', pid: process.pid };
+      const err = await ClusterLock.acquire(p, ['pg1', 'pg2'], me, {
+        attemptAll: (_c, hosts) => new Map(hosts.map((x) => [x, Promise.resolve(x === 'pg2' ? result(x, `held\n${JSON.stringify(other)}\n`) : result(x, 'acquired r9\n'))])),
+      }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(LockedError);
+      expect((err as LockedError).message).toMatch(/^pg2: locked by run r1 \(failover/);
+      expect(p.plain.filter((x) => x === 'pg2:acquire')).toHaveLength(10);
+      expect(p.plain.at(-1)).toBe('pg1:release');
+    });
+
+    it('two runs racing for the same hosts: the one holding the first host retries the other, which the loser releases', async () => {
+      const p = pool();
+      const other = { ...lockHolder('r1', 'failover', Date.now()), controller: 'ctl', pid: process.pid };
+      const lock = await ClusterLock.acquire(p, ['pg1', 'pg2'], me, {
+        attemptAll: (_c, hosts) => new Map(hosts.map((x) => [x, Promise.resolve(x === 'pg2' ? result(x, `held\n${JSON.stringify(other)}\n`) : result(x, 'acquired r9\n'))])),
+      });
+      expect([...lock.hosts].sort()).toEqual(['pg1', 'pg2']);
+      expect(p.plain).toEqual(['pg2:acquire']); // the retry, by a plain exec
+      await lock.release();
+    });
+
+    it('the first host held by another live run: refused at once, no retries', async () => {
+      const p = pool();
+      const other = { ...lockHolder('r1', 'failover', Date.now()), controller: 'ctl', pid: process.pid };
+      const err = await ClusterLock.acquire(p, ['pg1', 'pg2'], me, {
+        attemptAll: (_c, hosts) => new Map(hosts.map((x) => [x, Promise.resolve(x === 'pg1' ? result(x, `held\n${JSON.stringify(other)}\n`) : result(x, 'acquired r9\n'))])),
+      }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(LockedError);
+      expect((err as LockedError).message).toMatch(/^pg1: locked by run r1/);
+      expect(p.plain).toEqual(['pg2:release']);
+    });
+
+    it('a batch that failed on one host: what was taken is released and the error stands', async () => {
+      const p = pool();
+      const err = await ClusterLock.acquire(p, ['pg1', 'pg2'], me, {
+        attemptAll: (_c, hosts) => new Map(hosts.map((x) => [x, x === 'pg2' ? Promise.reject(new Error('boom')) : Promise.resolve(result(x, 'acquired r9\n'))])),
+      }).catch((e: unknown) => e);
+      expect(String(err)).toMatch(/boom/);
+      expect(p.plain).toEqual(['pg1:release']);
+    });
   });
 });

@@ -77,3 +77,42 @@ describe('batched facts', () => {
     expect(facts.secretIn.stdout.trim()).toBe('18');
   });
 });
+
+describe('coalesced fact reads', () => {
+  const counting = (host: string) => {
+    const log: string[] = [];
+    const conn = localConnection(host, log);
+    const exec = { exec: (_h: string, c: Parameters<typeof conn.exec>[0], o?: Parameters<typeof conn.exec>[1]) => conn.exec(c, o) };
+    return { log, exec };
+  };
+  const echo = (name: string, out: string, code = 0) => fact({ name, command: sh`printf '%s' ${out}; exit ${code}`, parse: (r) => `${r.stdout}:${r.exitCode}` });
+
+  it('reads asked for in the same turn for one host and user go out as one script, each getting its own values', async () => {
+    const { log, exec } = counting('h1');
+    const [a, b, c] = await Promise.all([
+      gatherFacts(exec, 'h1', true, { x: echo('x', 'one'), y: echo('y', 'two', 3) }),
+      gatherFacts(exec, 'h1', true, { x: echo('x2', 'three') }),
+      gatherFacts(exec, 'h1', 'postgres', { z: echo('z', 'four') }), // another user: its own script
+    ]);
+    expect(a).toEqual({ x: 'one:0', y: 'two:3' });
+    expect(b).toEqual({ x: 'three:0' });
+    expect(c).toEqual({ z: 'four:0' });
+    expect(log).toHaveLength(2);
+  });
+
+  it('reads one after another stay separate (a later read sees the host as it is then)', async () => {
+    const { log, exec } = counting('h1');
+    await gatherFacts(exec, 'h1', undefined, { x: echo('x', 'one') });
+    await gatherFacts(exec, 'h1', undefined, { x: echo('x', 'one') });
+    expect(log).toHaveLength(2);
+  });
+
+  it('a script that fails as a whole fails every request with its own facts named', async () => {
+    const exec = { exec: async (host: string, command: { toString(): string }) => ({ host, command: command.toString(), exitCode: 255, stdout: '', stderr: 'connection reset', durationMs: 1, timedOut: false }) };
+    const results = await Promise.allSettled([gatherFacts(exec, 'h1', undefined, { x: echo('fact-x', '1') }), gatherFacts(exec, 'h1', undefined, { y: echo('fact-y', '2') })]);
+    const messages = results.map((r) => (r.status === 'rejected' ? String((r.reason as Error).message) : 'resolved'));
+    expect(messages[0]).toMatch(/reading facts fact-x failed \(exit code 255\): connection reset/);
+    expect(messages[1]).toMatch(/reading facts fact-y failed/);
+    expect(messages[1]).not.toMatch(/fact-x/);
+  });
+});

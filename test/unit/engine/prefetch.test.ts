@@ -92,3 +92,98 @@ describe('prefetch of the checks', () => {
     expect(results.map((r) => `${r.stepId}:${r.status}:${r.message}`)).toEqual(['a:changed:write b', 'b:ok:sees the write']);
   });
 });
+
+describe('a lead at the head of the first batch (the run lock)', () => {
+  async function withLead(said: 'acquired' | 'held') {
+    const root = mkdtempSync(join(tmpdir(), 'rb-lead-'));
+    for (const h of ['h1', 'h2']) {
+      mkdirSync(join(root, h));
+      for (const f of ['a', 'b']) writeFileSync(join(root, h, f), `${f} before\n`);
+    }
+    const runbook = defineRunbook({
+      id: 'lead',
+      description: 'test',
+      params,
+      steps: [
+        step({ id: 'a', title: 'a', become: true, gather: (c) => ({ v: readFile(path(c, 'a')) }), plan: (f: { v: string }) => noop(f.v) }),
+        step({ id: 'b', title: 'b', become: 'nobody-else', gather: (c) => ({ v: readFile(path(c, 'b')) }), plan: (f: { v: string }) => noop(f.v) }),
+      ],
+    });
+    const log: string[] = [];
+    const engine = localEngine([view('h1'), view('h2')], { root }, {}, log);
+    const scheduler = new Scheduler(engine, runbook, new PlainLog(() => {}), { onResult: () => {} });
+    // The lead writes what a lock would: the reads after it in the same script see it.
+    const sent = scheduler.firstReads({
+      hosts: ['h1', 'h2'],
+      fact: (h) => fact({ name: 'lead', become: true, cache: false, command: sh`echo after > ${join(root, h, 'a')}; echo after > ${join(root, h, 'b')}; echo ${said}`, parse: (r) => r }),
+      accept: (_h, r) => r.stdout.startsWith('acquired'),
+    });
+    const leads = await Promise.all([...sent.values()]);
+    const afterLead = log.length;
+    const results = await scheduler.run();
+    return { leads, afterLead, execs: log.length, results: results.map((r) => `${r.stepId}@${r.host}:${r.message}`).sort() };
+  }
+
+  it('goes out in the same round trip as the host first reads (before them); other users read after it', async () => {
+    const r = await withLead('acquired');
+    expect(r.leads.map((x) => x.stdout.trim())).toEqual(['acquired', 'acquired']);
+    // per host: the lead + the root reads in one script, then the other user's batch after it; run() reads nothing more
+    expect(r.afterLead).toBe(4);
+    expect(r.execs).toBe(4);
+    expect(r.results).toEqual(['a@h1:after', 'a@h2:after', 'b@h1:after', 'b@h2:after']);
+  });
+
+  it('when the lead is not accepted, nothing read with it is used and the other users are not read: the steps read afresh', async () => {
+    const r = await withLead('held');
+    expect(r.afterLead).toBe(2); // only the lead batches
+    expect(r.execs).toBe(6); // run() read both waves itself
+    expect(r.results).toEqual(['a@h1:after', 'a@h2:after', 'b@h1:after', 'b@h2:after']);
+  });
+});
+
+describe('reading ahead from the state an earlier run left (state memo)', () => {
+  const guessRunbook = defineRunbook({
+    id: 'guess',
+    description: 'test',
+    params,
+    steps: [
+      step({ id: 'where', title: 'where', gather: (c) => ({ d: readFile(path(c, 'dir')) }), plan: (f: { d: string }) => noop(f.d), remember: (f: { d: string }) => ({ dir: f.d }) }),
+      step({
+        id: 'e',
+        title: 'e',
+        gather: (c) => ({ v: readFile(join(path(c, String(c.state.dir)), 'e')) }),
+        plan: (f: { v: string }) => noop(`e=${f.v}`),
+      }),
+    ],
+  });
+
+  async function runWith(guess: string | undefined) {
+    const root = mkdtempSync(join(tmpdir(), 'rb-guess-'));
+    mkdirSync(join(root, 'h1', 'sub'), { recursive: true });
+    writeFileSync(join(root, 'h1', 'dir'), 'sub\n');
+    writeFileSync(join(root, 'h1', 'sub', 'e'), 'right\n');
+    mkdirSync(join(root, 'h1', 'old'));
+    writeFileSync(join(root, 'h1', 'old', 'e'), 'stale guess\n');
+    const log: string[] = [];
+    const engine = localEngine([view('h1')], { root }, {}, log);
+    if (guess) engine.stateGuess = new Map([['h1', { dir: guess }]]);
+    const results = await new Scheduler(engine, guessRunbook, new PlainLog(() => {}), { onResult: () => {} }).run();
+    return { execs: log.length, messages: results.map((r) => `${r.stepId}:${r.message}`) };
+  }
+
+  it('a right guess: both waves in one round trip', async () => {
+    const r = await runWith('sub');
+    expect(r.messages).toEqual(['where:sub', 'e:e=right']);
+    expect(r.execs).toBe(1);
+  });
+
+  it('a wrong guess: read ahead in vain, never used; the step reads what its own state says', async () => {
+    const r = await runWith('old');
+    expect(r.messages).toEqual(['where:sub', 'e:e=right']);
+    expect(r.execs).toBe(2);
+  });
+
+  it('no guess: one round trip per wave, as before', async () => {
+    expect((await runWith(undefined)).execs).toBe(2);
+  });
+});

@@ -105,7 +105,44 @@ describe('pure scheduling helpers', () => {
 });
 
 describe('fact cache', () => {
-  it('reuses a fact read by an earlier check only while nothing was applied; never for cache: false, secrets, verify or read', async () => {
+  it('a readAhead fact (cache: false) is prefetched and served once, to the first check; later reads are fresh', async () => {
+    const { fact } = await import('../../../src/engine/define.js');
+    const root = mkdtempSync(join(tmpdir(), 'rb-ahead-'));
+    const f = join(root, 'v');
+    writeFileSync(f, 'a\n');
+    const ahead = fact({ name: 'ahead', command: sh`cat ${f}`, cache: false, readAhead: true, parse: (r) => r.stdout.trim() });
+    const seen: string[] = [];
+    const rb = defineRunbook({
+      id: 'ahead',
+      description: 'ahead',
+      params: {},
+      steps: [
+        step({ id: 'sneak', title: 'sneak', plan: () => (writeFileSync(f, 'b\n'), noop('sneaked')) }),
+        step({ id: 'r1', title: 'r1', gather: () => ({ v: ahead }), plan: (x) => (seen.push(x.v), noop(x.v)) }),
+        step({ id: 'r2', title: 'r2', gather: () => ({ v: ahead }), plan: (x) => (seen.push(x.v), noop(x.v)) }),
+      ],
+    });
+    const log: string[] = [];
+    const engine = localEngine([view('h1')], {}, {}, log);
+    await new Scheduler(engine, rb as never, new PlainLog(() => {}), { onResult: () => {} }).run();
+    expect(seen).toEqual(['a', 'b']); // r1: the read ahead (before sneak); r2: fresh
+    expect(log).toHaveLength(2);
+  });
+
+  it('keys a command with secrets by a digest of their values: never the value, never shared between two secrets', async () => {
+    const { FactCache } = await import('../../../src/engine/context.js');
+    const { secret } = await import('../../../src/shell/secret.js');
+    const k = (v: string, stdin = false) =>
+      stdin ? FactCache.key('h', true, sh`psql`.withStdin(secret(v, 'pw'))) : FactCache.key('h', true, sh`check ${secret(v, 'pw')}`);
+    expect(k('one-secret-value')).toBe(k('one-secret-value'));
+    expect(k('one-secret-value')).not.toBe(k('two-secret-value'));
+    expect(k('one-secret-value', true)).not.toBe(k('two-secret-value', true));
+    expect(k('one-secret-value', true)).not.toBe(k('one-secret-value'));
+    for (const key of [k('one-secret-value'), k('one-secret-value', true)]) expect(key).not.toContain('one-secret-value');
+  });
+
+
+  it('reuses a fact read by an earlier check only while nothing was applied; never for cache: false, verify or read; a secret command only for the same secret', async () => {
     const { fact } = await import('../../../src/engine/define.js');
     const { secret } = await import('../../../src/shell/secret.js');
     const root = mkdtempSync(join(tmpdir(), 'rb-cache-'));
@@ -115,6 +152,7 @@ describe('fact cache', () => {
     const fresh = fact({ name: 'fresh', command: sh`cat ${f}`, cache: false, parse: (r) => r.stdout.trim() });
     const s = secret('cache-secret', 's');
     const withSecret = fact({ name: 'sec', command: sh`cat ${f}; : ${s}`, parse: (r) => r.stdout.trim() });
+    const otherSecret = fact({ name: 'sec2', command: sh`cat ${f}; : ${secret('other-secret', 's')}`, parse: (r) => r.stdout.trim() });
     const seen: Record<string, string[]> = {};
     const saw = (id: string, v: string) => (seen[id] ??= []).push(v);
     const rb = defineRunbook({
@@ -124,9 +162,9 @@ describe('fact cache', () => {
       steps: [
         step({ id: 's1', title: 's1', gather: () => ({ v: value, sec: withSecret }), plan: (x) => (saw('s1', x.v), noop(x.v)) }),
         step({ id: 's2', title: 's2', gather: () => ({ v: value }), plan: (x) => (saw('s2', x.v), noop(x.v)) }),
-        // Changed behind the engine's back (as time would): only cache: false and secret commands see it.
+        // Changed behind the engine's back (as time would): only cache: false facts and a command not read yet see it.
         step({ id: 'sneak', title: 'sneak', plan: () => (writeFileSync(f, 'b\n'), noop('sneaked')) }),
-        step({ id: 's3', title: 's3', gather: () => ({ v: value, fresh, sec: withSecret }), plan: (x) => (saw('s3', `${x.v}/${x.fresh}/${x.sec}`), noop(x.v)) }),
+        step({ id: 's3', title: 's3', gather: () => ({ v: value, fresh, sec: withSecret, sec2: otherSecret }), plan: (x) => (saw('s3', `${x.v}/${x.fresh}/${x.sec}/${x.sec2}`), noop(x.v)) }),
         step({ id: 'apply', title: 'apply', gather: () => ({ v: value }), plan: (x) => (x.v === 'c' ? noop('c') : change('to c', [sh`printf 'c\n' > ${f}`])) }),
         step({ id: 's4', title: 's4', gather: () => ({ v: value }), plan: (x) => (saw('s4', x.v), noop(x.v)) }),
         step({ id: 'sneak2', title: 'sneak2', plan: () => (writeFileSync(f, 'd\n'), noop('sneaked')) }),
@@ -140,7 +178,7 @@ describe('fact cache', () => {
     expect(results.filter((r) => r.status === 'failed')).toEqual([]);
     expect(seen.s1).toEqual(['a']);
     expect(seen.s2).toEqual(['a']);
-    expect(seen.s3).toEqual(['a/b/b']); // cached v; fresh and the secret command re-read
+    expect(seen.s3).toEqual(['a/b/a/a']); // cached (prefetched) v and both secret commands; fresh re-read
     expect(seen.s4).toEqual(['c']); // an apply cleared the cache
     expect(seen.read).toEqual(['d']); // read bypasses the cache
     expect(seen.s5).toEqual(['d']); // the reader step applied (cleared), so s5 reads again

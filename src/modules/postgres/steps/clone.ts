@@ -302,7 +302,9 @@ export function cloneStep<P extends CloneParams>(id: string, on: (ctx: RunContex
     timeoutSec: 3600,
     gather: (ctx) => {
       const l = layoutOf(ctx);
-      return { status: clusterStatus(clusterOf(ctx)), dataDir: dataDirFact(l), tools: toolVersionsFact(l), job: jobFact(cloneJobId(l)) };
+      // The job state may be read a moment early (prefetch): one seen running that ended meanwhile
+      // is reattached to and waited for (cloneActions 'running'), never started again.
+      return { status: clusterStatus(clusterOf(ctx)), dataDir: dataDirFact(l), tools: toolVersionsFact(l), job: { ...jobFact(cloneJobId(l)), readAhead: true } };
     },
     // Prove the replacement possible before anything is stopped or moved: the evidence is read
     // once a clone is decided, from the source it decided on (nothing to prove when reattaching).

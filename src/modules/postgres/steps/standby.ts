@@ -14,6 +14,7 @@ import {
   type PgStatus,
   type PgWalReceiver,
   lsnGte,
+  replayWaitFact,
   replicationFact,
   slotsFact,
   statusFact,
@@ -115,7 +116,7 @@ export function unfenceStep<P extends PgParams>(id: string, on: On<P>): StepDef<
  * that LSN. A probe: not verified in --check.
  */
 export function rowRoundTripStep<P extends PgParams>(id: string, on: On<P>): StepDef<P, { self: PgStatus }> {
-  return defineCheck<P, { self: PgStatus }, { lsn: Record<string, string | null> }>({
+  return defineCheck<P, { self: PgStatus; wait?: null }, { lsn: Record<string, string | null> }>({
     id,
     title: 'A change written on the primary is replayed on the standby within 30 s',
     name: 'a WAL message written on the primary is replayed on the standby',
@@ -127,7 +128,12 @@ export function rowRoundTripStep<P extends PgParams>(id: string, on: On<P>): Ste
       const nonce = `verify ${ctx.host.name} ${ctx.now().toISOString()} ${Math.random().toString(36).slice(2, 8)}`;
       return { lsn: eachNode(peersOf(clusterOf(ctx), ctx.host.name), (n) => emitMessageProbe(connOfNode(n), nonce)) };
     },
-    gather: (ctx) => ({ self: statusFact(connOfLayout(layoutOf(ctx))) }),
+    // The server waits (up to 3 s) for the replay before the status is read, in the same script.
+    gather: (ctx, s) => {
+      const conn = connOfLayout(layoutOf(ctx));
+      const at = Object.values(s?.lsn ?? {}).find((l): l is string => Boolean(l));
+      return { ...(at ? { wait: replayWaitFact(conn, at) } : {}), self: statusFact(conn) };
+    },
     holds: (f, _ctx, s) => roundTripVerdict(f.self, s.lsn),
   });
 }
