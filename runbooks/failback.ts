@@ -15,7 +15,7 @@ import { standbySteps } from '../src/modules/postgres/index.js';
 import { markersEverywhereStep, switchoverStep } from '../src/modules/postgres/index.js';
 import { failbackGuardStep } from '../src/modules/postgres/index.js';
 import { type SyncParams, syncParams, syncStep } from '../src/modules/postgres/index.js';
-import { ledgerSteps } from '../src/modules/postgres/steps/ledger.js';
+import { ledgerSteps } from '../src/modules/postgres/index.js';
 import { vipSteps } from '../src/modules/vip/index.js';
 import { catchUpStep, directionSteps, findStep, stopStep } from '../src/modules/filesync/index.js';
 

@@ -25,7 +25,7 @@ import {
   vipSteps,
 } from '../src/modules/vip/index.js';
 import { sh } from '../src/index.js';
-import { keepalivedWordProblem } from '../src/shell/config-text.js';
+import { keepalivedWordProblem } from '../src/modules/vip/index.js';
 
 const params = {
   vip: param.string({ description: 'the service VIP (inventory var vip)', required: true }),

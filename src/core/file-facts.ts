@@ -4,7 +4,7 @@
  */
 import { fact } from '../engine/define.js';
 import type { Fact } from '../engine/types.js';
-import { sh } from '../shell/command.js';
+import { pathWord, sh } from '../shell/command.js';
 
 export interface FileInfo {
   exists: boolean;
@@ -21,12 +21,12 @@ export interface FileInfo {
 
 const TYPES: Record<string, FileInfo['type']> = { 'regular file': 'file', 'regular empty file': 'file', directory: 'directory', 'symbolic link': 'link' };
 
-/** Type, mode, owner, group, size and sha256 of a path (stat does not follow links). */
+/** Type, mode, owner, group, size and sha256 of a path (stat does not follow links); `~user/` is that user's home. */
 export function fileInfo(path: string, become?: boolean | string): Fact<FileInfo> {
   return fact({
     name: `file.info ${path}`,
     ...(become !== undefined ? { become } : {}),
-    command: sh`if [ -e ${path} ] || [ -L ${path} ]; then stat -c '%F|%a|%U|%G|%s' -- ${path}; if [ -f ${path} ] && [ ! -L ${path} ]; then sha256sum -- ${path} | cut -d' ' -f1; fi; else echo absent; fi`,
+    command: sh`f=${pathWord(path)}; if [ -e "$f" ] || [ -L "$f" ]; then stat -c '%F|%a|%U|%G|%s' -- "$f"; if [ -f "$f" ] && [ ! -L "$f" ]; then sha256sum -- "$f" | cut -d' ' -f1; fi; else echo absent; fi`,
     parse: (r) => parseFileInfo(r.stdout, r.exitCode, path),
   });
 }
@@ -53,7 +53,7 @@ export function fileContent(path: string, become?: boolean | string, maxBytes = 
   return fact({
     name: `file.content ${path}`,
     ...(become !== undefined ? { become } : {}),
-    command: sh`if [ -f ${path} ]; then s=$(wc -c < ${path}); if [ "$s" -gt ${maxBytes} ]; then echo "too large: $s bytes" >&2; exit 3; fi; printf 'present\n'; cat -- ${path}; else printf 'absent\n'; fi`,
+    command: sh`f=${pathWord(path)}; if [ -f "$f" ]; then s=$(wc -c < "$f"); if [ "$s" -gt ${maxBytes} ]; then echo "too large: $s bytes" >&2; exit 3; fi; printf 'present\n'; cat -- "$f"; else printf 'absent\n'; fi`,
     parse: (r) => {
       if (r.exitCode !== 0) throw new Error(`cannot read ${path}: ${r.stderr.trim() || `exit ${r.exitCode}`}`);
       if (r.stdout.startsWith('absent\n')) return null;

@@ -44,7 +44,7 @@ export class ClusterReader {
   async layout(host: string): Promise<PgLayout> {
     const known = this.#layouts.get(host);
     if (known) return known;
-    const layout = await this.read(host, layoutFact((this.vars.get(host) ?? {}) as never));
+    const layout = await this.read(host, layoutFact(this.vars.get(host) ?? {}));
     if (typeof layout === 'string') throw new Error(`${host}: cannot tell the PostgreSQL layout: ${layout}`);
     this.#layouts.set(host, layout);
     return layout;

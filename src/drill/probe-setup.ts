@@ -6,9 +6,9 @@
 import { randomBytes } from 'node:crypto';
 import { psqlCommand } from '../modules/postgres/facts.js';
 import { connOfLayout } from '../modules/postgres/cluster.js';
-import { replaceBlockCommand, wrapBlock } from '../modules/postgres/files.js';
+import { blockCommand } from '../core/file-ops.js';
 import { sql } from '../shell/sql.js';
-import { raw, stdinText } from '../shell/command.js';
+import { raw } from '../shell/command.js';
 import { Secret, secret } from '../shell/secret.js';
 import { scramVerifier } from '../modules/postgres/scram.js';
 import type { ClusterReader } from './cluster-reader.js';
@@ -35,8 +35,9 @@ export async function prepareProbe(reader: ClusterReader, primary: string, nodes
     const hbaFile = status.up ? status.hbaFile : `${layout.configDir}/pg_hba.conf`;
     const address = await clientAddressSeenBy(reader, host);
     const mask = address.includes(':') ? '128' : '32';
-    const block = wrapBlock(HBA_BLOCK, [`host postgres,${WORKLOAD_DB} ${PROBE_ROLE} ${address}/${mask} scram-sha-256`]);
-    await reader.exec(host, replaceBlockCommand(hbaFile, HBA_BLOCK, stdinText`${block}`, 'top', { mode: '0640', owner: 'postgres' }), { become: true, check: true });
+    const block = `host postgres,${WORKLOAD_DB} ${PROBE_ROLE} ${address}/${mask} scram-sha-256`;
+    const edit = blockCommand({ path: hbaFile, marker: HBA_BLOCK, block, insert: 'top', mode: '0640', owner: 'postgres', group: 'postgres' }, true, true);
+    await reader.exec(host, edit, { become: true, check: true });
     if (status.up) await reader.exec(host, psqlCommand(connOfLayout(layout), sql`SELECT pg_reload_conf()`), { become: true, check: true });
   }));
   const conn = connOfLayout(await reader.layout(primary));

@@ -53,7 +53,7 @@ export function verdictOf(name: string, a: CheckAnswer): CheckVerdict {
 export function checkUsesProbes<P>(c: CheckDef<P, any, any>, ctx: StepContext<P>): boolean {
   if (c.prepare) return true;
   // gather's map shape does not depend on the prepared values: build it with an empty object.
-  return factEntries(c.gather(ctx, {} as never) as FactMap<unknown>).some(([, , f]) => isProbe(f));
+  return factEntries(c.gather(ctx, {}) as FactMap<unknown>).some(([, , f]) => isProbe(f));
 }
 
 export interface CheckStepDef<P, F, S> extends CheckDef<P, F, S> {

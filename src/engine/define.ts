@@ -60,7 +60,7 @@ export function perHost<N, T>(items: readonly N[], key: (item: N) => string, f: 
 }
 
 /** Read `fact` on another host of the inventory (e.g. the primary's state from a standby's step). */
-export function onHost<T>(host: string, f: Fact<T>, unreachable?: (reason: string) => T): RemoteFact<T> {
+export function onHost<T, U = T>(host: string, f: Fact<T>, unreachable?: (reason: string) => U): RemoteFact<T | U> {
   return unreachable ? { onHost: host, fact: f, unreachable } : { onHost: host, fact: f };
 }
 

@@ -220,8 +220,9 @@ export async function gatherFacts<F>(exec: Executor, host: string, stepBecome: b
     if (sub === undefined) values[k] = v;
     else ((values[k] ??= {}) as Record<string, unknown>)[sub] = v;
   };
+  // A group is a record even with no member (no peer reachable, no sync defined): {} not undefined.
+  for (const [key, src] of Object.entries(map as FactMap<unknown>) as Array<[string, FactInput<unknown>]>) if (isGroup(src)) values[key] = {};
   for (const [key, sub, src] of factEntries(map as FactMap<unknown>)) {
-    if (sub !== undefined) values[key] ??= {};
     const target = isRemote(src) ? src.onHost : host;
     const f = isRemote(src) ? src.fact : src;
     const become = f.become ?? stepBecome;

@@ -107,6 +107,17 @@ export function raw(text: string): Command {
   return new Command([{ text }]);
 }
 
+/**
+ * A file path as one shell word. A leading `~user/` (or `~/`) stays unquoted so the remote shell
+ * expands it to that user's home (`~postgres/.pgpass`); everything after it is quoted as usual.
+ */
+export function pathWord(path: string): Command {
+  const m = /^~([a-z_][a-z0-9_-]*)?\/(.*)$/s.exec(path);
+  if (!m) return new Command([{ text: quoteWord(path) }]);
+  const rest = m[2] ? quoteWord(m[2]) : '';
+  return new Command([{ text: `~${m[1] ?? ''}/${rest}` }]);
+}
+
 /** Join commands with a separator (e.g. ' && ', '; ', ' | '). */
 export function joinCommands(commands: readonly Command[], separator: string): Command {
   const parts: CommandPart[] = [];

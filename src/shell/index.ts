@@ -1,4 +1,4 @@
-export { Command, sh, raw, joinCommands, stdinText, type ShellValue, type CommandPart, type StdinText } from './command.js';
+export { Command, sh, raw, joinCommands, pathWord, stdinText, type ShellValue, type CommandPart, type StdinText } from './command.js';
 export { quoteWord } from './quote.js';
 export { Secret, secret, isSecret, maskSecrets, maskDeep, MASK } from './secret.js';
 export { sql, SqlFragment, quoteLiteral, quoteIdent, type SqlValue } from './sql.js';

@@ -7,7 +7,7 @@
  * definition and peers), and SOURCE, the node the sync must come from.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { blocked, change, fact, noop, onHost, stepsFor } from '../../engine/define.js';
+import { blocked, change, fact, noop, onHost, perHost, stepsFor } from '../../engine/define.js';
 import { execOn } from '../../engine/actions.js';
 import type { ApplyContext, Assertion, Fact, FactMap, Operation, Plan, RunContext, StepContext, StepDef } from '../../engine/types.js';
 import { directory, file, managedBlock } from '../../core/file-ops.js';
@@ -15,7 +15,7 @@ import { service, type ServiceArgs } from '../../core/service.js';
 import { fileInfo } from '../../core/file-facts.js';
 import { type Command, sh } from '../../shell/index.js';
 import { type PgRole, pgRoleFact } from '../vip/facts.js';
-import { type HostSync, hostKeyFact, hostSyncsFact, pubkeysFact, syncRunFact, syncToolsFact, type SyncTools } from './facts.js';
+import { type HostSync, type SyncRunState, hostKeyFact, hostSyncsFact, pubkeysFact, syncRunFact, syncToolsFact, type SyncTools } from './facts.js';
 import {
   renderAuthorizedBlock,
   renderConf,
@@ -187,16 +187,36 @@ export function definitionStep<P>(id: string, nodes: Nodes<P>): StepDef<P, Recor
 
 // ---------------------------------------------------------------- direction: source and targets
 
+/** Each sync's run state on this node (status, kept files, the direction's epoch), by sync name. */
+type RunFacts = { runs: Record<string, SyncRunState> };
+function runFacts(ctx: StepContext<unknown>): FactMap<RunFacts> {
+  return { runs: perHost(syncsOf(ctx), (s) => s.conf.name, (s) => syncRunFact(s.conf.name)) };
+}
+
+/** What a pull would change here (rsync --dry-run through the sync's own script), one line per file. */
+function dryRunFact(name: string): Fact<string[]> {
+  const script = syncFiles(name).script;
+  return fact({
+    name: `filesync.dry-run ${name}`,
+    cache: false,
+    command: sh`${script} --dry-run`,
+    parse: (r) => {
+      if (r.exitCode !== 0) throw new Error(`${script} --dry-run: exit ${r.exitCode}: ${r.stderr.trim() || r.stdout.trim()}`);
+      return r.stdout.split('\n').filter((l) => /: [<>ch*.][fdLDS]/.test(l) && !/: \.d/.test(l));
+    },
+  });
+}
+
 /** failover / failback: the syncs defined on this node (read from its own conf files). */
-export function findStep<P>(id: string, nodes: Nodes<P>, source: (ctx: StepContext<P>) => string | undefined): StepDef<P, { syncs: HostSync[] }> {
+export function findStep<P>(id: string, nodes: Nodes<P>, source: (ctx: StepContext<P>) => string | undefined): StepDef<P, { syncs: HostSync[]; t: SyncTools }> {
   return stepsFor<P>().step({
     id,
     title: 'File syncs defined on this node',
     on: nodes,
     become: true,
-    gather: () => ({ syncs: hostSyncsFact(), t: syncToolsFact }) as never,
+    gather: () => ({ syncs: hostSyncsFact(), t: syncToolsFact }),
     plan: (f) => noop(f.syncs.length ? f.syncs.map((s) => `${s.conf.name} (${s.conf.paths.join(', ')}; source now ${s.conf.source})`).join('; ') : 'no file sync here'),
-    remember: (f, ctx) => ({ [SYNCS]: f.syncs, [SOURCE]: source(ctx), [TOOLS]: (f as unknown as { t: SyncTools }).t }),
+    remember: (f, ctx) => ({ [SYNCS]: f.syncs, [SOURCE]: source(ctx), [TOOLS]: f.t }),
   });
 }
 
@@ -238,19 +258,19 @@ export function directionSteps<P>(prefix: string, nodes: Nodes<P>, opts: { probe
         ),
       notify,
     }),
-    step<Record<string, any>>({
+    step<RunFacts>({
       id: `${prefix}-new-direction`,
       title: 'Targets: a new direction starts a new manifest (files already here are not "written here")',
       on: nodes,
       become: true,
       when: (ctx) => (has(ctx) === true && isSource(ctx) ? 'the source' : has(ctx)),
-      gather: (ctx) => Object.fromEntries(syncsOf(ctx).map((s) => [s.conf.name, syncRunFact(s.conf.name)])) as never,
+      gather: runFacts,
       plan: (f, ctx) => {
         const cmds: Command[] = [];
         const what: string[] = [];
         for (const s of syncsOf(ctx)) {
           const addr = confFor(s, sourceOf(ctx)!, ctx).sourceAddress;
-          if ((f[s.conf.name] as { epoch: string | null }).epoch !== addr) {
+          if (f.runs[s.conf.name]!.epoch !== addr) {
             cmds.push(sh`${syncFiles(s.conf.name).script} --reset`);
             what.push(`${s.conf.name}: pull from ${sourceOf(ctx)} (${addr})`);
           }
@@ -408,19 +428,19 @@ export function probeHandler<P>(id: string): StepDef<P, Record<string, never>> {
 }
 
 /** Targets: files written here that the sync keeps and reports instead of overwriting. */
-export function keptStep<P>(id: string, nodes: Nodes<P>): StepDef<P, Record<string, any>> {
+export function keptStep<P>(id: string, nodes: Nodes<P>): StepDef<P, RunFacts> {
   return stepsFor<P>().step({
     id,
     title: 'Files written on a target: reported, kept, not overwritten (unless delete=true)',
     on: nodes,
     become: true,
     when: (ctx) => (syncsOf(ctx).length ? (sourceOf(ctx) === ctx.host.name ? 'the source' : true) : 'no file sync here'),
-    gather: (ctx) => Object.fromEntries(syncsOf(ctx).map((s) => [s.conf.name, syncRunFact(s.conf.name)])) as never,
+    gather: runFacts,
     plan: (f, ctx) =>
       noop(
         syncsOf(ctx)
           .map((s) => {
-            const r = f[s.conf.name] as { kept: string[]; status: { ok: boolean; detail: string } | null };
+            const r = f.runs[s.conf.name]!;
             const last = r.status ? (r.status.ok ? 'last pull ok' : `last pull FAILED: ${r.status.detail}`) : 'no pull yet';
             return r.kept.length ? `${s.conf.name}: ${last}; WRITTEN HERE, kept and not overwritten: ${r.kept.join(', ')}` : `${s.conf.name}: ${last}; no file written here`;
           })
@@ -443,19 +463,16 @@ export function stopStep<P>(id: string, nodes: Nodes<P>, back: (ctx: RunContext<
  * failback: `back` (the intended primary) pulls the changed files from the current source, once,
  * before (and again right after) the switchover; the plan lists them (rsync --dry-run).
  */
-export function catchUpStep<P>(id: string, back: (ctx: RunContext<P>) => string): StepDef<P, Record<string, any>> {
+export function catchUpStep<P>(id: string, back: (ctx: RunContext<P>) => string): StepDef<P, { changed: Record<string, string[]> }> {
   return stepsFor<P>().step({
     id,
     title: 'Bring the primary-to-be up to date from the current source (changed files only)',
     on: (ctx) => [back(ctx)],
     become: true,
     when: (ctx) => (pullsFromOther(ctx, ctx.host.name).length ? true : 'it is the sync source already'),
-    gather: (ctx) => Object.fromEntries(pullsFromOther(ctx, ctx.host.name).map((s) => [s.conf.name, fact({ name: `filesync.dry-run ${s.conf.name}`, cache: false, command: sh`${syncFiles(s.conf.name).script} --dry-run`, parse: (r) => {
-      if (r.exitCode !== 0) throw new Error(`${syncFiles(s.conf.name).script} --dry-run: exit ${r.exitCode}: ${r.stderr.trim() || r.stdout.trim()}`);
-      return r.stdout.split('\n').filter((l) => /: [<>ch*.][fdLDS]/.test(l) && !/: \.d/.test(l));
-    } })])) as never,
+    gather: (ctx) => ({ changed: perHost(pullsFromOther(ctx, ctx.host.name), (s) => s.conf.name, (s) => dryRunFact(s.conf.name)) }),
     plan: (f, ctx) => {
-      const lists = pullsFromOther(ctx, ctx.host.name).map((s) => [s, f[s.conf.name] as string[]] as const);
+      const lists = pullsFromOther(ctx, ctx.host.name).map((s) => [s, f.changed[s.conf.name]!] as const);
       const n = lists.reduce((a, [, l]) => a + l.length, 0);
       if (n === 0) return noop(`up to date with ${lists.map(([s]) => s.conf.source).join(', ')}`);
       const listing = lists.flatMap(([s, l]) => l.map((x) => `${s.conf.name} ${x}`));
@@ -489,20 +506,19 @@ export function removeSteps<P>(prefix: string, nodes: Nodes<P>, names: (p: P) =>
       become: true,
       operation: (ctx) => allOf(names(ctx.params).map((n) => [n, managedBlock({ path: AUTHORIZED_KEYS, marker: `filesync ${n}`, block: '', state: 'absent' })]), 'no sync'),
     }),
-    step<Record<string, string[]>>({
+    step<{ files: Record<string, string[]> }>({
       id: `${prefix}-files-absent`,
       title: 'Keys, conf, peers, script, lock and state removed',
       on: nodes,
       become: true,
-      gather: (ctx) =>
-        Object.fromEntries(
-          names(ctx.params).map((n) => {
-            const f = syncFiles(n);
-            return [n, fact({ name: `filesync.files ${n}`, command: sh`for p in ${ETC_DIR}/${n}.* ${f.script} ${f.lock} ${f.state}; do [ -e "$p" ] && echo "$p"; done; true`, parse: (r) => r.stdout.split('\n').filter(Boolean) })];
-          }),
-        ) as never,
+      gather: (ctx) => ({
+        files: perHost(names(ctx.params), (n) => n, (n) => {
+          const f = syncFiles(n);
+          return fact({ name: `filesync.files ${n}`, command: sh`for p in ${ETC_DIR}/${n}.* ${f.script} ${f.lock} ${f.state}; do [ -e "$p" ] && echo "$p"; done; true`, parse: (r) => r.stdout.split('\n').filter(Boolean) });
+        }),
+      }),
       plan: (f) => {
-        const all = Object.values(f).flat();
+        const all = Object.values(f.files).flat();
         return all.length ? change(`remove ${all.join(', ')}`, [sh`rm -rf -- ${all}`]) : noop('nothing left');
       },
     }),

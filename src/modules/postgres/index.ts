@@ -17,3 +17,4 @@ export * from './steps/fence.js';
 export * from './steps/candidate.js';
 export * from './steps/follow.js';
 export * from './steps/sync.js';
+export * from './steps/ledger.js';

@@ -3,7 +3,6 @@
  * differs from what is wanted ("changed" is derived, never declared). All run as root; SQL goes to
  * psql on stdin.
  */
-import { createPatch } from 'diff';
 import { blocked, change, noop } from '../../engine/define.js';
 import type { Operation, Plan } from '../../engine/types.js';
 import { type Command, type CommandPart, Secret, sh, sql, type SqlFragment, type StdinText } from '../../shell/index.js';
@@ -24,7 +23,8 @@ import {
 import { asPostgres } from './control.js';
 import { RESTART_SETTINGS, SHELL_SETTINGS, type SettingValue } from './settings.js';
 import { gucString, isShellLine } from '../../shell/config-text.js';
-import { type FileState, appendLineCommand, blockFact, fileFact, lineFact, markers, replaceBlockCommand, wrapBlock, writeFileCommand } from './files.js';
+import { type BlockArgs, type BlockFacts, type FileArgs, type FileFacts, type LineArgs, blockText, managedBlock, planBlock, planFile, planLine } from '../../core/file-ops.js';
+import { type FileInfo, fileContent, fileInfo } from '../../core/file-facts.js';
 import type { PgLayout } from './layout.js';
 import { parseConninfo } from './cluster.js';
 import { scramVerifier, verifierMatches } from './scram.js';
@@ -71,37 +71,53 @@ export function parseConfLines(text: string): Record<string, string> {
 }
 
 export interface SettingsFacts {
-  file: FileState;
-  included: boolean;
+  /** The managed file. */
+  file: FileFacts;
+  /** postgresql.conf, for the line that makes it read the managed file. */
+  conf: { current: string | null; info: FileInfo };
 }
 
-/** A regexp (ERE) for the line that makes postgresql.conf read the managed file. */
-export function includePattern(l: PgLayout): string {
+/** The line that makes postgresql.conf read the managed file: ours, or one already there that does the same. */
+export function includePattern(l: PgLayout): RegExp {
   return l.family === 'debian'
-    ? `^[[:space:]]*include_dir[[:space:]]*=[[:space:]]*'?conf\\.d'?`
-    : `^[[:space:]]*include(_if_exists)?[[:space:]]*=[[:space:]]*'?([^']*/)?runbook-replication\\.conf'?`;
+    ? /^\s*include_dir\s*=?\s*'?conf\.d'?/
+    : /^\s*include(_if_exists)?\s*=?\s*'?([^']*\/)?runbook-replication\.conf'?/;
+}
+
+function managedFileArgs(l: PgLayout, want: string): FileArgs {
+  return { path: l.managedConf, content: want, mode: '0644', owner: 'postgres', group: 'postgres' };
+}
+function includeLineArgs(l: PgLayout): LineArgs {
+  return { path: l.confFile, line: l.includeLine, found: includePattern(l) };
 }
 
 export function planSettings(l: PgLayout, settings: Record<string, SettingValue>, f: SettingsFacts): Plan {
   const want = renderSettings(settings);
-  const current = f.file.exists ? f.file.content : '';
-  if (current === want && f.included) return noop(`${l.managedConf} holds the ${Object.keys(settings).length} settings`);
+  const current = f.file.current ?? '';
+  const filePlan = planFile(managedFileArgs(l, want), f.file);
+  const linePlan = planLine(includeLineArgs(l), f.conf.current, f.conf.info);
+  if (filePlan.kind === 'blocked') return filePlan;
+  if (linePlan.kind === 'blocked') return linePlan;
+  if (filePlan.kind === 'noop' && linePlan.kind === 'noop') return noop(`${l.managedConf} holds the ${Object.keys(settings).length} settings`);
+  const included = linePlan.kind === 'noop';
   const before = parseConfLines(current);
   const changed = Object.keys(settings)
     .sort()
     .filter((k) => before[k] !== String(settings[k]));
   const restart = changed.filter((k) => RESTART_SETTINGS.has(k));
-  const what = changed.map((k) => `${k}=${settings[k]}`).join(', ') || 'rewrite';
-  const commands = [writeFileCommand(l.managedConf, want, { mode: '0644', owner: 'postgres' })];
-  if (!f.included) commands.push(appendLineCommand(l.confFile, l.includeLine));
-  commands.push(reloadCommand(l));
-  const summary = `${l.managedConf}: ${what}${f.included ? '' : `; add ${l.includeLine} to ${l.confFile}`}${restart.length ? ` (restart required: ${restart.join(', ')})` : ''}`;
-  return change(summary, commands, createPatch(l.managedConf, current, want));
+  const what = changed.map((k) => `${k}=${settings[k]}`).join(', ') || (current === want ? filePlan.kind === 'change' ? filePlan.summary.replace(`${l.managedConf}: `, '') : 'as wanted' : 'rewrite');
+  const actions = [...(filePlan.kind === 'change' ? filePlan.actions : []), ...(linePlan.kind === 'change' ? linePlan.actions : []), reloadCommand(l)];
+  const summary = `${l.managedConf}: ${what}${included ? '' : `; add ${l.includeLine} to ${l.confFile}`}${restart.length ? ` (restart required: ${restart.join(', ')})` : ''}`;
+  const diff = [filePlan, linePlan].map((p) => (p.kind === 'change' ? p.diff ?? '' : '')).join('');
+  return change(summary, actions, diff || undefined);
 }
 
 export function settingsOp(l: PgLayout, settings: Record<string, SettingValue>): Operation<SettingsFacts> {
   return {
-    facts: { file: fileFact('pg.managed_conf', l.managedConf), included: lineFact('pg.conf_include', l.confFile, includePattern(l)) },
+    facts: {
+      file: { each: { info: fileInfo(l.managedConf), current: fileContent(l.managedConf) } },
+      conf: { each: { current: fileContent(l.confFile), info: fileInfo(l.confFile) } },
+    },
     plan: (f) => planSettings(l, settings, f),
   };
 }
@@ -129,12 +145,17 @@ export function renderHbaLine(e: HbaEntry): string {
 
 export const HBA_BLOCK = 'replication';
 
-export function hbaBlockText(entries: HbaEntry[]): string {
-  return wrapBlock(HBA_BLOCK, entries.map(renderHbaLine));
+/** The replication block of pg_hba.conf: at the top when new (pg_hba is first-match), through core's block editor. */
+export function hbaBlockArgs(l: PgLayout, entries: HbaEntry[]): BlockArgs {
+  return { path: l.hbaFile, marker: HBA_BLOCK, block: entries.map(renderHbaLine).join('\n'), insert: 'top', mode: '0640', owner: 'postgres', group: 'postgres' };
 }
 
-export interface HbaFacts {
-  block: FileState;
+/** The block as it is written, markers included. */
+export function hbaBlockText(l: PgLayout, entries: HbaEntry[]): string {
+  return blockText(hbaBlockArgs(l, entries), false);
+}
+
+export interface HbaFacts extends BlockFacts {
   /** null when the server is down. */
   rules: HbaRule[] | null;
 }
@@ -145,22 +166,21 @@ export function hbaErrors(entries: HbaEntry[], rules: HbaRule[]): string[] {
 }
 
 export function planHba(l: PgLayout, entries: HbaEntry[], f: HbaFacts): Plan {
-  const want = hbaBlockText(entries);
-  if (f.block.exists && f.block.same) {
+  const a = hbaBlockArgs(l, entries);
+  const p = planBlock(a, f);
+  if (p.kind === 'noop') {
     const errs = f.rules ? hbaErrors(entries, f.rules) : [];
     if (errs.length) return blocked(`${l.hbaFile} has errors PostgreSQL ignores lines for: ${errs.join('; ')}`);
     return noop(`${l.hbaFile} admits ${entries.length} replication entries`);
   }
-  return change(
-    `${l.hbaFile}: ${f.block.content ? 'update' : 'add'} the replication block at the top (${entries.length} entries), reload`,
-    [replaceBlockCommand(l.hbaFile, HBA_BLOCK, want, 'top', { mode: '0640', owner: 'postgres' }), reloadCommand(l)],
-    createPatch(l.hbaFile, f.block.content, want),
-  );
+  if (p.kind === 'blocked') return p;
+  const what = f.block.blocks === 0 ? 'add the replication block at the top' : f.block.same ? p.summary.replace(`${l.hbaFile}: `, '') : 'update the replication block';
+  return change(`${l.hbaFile}: ${what} (${entries.length} entries), reload`, [...p.actions, reloadCommand(l)], p.diff);
 }
 
 export function hbaOp(l: PgLayout, conn: PgConn, entries: HbaEntry[]): Operation<HbaFacts> {
   return {
-    facts: { block: blockFact('pg.hba_block', l.hbaFile, HBA_BLOCK, hbaBlockText(entries)), rules: hbaRulesFact(conn) },
+    facts: { ...managedBlock(hbaBlockArgs(l, entries)).facts, rules: hbaRulesFact(conn) },
     plan: (f) => planHba(l, entries, f),
   };
 }
@@ -180,32 +200,32 @@ export interface PgpassEntry {
   user: string;
 }
 
-/** The block, password included: secret-typed stdin only. */
-export function pgpassBlock(entries: PgpassEntry[], password: Secret): StdinText {
-  const m = markers('replication');
+/** The block's lines, password included: secret-typed stdin only. */
+export function pgpassLines(entries: PgpassEntry[], password: Secret): StdinText {
   const raw = password.reveal();
   // .pgpass escaping applies to the real value, which therefore stays a Secret too.
   const pw = raw.includes(':') || raw.includes('\\') ? new Secret(pgpassField(raw), password.name) : password;
-  const parts: CommandPart[] = [{ text: `${m.begin}\n` }];
+  const parts: CommandPart[] = [];
   for (const e of entries) parts.push({ text: `${pgpassField(e.host)}:${e.port}:*:${pgpassField(e.user)}:` }, { secret: pw }, { text: '\n' });
-  parts.push({ text: `${m.end}\n` });
   return { parts: mergeText(parts) };
 }
 
-export function planPgpass(f: FileState, path = PGPASS): Plan {
-  if (f.exists && f.same && f.mode === '600' && f.owner === 'postgres') return noop(`${path} holds the replication password (0600)`);
-  const why = !f.exists ? 'create' : !f.same ? 'update the replication entries' : `fix mode/owner (${f.mode} ${f.owner} → 600 postgres)`;
-  return change(`${path}: ${why}`, []);
+export function pgpassBlockArgs(entries: PgpassEntry[], password: Secret): BlockArgs {
+  return { path: PGPASS, marker: 'replication', block: pgpassLines(entries, password), mode: '0600', owner: 'postgres', group: 'postgres' };
 }
 
-export function pgpassOp(entries: PgpassEntry[], password: Secret): Operation<{ file: FileState }> {
-  const block = pgpassBlock(entries, password);
+/** The entries at the bottom of ~postgres/.pgpass, 0600 postgres; compared on the host (the password never comes back). */
+export function pgpassOp(entries: PgpassEntry[], password: Secret): Operation<BlockFacts> {
+  const a = pgpassBlockArgs(entries, password);
+  const op = managedBlock(a);
   return {
-    facts: { file: blockFact('pg.pgpass', PGPASS, 'replication', block) },
+    facts: op.facts,
     plan: (f) => {
-      const p = planPgpass(f.file);
-      if (p.kind !== 'change') return p;
-      return change(p.summary, [replaceBlockCommand(PGPASS, 'replication', block, 'bottom', { mode: '0600', owner: 'postgres' })]);
+      const p = planBlock(a, f);
+      if (p.kind === 'noop') return noop(`${PGPASS} holds the replication password (0600)`);
+      if (p.kind === 'blocked') return p;
+      const why = !f.block.exists ? 'create' : !f.block.same ? 'update the replication entries' : `fix mode/owner (${p.summary.replace(`${PGPASS}: `, '')})`;
+      return change(`${PGPASS}: ${why}`, p.actions);
     },
   };
 }

@@ -20,11 +20,13 @@ export function definePgRunbook<S extends ParamSpecs>(def: {
   validate?: (params: any, ctx: RunContext<any>) => string[];
 }): RunbookDef<any, S> {
   const { validate, ...rest } = def;
-  return defineRunbook<S>({
+  // The pg runbooks' params are typed by their steps (StepDef<P extends PgParams>): the runbook as a whole is RunbookDef<any, S>.
+  const pg: RunbookDef<any, S> = {
     ...rest,
     docs,
     hosts: 'postgres',
     anyErrorsFatal: true,
     validate: (p: PgParams, ctx: RunContext<any>) => [...validateCluster(p, ctx), ...(validate?.(p, ctx) ?? [])],
-  } as never);
+  };
+  return defineRunbook<S>(pg);
 }

@@ -3,7 +3,7 @@
  * the inventory. Pure: statuses in, roles and the safety verdicts out.
  */
 import { onHost, perHost } from '../../engine/define.js';
-import type { Fact, FactGroup, FactSource } from '../../engine/types.js';
+import type { Fact, FactGroup } from '../../engine/types.js';
 import { type PgStatus, statusFact } from './facts.js';
 import { type PgCluster, type PgNode, connOfNode, parseConninfo } from './cluster.js';
 
@@ -17,31 +17,6 @@ export function eachNode<T>(nodes: PgNode[], f: (n: PgNode) => Fact<T>): FactGro
 /** Every node's status, each read on its own host: `gather: (ctx) => ({ status: clusterStatus(c) })`. */
 export function clusterStatus(cluster: PgCluster): FactGroup<Statuses> {
   return eachNode(cluster.nodes, (n) => statusFact(connOfNode(n)));
-}
-
-/**
- * @deprecated flat keys `<prefix>:<node>`; use eachNode / clusterStatus (typed records).
- * Kept while the promote/clone/rejoin/switchover steps move over.
- */
-export function perNode<T>(prefix: string, nodes: PgNode[], f: (n: PgNode) => Fact<T>): Record<string, FactSource<T>> {
-  return Object.fromEntries(nodes.map((n) => [`${prefix}:${n.name}`, onHost(n.name, f(n))]));
-}
-
-/** @deprecated see perNode. */
-export function pick<T>(facts: Record<string, unknown>, prefix: string): Record<string, T> {
-  const out: Record<string, T> = {};
-  for (const [k, v] of Object.entries(facts)) if (k.startsWith(`${prefix}:`)) out[k.slice(prefix.length + 1)] = v as T;
-  return out;
-}
-
-/** @deprecated flat keys; use clusterStatus. */
-export function clusterStatusFacts(cluster: PgCluster): Record<string, FactSource<PgStatus>> {
-  return perNode('status', cluster.nodes, (n) => statusFact(connOfNode(n)));
-}
-
-/** @deprecated see perNode. */
-export function statusesOf(facts: Record<string, unknown>): Statuses {
-  return pick<PgStatus>(facts, 'status');
 }
 
 export interface Topology {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { gatherFacts, batchScript, parseBatch } from '../../../src/engine/gather.js';
-import { fact } from '../../../src/engine/define.js';
+import { fact, perHost } from '../../../src/engine/define.js';
 import { sh } from '../../../src/shell/command.js';
 import { secret } from '../../../src/shell/secret.js';
 import { localConnection } from './local.js';
@@ -23,6 +23,18 @@ describe('batched facts', () => {
     expect(facts.c).toBe('no newline');
     expect(facts.d).toBe('from stdin\n');
     expect(facts.e).toBe('@@RB-fake@@ 1 0\n');
+  });
+
+  it('a fact group is a record by key, and an empty group an empty record (no peer, no sync), not undefined', async () => {
+    const conn = localConnection('h1');
+    const exec = { exec: (_h: string, c: Parameters<typeof conn.exec>[0], o?: Parameters<typeof conn.exec>[1]) => conn.exec(c, o) };
+    const echo = (v: string) => fact({ name: `echo ${v}`, command: sh`echo ${v}`, parse: (r) => r.stdout.trim() });
+    const facts = await gatherFacts(exec, 'h1', undefined, {
+      some: perHost(['x', 'y'], (k) => k, (k) => echo(k)),
+      none: perHost([] as string[], (k) => k, (k) => echo(k)),
+    });
+    expect(facts.some).toEqual({ x: 'x', y: 'y' });
+    expect(facts.none).toEqual({});
   });
 
   it('keeps secrets out of the script text and masks them in output', async () => {

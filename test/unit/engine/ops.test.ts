@@ -1,7 +1,7 @@
 /** Pure plans from fixture facts ({args, facts} → commands or noop reason), pyinfra-style. */
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { blockText, planBlock, planDirectory, planFile, planLine } from '../../../src/core/file-ops.js';
+import { type BlockState, blockText, managedBlock, planBlock, planDirectory, planFile, planLine } from '../../../src/core/file-ops.js';
 import { planService } from '../../../src/core/service.js';
 import { planCommand } from '../../../src/core/command-op.js';
 import { parseFileInfo } from '../../../src/core/file-facts.js';
@@ -59,28 +59,45 @@ describe('line in file', () => {
 
 describe('managed block', () => {
   const a = { path: '/etc/app.conf', marker: 'm', block: 'k = v' };
-  it('noop when the block hash matches', () => {
-    expect(planBlock(a, { current: 'x\n' + blockText(a, true), blockSha: sha(blockText(a, true)) }).kind).toBe('noop');
+  const st = (over: Partial<BlockState> = {}): BlockState => ({ exists: true, mode: '0644', owner: 'root', group: 'root', blocks: 1, legacy: false, open: false, same: false, ...over });
+  it('noop when the host found the block identical', () => {
+    expect(planBlock(a, { block: st({ same: true }), current: 'x\n' + blockText(a, true) }).kind).toBe('noop');
   });
   it('adds the block with validation before the mv', () => {
-    const p = planBlock({ ...a, validate: (f) => sh`app --check ${f}` }, { current: 'x\n', blockSha: null });
+    const p = planBlock({ ...a, validate: (f) => sh`app --check ${f}` }, { block: st({ blocks: 0 }), current: 'x\n' });
     expect(p).toMatchObject({ kind: 'change', summary: 'add block m to /etc/app.conf' });
     const c = p.kind === 'change' ? String(p.commands[0]) : '';
     expect(c.indexOf('app --check "$tmp"')).toBeLessThan(c.indexOf('mv -f'));
     expect(p.kind === 'change' && p.diff).toContain('+# BEGIN runbook m\n+k = v\n+# END runbook m');
   });
   it('writes the same lines whether the content ends with a newline or not (string or stdinText)', () => {
-    // The block written must hash to what blockText() wants, or the step never converges.
+    // The block written must be what blockText() (the host's comparison) wants, or the step never converges.
     const written = (block: string | ReturnType<typeof stdinText>) => {
-      const p = planBlock({ ...a, block }, { current: null, blockSha: null });
+      const p = planBlock({ ...a, block }, { block: st({ exists: false, blocks: 0 }), current: null });
       return p.kind === 'change' ? toWire(p.commands[0]!).stdin : '';
     };
     for (const block of ['k = v', 'k = v\n', stdinText`k = v`, stdinText`${'k = v'}\n`]) expect(written(block)).toBe('k = v\n');
     expect(blockText({ ...a, block: stdinText`k = v\n` }, true)).toBe(blockText(a, true));
   });
   it('removes it when absent is wanted', () => {
-    expect(planBlock({ ...a, state: 'absent' }, { current: blockText(a, true), blockSha: 'x' })).toMatchObject({ kind: 'change', summary: 'remove block m from /etc/app.conf' });
-    expect(planBlock({ ...a, state: 'absent' }, { current: 'x\n', blockSha: null }).kind).toBe('noop');
+    expect(planBlock({ ...a, state: 'absent' }, { block: st(), current: blockText(a, true) })).toMatchObject({ kind: 'change', summary: 'remove block m from /etc/app.conf' });
+    expect(planBlock({ ...a, state: 'absent' }, { block: st({ blocks: 0 }), current: 'x\n' }).kind).toBe('noop');
+  });
+  it('an identical block with the wrong mode or owner: only chmod/chown', () => {
+    expect(cmds(planBlock({ ...a, mode: '0600', owner: 'postgres' }, { block: st({ same: true }) }))).toEqual(['chmod 0600 -- /etc/app.conf', 'chown postgres -- /etc/app.conf']);
+  });
+  it('an unterminated block or a path that is no file is refused, never edited', () => {
+    expect(planBlock(a, { block: st({ open: true }) })).toMatchObject({ kind: 'blocked', reason: expect.stringContaining('BEGIN marker and no END marker') });
+    expect(planBlock(a, { block: st({ notFile: true }) }).kind).toBe('blocked');
+  });
+  it('secret content: no whole-file read, no diff, the password only on stdin', () => {
+    const s = secret('super-secret-pw-2', 'pw');
+    const op = managedBlock({ ...a, block: stdinText`pw=${s}` });
+    expect(Object.keys(op.facts)).toEqual(['block']);
+    expect(JSON.stringify(op.facts)).not.toContain('super-secret-pw-2');
+    const p = op.plan({ block: st({ blocks: 0 }) });
+    expect(p.kind === 'change' && p.diff).toBeUndefined();
+    expect(JSON.stringify(p)).not.toContain('super-secret-pw-2');
   });
 });
 

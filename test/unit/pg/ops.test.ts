@@ -10,7 +10,8 @@ import {
   planSettings,
   planSlots,
   planUpstream,
-  pgpassBlock,
+  pgpassLines,
+  pgpassOp,
   renderSettings,
 } from '../../../src/modules/postgres/ops.js';
 import { parseConninfo } from '../../../src/modules/postgres/cluster.js';
@@ -22,7 +23,11 @@ import { pgShellLine } from '../../../src/shell/config-text.js';
 
 const l = resolveLayout({ osId: 'debian', osLike: [], systemd: false, debianClusters: [{ version: '15', cluster: 'main', port: 5432, status: 'online', dataDir: '/var/lib/postgresql/15/main' }], pgdgBins: [], pgdgData: [], debianBins: ['15'] }) as PgLayout;
 const conn = { port: 5432, bin: l.binDir };
-const file = (content: string, over = {}) => ({ exists: true, mode: '644', owner: 'postgres', content, same: false, ...over });
+const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+const file = (content: string | null, over = {}) => ({ info: content === null ? { exists: false } : { exists: true, type: 'file' as const, mode: '0644', owner: 'postgres', group: 'postgres', sha256: sha(content), ...over }, current: content });
+const conf = (text: string | null) => ({ current: text, info: text === null ? { exists: false } : { exists: true, type: 'file' as const, mode: '0644', owner: 'postgres', group: 'postgres' } });
+const INCLUDED = conf("data_directory = '/x'\ninclude_dir = 'conf.d'\n");
+const block = (over = {}) => ({ exists: true, mode: '0640', owner: 'postgres', group: 'postgres', blocks: 1, legacy: false, open: false, same: false, ...over });
 
 describe('settings in one managed file', () => {
   const want = { wal_level: 'replica', wal_log_hints: 'on', tcp_keepalives_idle: '60', archive_command: pgShellLine`cp %p ${"/a b/it's 100%"}/%f` };
@@ -35,14 +40,21 @@ describe('settings in one managed file', () => {
   });
 
   it('no-op when the file is exact and included; otherwise a change that names restart-only settings', () => {
-    expect(planSettings(l, want, { file: file(renderSettings(want)), included: true }).kind).toBe('noop');
-    const p = planSettings(l, want, { file: file(renderSettings({ ...want, wal_log_hints: 'off' })), included: true });
+    expect(planSettings(l, want, { file: file(renderSettings(want)), conf: INCLUDED }).kind).toBe('noop');
+    // Another spelling of the include line counts: it is left as it is.
+    expect(planSettings(l, want, { file: file(renderSettings(want)), conf: conf("include_dir 'conf.d'\n") }).kind).toBe('noop');
+    const p = planSettings(l, want, { file: file(renderSettings({ ...want, wal_log_hints: 'off' })), conf: INCLUDED });
     expect(p.kind).toBe('change');
     expect(p.kind === 'change' && p.summary).toMatch(/wal_log_hints=on \(restart required: wal_log_hints\)/);
     expect(p.kind === 'change' && p.diff).toContain("+wal_log_hints = 'on'");
-    const missing = planSettings(l, want, { file: file('', { exists: false }), included: false });
-    // The include line is appended to postgresql.conf (shell-quoted in the command).
-    expect(missing.kind === 'change' && missing.commands.map(String).join('\n')).toContain(`'include_dir = '\\''conf.d'\\''' >> /etc/postgresql/15/main/postgresql.conf`);
+    const missing = planSettings(l, want, { file: file(null), conf: conf("data_directory = '/x'\n") });
+    // The include line goes into postgresql.conf by core's atomic line edit (temp file, mv), not an append.
+    expect(missing).toMatchObject({ kind: 'change', summary: expect.stringContaining("; add include_dir = 'conf.d' to /etc/postgresql/15/main/postgresql.conf") });
+    const lines = missing.kind === 'change' ? missing.commands.map(String) : [];
+    expect(lines).toHaveLength(3);
+    expect(lines[1]).toContain('mktemp /etc/postgresql/15/main/postgresql.conf.rb-XXXXXX');
+    expect(lines[1]).toContain("STDIN'\ndata_directory = '/x'\ninclude_dir = 'conf.d'\n");
+    expect(lines.join('\n')).not.toContain('>>');
   });
 
   it('a shell-command setting given as a plain string is refused: only pgShellLine makes one', () => {
@@ -54,11 +66,12 @@ describe('settings in one managed file', () => {
 describe('pg_hba entry', () => {
   const entries = [{ type: 'host' as const, database: 'replication', user: 'replicator', address: '10.0.0.12/32', method: 'scram-sha-256' }];
   it('a marked block at the top; no-op when identical; blocked when PostgreSQL reports an error', () => {
-    expect(hbaBlockText(entries)).toBe('# BEGIN runbook: replication\nhost replication replicator 10.0.0.12/32 scram-sha-256\n# END runbook: replication\n');
-    const p = planHba(l, entries, { block: file('', { exists: true }), rules: [] });
-    expect(p.kind === 'change' && p.commands.map(String).join('\n')).toMatch(/cat; if \[ -f "\$f" \]; then awk/);
-    expect(planHba(l, entries, { block: file('x', { same: true }), rules: [] }).kind).toBe('noop');
-    const bad = planHba(l, entries, { block: file('x', { same: true }), rules: [{ line: 3, type: 'host', database: [], user: [], address: null, netmask: null, method: null, error: 'invalid IP address' }] });
+    expect(hbaBlockText(l, entries)).toBe('# BEGIN runbook replication\nhost replication replicator 10.0.0.12/32 scram-sha-256\n# END runbook replication\n');
+    const p = planHba(l, entries, { block: block({ blocks: 0 }), current: 'local all all peer\n', rules: [] });
+    expect(p).toMatchObject({ kind: 'change', summary: `${l.hbaFile}: add the replication block at the top (1 entries), reload` });
+    expect(p.kind === 'change' && p.diff).toContain('+# BEGIN runbook replication\n+host replication replicator 10.0.0.12/32 scram-sha-256\n+# END runbook replication\n local all all peer');
+    expect(planHba(l, entries, { block: block({ same: true }), current: '', rules: [] }).kind).toBe('noop');
+    const bad = planHba(l, entries, { block: block({ same: true }), current: '', rules: [{ line: 3, type: 'host', database: [], user: [], address: null, netmask: null, method: null, error: 'invalid IP address' }] });
     expect(bad).toEqual({ kind: 'blocked', reason: expect.stringContaining('line 3: invalid IP address') });
   });
 });
@@ -66,11 +79,24 @@ describe('pg_hba entry', () => {
 describe('.pgpass', () => {
   it('escapes : and \\ and keeps the password a secret: masked in display, real only on the wire', () => {
     const pw = secret('p:w\\x', 'replication_password');
-    const block = pgpassBlock([{ host: '10.0.0.11', port: 5432, user: 'replicator' }], pw);
-    const shown = block.parts.map((p) => ('text' in p ? p.text : '***')).join('');
-    expect(shown).toBe('# BEGIN runbook: replication\n10.0.0.11:5432:*:replicator:***\n# END runbook: replication\n');
-    const wire = block.parts.map((p) => ('text' in p ? p.text : p.secret.reveal())).join('');
+    const lines = pgpassLines([{ host: '10.0.0.11', port: 5432, user: 'replicator' }], pw);
+    const shown = lines.parts.map((p) => ('text' in p ? p.text : '***')).join('');
+    expect(shown).toBe('10.0.0.11:5432:*:replicator:***\n');
+    const wire = lines.parts.map((p) => ('text' in p ? p.text : p.secret.reveal())).join('');
     expect(wire).toContain('replicator:p\\:w\\\\x\n');
+  });
+
+  it('plans from what the host compared: create, update, mode fix, or nothing; the password never in the plan', () => {
+    const op = pgpassOp([{ host: '10.0.0.11', port: 5432, user: 'replicator' }], secret('pw-not-in-plan', 'replication_password'));
+    expect(Object.keys(op.facts)).toEqual(['block']);
+    const pg = (over = {}) => block({ mode: '0600', ...over });
+    expect(op.plan({ block: pg({ same: true }) })).toEqual({ kind: 'noop', reason: '~postgres/.pgpass holds the replication password (0600)' });
+    expect(op.plan({ block: { ...pg(), exists: false, blocks: 0 } })).toMatchObject({ kind: 'change', summary: '~postgres/.pgpass: create' });
+    const upd = op.plan({ block: pg({ legacy: true }) });
+    expect(upd).toMatchObject({ kind: 'change', summary: '~postgres/.pgpass: update the replication entries' });
+    expect(JSON.stringify(upd)).not.toContain('pw-not-in-plan');
+    expect(upd.kind === 'change' && String(upd.commands[0])).toContain('mktemp ~postgres/.pgpass.rb-XXXXXX');
+    expect(op.plan({ block: pg({ same: true, mode: '0644' }) })).toMatchObject({ kind: 'change', summary: '~postgres/.pgpass: fix mode/owner (mode 0644 → 0600)' });
   });
 });
 

@@ -7,12 +7,11 @@
  * The step runs on one coordinator host: -e candidate, else the first node that is not the intended
  * primary. It must answer SSH (it is usually the candidate itself).
  */
-import { blocked, noop, onHost, stepsFor } from '../../../engine/define.js';
-import type { RunContext, StepDef } from '../../../engine/types.js';
+import { blocked, noop, onHost, perHost, stepsFor } from '../../../engine/define.js';
+import type { FactMap, RunContext, StepContext, StepDef } from '../../../engine/types.js';
 import { statusFact } from '../facts.js';
 import { type PgCluster, type PgParams, clusterOf, connOfNode, nodeOf, resolveCluster } from '../cluster.js';
 import { type NodeView, type ReceiverView, approveCandidateId, chooseCandidate, DEFAULT_MAX_LAG, parseSize, receiverFact } from '../candidate.js';
-import { pick } from '../topology.js';
 import type { PgStatus } from '../facts.js';
 
 export interface CandidateParams extends PgParams {
@@ -57,10 +56,24 @@ export function candidateAndFollowers<P extends CandidateParams>(ctx: RunContext
   return [...candidateHost(ctx), ...followerHosts(ctx)];
 }
 
-/** The views from the gathered facts (`st:<node>`, `rx:<node>`). */
-export function nodeViews(c: PgCluster, f: Record<string, unknown>): NodeView[] {
-  const st = pick<PgStatus | { unreachable: string }>(f, 'st');
-  const rx = pick<ReceiverView | null | { unreachable: string }>(f, 'rx');
+type Unreachable = { unreachable: string };
+/** Every node's status and WAL receiver, each read over its own SSH; unreachable is a value. */
+export interface CandidateFacts {
+  st: Record<string, PgStatus | Unreachable>;
+  rx: Record<string, ReceiverView | null | Unreachable>;
+}
+
+function candidateFacts(c: PgCluster): FactMap<CandidateFacts> {
+  const unreachable = (reason: string): Unreachable => ({ unreachable: reason });
+  return {
+    st: perHost(c.nodes, (n) => n.name, (n) => onHost(n.name, statusFact(connOfNode(n)), unreachable)),
+    rx: perHost(c.nodes, (n) => n.name, (n) => onHost(n.name, receiverFact(connOfNode(n)), unreachable)),
+  };
+}
+
+/** The views from the gathered facts. */
+export function nodeViews(c: PgCluster, f: CandidateFacts): NodeView[] {
+  const { st, rx } = f;
   return c.nodes.map((n) => {
     const s = st[n.name];
     const priority = Number(n.vars.pg_priority ?? 100);
@@ -70,9 +83,9 @@ export function nodeViews(c: PgCluster, f: Record<string, unknown>): NodeView[] 
   });
 }
 
-export function chooseCandidateStep<P extends CandidateParams>(): StepDef<P, Record<string, unknown>> {
+export function chooseCandidateStep<P extends CandidateParams>(): StepDef<P, CandidateFacts> {
   const { step } = stepsFor<P>();
-  const decide = (f: Record<string, unknown>, ctx: import('../../../engine/types.js').StepContext<P>) => {
+  const decide = (f: CandidateFacts, ctx: StepContext<P>) => {
     const c = clusterOf(ctx);
     const views = nodeViews(c, f);
     const writable = views.filter((v) => v.status?.up && !v.status.inRecovery);
@@ -92,15 +105,7 @@ export function chooseCandidateStep<P extends CandidateParams>(): StepDef<P, Rec
     title: 'Choose the candidate by data: most advanced healthy standby (LSNs, timeline, replay, receiver), pg_priority on ties',
     on: coordinatorHost,
     become: true,
-    gather: (ctx) => {
-      const c = clusterOf(ctx);
-      const out: Record<string, unknown> = {};
-      for (const n of c.nodes) {
-        out[`st:${n.name}`] = onHost(n.name, statusFact(connOfNode(n)), (reason) => ({ unreachable: reason }) as never);
-        out[`rx:${n.name}`] = onHost(n.name, receiverFact(connOfNode(n)), (reason) => ({ unreachable: reason }) as never);
-      }
-      return out as never;
-    },
+    gather: (ctx) => candidateFacts(clusterOf(ctx)),
     plan: (f, ctx) => {
       const v = decide(f, ctx);
       if (v.kind === 'blocked') return { ...blocked(v.reason), data: { ranking: v.ranking } };

@@ -6,7 +6,7 @@
  */
 import { type Action, exec, waitUntil } from '../../../engine/actions.js';
 import { blocked, change, fact, noop, param, stepsFor } from '../../../engine/define.js';
-import type { RunContext, StepContext, StepDef } from '../../../engine/types.js';
+import type { FactMap, RunContext, StepContext, StepDef } from '../../../engine/types.js';
 import { NOT_VERIFIED } from '../../../engine/checks.js';
 import type { ExecResult } from '../../../transport/types.js';
 import { type ControlData, type DataDirState, controlDataFact, dataDirFact, toolVersionsFact } from '../layout-facts.js';
@@ -17,7 +17,7 @@ import { type PgCluster, type PgNode, type PgParams, clusterOf, conninfoFor, con
 import { asPostgres, startCommand, stopCommand, unfenceCommand } from '../control.js';
 import type { PgLayout } from '../layout.js';
 import { type ToolVersions, toolProblem } from '../version.js';
-import { type Statuses, clusterStatus, clusterStatusFacts, followsPrimary, isPristine, names, splitBrain, topology } from '../topology.js';
+import { type Statuses, clusterStatus, followsPrimary, isPristine, names, splitBrain, topology } from '../topology.js';
 
 export interface CloneOptions {
   /** base-backup's explicit target: aiming at the writable node is an error, not a no-op. */
@@ -259,12 +259,9 @@ export function cloneToolProblem(tools: ToolVersions, sourceStatus: PgStatus | u
   return undefined;
 }
 
-/**
- * @deprecated flat `status:<node>` keys (the rewind step still reads them): every node's status
- * and this node's data directory.
- */
-export function clusterAndDataDirFacts(ctx: StepContext<PgParams>) {
-  return { ...clusterStatusFacts(clusterOf(ctx)), dataDir: dataDirFact(layoutOf(ctx)), tools: toolVersionsFact(layoutOf(ctx)) };
+/** Every node's status (by node name), this node's data directory and its tools' versions: what the rewind step decides from. */
+export function clusterAndDataDirFacts(ctx: StepContext<PgParams>): FactMap<Pick<CloneFacts, 'status' | 'dataDir' | 'tools'>> {
+  return { status: clusterStatus(clusterOf(ctx)), dataDir: dataDirFact(layoutOf(ctx)), tools: toolVersionsFact(layoutOf(ctx)) };
 }
 
 type CloneDecision = { kind: 'noop' | 'blocked'; reason: string } | { kind: 'clone'; source: PgNode; summary: string; from: 'fresh' | 'redo' | 'running' | 'done' };

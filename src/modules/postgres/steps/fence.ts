@@ -4,37 +4,40 @@
  * the new primary afterwards. The decision is part of the plan, so an `unknown` old primary stops
  * the run (exit 8) before anything changes.
  */
-import { blocked, change, noop, onHost, stepsFor } from '../../../engine/define.js';
+import { blocked, change, noop, onHost, perHost, stepsFor } from '../../../engine/define.js';
 import { type Action, execOn, localCommand, waitUntil } from '../../../engine/actions.js';
-import type { ApplyContext, RunContext, StepContext, StepDef } from '../../../engine/types.js';
+import type { ApplyContext, FactMap, RunContext, StepContext, StepDef } from '../../../engine/types.js';
 import { dataDirFact, type DataDirState, layoutFact } from '../layout-facts.js';
-import { type PgStatus, peerViewFact, statusFact } from '../facts.js';
-import { type PgNode, clusterOf, connOfLayout, layoutOf, nodeOf, peersOf } from '../cluster.js';
+import { peerViewFact } from '../facts.js';
+import { type PgNode, clusterOf, nodeOf, peersOf } from '../cluster.js';
 import { fenceCommand, stopCommand } from '../control.js';
 import type { PgLayout } from '../layout.js';
 import { APPROVE_UNFENCED, type FenceDecision, type SshView, classifyPort, decideFence, fenceCommandFor, fenceInvocation } from '../fence.js';
-import { failoverVerdict, type FailoverParams, peerFacts, peersFrom } from './promote.js';
+import { failoverVerdict, type FailoverParams, type GuardFacts, guardFacts } from './promote.js';
 import { candidateHost } from './candidate.js';
 
 /** State key on the candidate: each peer's layout, or why its SSH did not answer. */
 export const PEER_SSH = 'pg.peer_ssh';
 type PeerSsh = Record<string, { layout: PgLayout } | { unreachable: string }>;
 
-/** Every peer's layout over SSH; unreachable is a value. */
-function peerLayoutFacts(ctx: StepContext<FailoverParams>): Record<string, unknown> {
-  return Object.fromEntries(
-    peersOf(clusterOf(ctx), ctx.host.name).map((n) => [`layout:${n.name}`, onHost(n.name, layoutFact(n.vars), (reason) => ({ unreachable: reason }) as never)]),
-  );
+type Unreachable = { unreachable: string };
+/** Each peer's layout (or why there is none), or why SSH did not answer. */
+interface PeerLayoutFacts {
+  layout: Record<string, PgLayout | string | Unreachable>;
 }
 
-function rememberPeerSsh(f: Record<string, unknown>): { [PEER_SSH]: PeerSsh } {
+/** Every peer's layout over SSH; unreachable is a value. */
+function peerLayoutFacts(ctx: StepContext<FailoverParams>): FactMap<PeerLayoutFacts> {
+  const unreachable = (reason: string): Unreachable => ({ unreachable: reason });
+  return { layout: perHost(peersOf(clusterOf(ctx), ctx.host.name), (n) => n.name, (n) => onHost(n.name, layoutFact(n.vars), unreachable)) };
+}
+
+function rememberPeerSsh(f: PeerLayoutFacts): { [PEER_SSH]: PeerSsh } {
   const out: PeerSsh = {};
-  for (const [k, v] of Object.entries(f)) {
-    if (!k.startsWith('layout:')) continue;
-    const name = k.slice(7);
+  for (const [name, v] of Object.entries(f.layout)) {
     if (typeof v === 'string') out[name] = { unreachable: `layout: ${v}` };
-    else if (v && typeof v === 'object' && 'unreachable' in v) out[name] = v as { unreachable: string };
-    else out[name] = { layout: v as PgLayout };
+    else if ('unreachable' in v) out[name] = v;
+    else out[name] = { layout: v };
   }
   return { [PEER_SSH]: out };
 }
@@ -53,14 +56,14 @@ export function sshReachableNodes<P extends FailoverParams>(ctx: RunContext<P>):
 }
 
 /** Which peers answer SSH, and their layouts (the fence step reads pg_ctl status with them). */
-export function peerSshStep<P extends FailoverParams>(): StepDef<P, Record<string, unknown>> {
+export function peerSshStep<P extends FailoverParams>(): StepDef<P, PeerLayoutFacts> {
   const { step } = stepsFor<P>();
   return step({
     id: 'fence-probe',
     title: 'Reach every peer over SSH (an unreachable host is evidence of nothing)',
     on: candidateHost,
     become: true,
-    gather: (ctx) => peerLayoutFacts(ctx) as never,
+    gather: peerLayoutFacts,
     plan: (f) => {
       const s = rememberPeerSsh(f)[PEER_SSH];
       return noop(Object.entries(s).map(([n, v]) => `${n}: ${'layout' in v ? 'SSH ok' : `SSH unreachable (${v.unreachable})`}`).join('; ') || 'no peers');
@@ -73,7 +76,7 @@ export function peerSshStep<P extends FailoverParams>(): StepDef<P, Record<strin
   });
 }
 
-function sshViewOf(ssh: PeerSsh[string] | undefined, dd: DataDirState | { unreachable: string } | undefined): SshView {
+function sshViewOf(ssh: PeerSsh[string] | undefined, dd: DataDirState | Unreachable | undefined): SshView {
   if (!ssh) return { reachable: false, reason: 'not probed' };
   if ('unreachable' in ssh) return { reachable: false, reason: ssh.unreachable };
   if (!dd) return { reachable: false, reason: 'not probed' };
@@ -86,10 +89,15 @@ interface FencePlanItem extends Record<string, unknown> {
   decision: FenceDecision;
 }
 
-function decisions(f: Record<string, unknown>, ctx: StepContext<FailoverParams>): FencePlanItem[] {
+/** The guard's facts and each SSH-reachable peer's data directory (or why SSH stopped answering since). */
+interface FenceFacts extends GuardFacts {
+  dd: Record<string, DataDirState | Unreachable>;
+}
+
+function decisions(f: FenceFacts, ctx: StepContext<FailoverParams>): FencePlanItem[] {
   const c = clusterOf(ctx);
   const ssh = (ctx.state[PEER_SSH] ?? {}) as PeerSsh;
-  const views = peersFrom(f);
+  const views = f.peers;
   return peersOf(c, ctx.host.name).map((n) => {
     const port = classifyPort(views[n.name] ?? { answers: false, error: 'not probed' });
     return {
@@ -97,7 +105,7 @@ function decisions(f: Record<string, unknown>, ctx: StepContext<FailoverParams>)
       decision: decideFence({
         node: n.name,
         port,
-        ssh: sshViewOf(ssh[n.name], f[`dd:${n.name}`] as DataDirState | { unreachable: string } | undefined),
+        ssh: sshViewOf(ssh[n.name], f.dd[n.name]),
         hasFenceCommand: fenceCommandFor(ctx.params.fence_command, n.vars) !== undefined,
         approvedUnfenced: ctx.approvedByName?.(APPROVE_UNFENCED) ?? false,
       }),
@@ -119,7 +127,7 @@ function commandFenceActions(peer: PgNode, command: string): Action[] {
   return [localCommand(`fence_command for ${peer.name} [evidence: fence-command]`, argv, { env, timeoutSec: 120 })];
 }
 
-export function fenceStep<P extends FailoverParams>(): StepDef<P, Record<string, unknown>> {
+export function fenceStep<P extends FailoverParams>(): StepDef<P, FenceFacts> {
   const { step } = stepsFor<P>();
   return step({
     id: 'fence-old-primary',
@@ -128,13 +136,12 @@ export function fenceStep<P extends FailoverParams>(): StepDef<P, Record<string,
     become: true,
     gather: (ctx) => {
       const ssh = (ctx.state[PEER_SSH] ?? {}) as PeerSsh;
-      const dd: Record<string, unknown> = {};
-      for (const [name, s] of Object.entries(ssh))
-        if ('layout' in s) dd[`dd:${name}`] = onHost(name, dataDirFact(s.layout), (reason) => ({ unreachable: reason }) as never);
-      return { self: statusFact(connOfLayout(layoutOf(ctx))), ...peerFacts(clusterOf(ctx), ctx.host.name), ...dd } as never;
+      const reachable = Object.entries(ssh).flatMap(([name, s]) => ('layout' in s ? [{ name, layout: s.layout }] : []));
+      const unreachable = (reason: string): Unreachable => ({ unreachable: reason });
+      return { ...guardFacts(ctx), dd: perHost(reachable, (r) => r.name, (r) => onHost(r.name, dataDirFact(r.layout), unreachable)) };
     },
     plan: (f, ctx) => {
-      const v = failoverVerdict(ctx.host.name, f.self as PgStatus, peersFrom(f), ctx.params.force, true);
+      const v = failoverVerdict(ctx.host.name, f.self, f.peers, ctx.params.force, true);
       if (v.kind !== 'go') return v.kind === 'blocked' ? blocked(v.reason) : noop(v.reason);
       const items = decisions(f, ctx);
       const data = { fence: Object.fromEntries(items.map((i) => [i.node, { evidence: i.decision.evidence, action: i.decision.action, reason: i.decision.reason }])) };

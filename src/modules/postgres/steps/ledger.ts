@@ -6,7 +6,7 @@
  * saving the ledger writes files next to the data dir, never in it.
  */
 import { blocked, change, noop, stepsFor } from '../../../engine/define.js';
-import type { RunContext, StepContext, StepDef } from '../../../engine/types.js';
+import type { FactMap, RunContext, StepContext, StepDef } from '../../../engine/types.js';
 import { type PgParams, clusterOf, connOfNode, layoutOf } from '../cluster.js';
 import {
   type Divergence,
@@ -23,7 +23,7 @@ import {
   saveLedgerCommand,
   walScanFact,
 } from '../ledger.js';
-import { clusterStatusFacts, followsPrimary, perNode, pick, statusesOf, topology } from '../topology.js';
+import { type Statuses, clusterStatus, eachNode, followsPrimary, topology } from '../topology.js';
 
 export interface LedgerParams extends PgParams {
   accept_data_loss: boolean;
@@ -33,18 +33,25 @@ type On<P> = (ctx: RunContext<P>) => string[];
 
 const DIVERGENCE = 'pg.divergence';
 
-export function divergenceStep<P extends LedgerParams>(id: string, on: On<P>): StepDef<P, Record<string, unknown>> {
+/** Every node's status and timeline lineage, by node name, and this node's own lineage read from its data dir. */
+interface DivergenceFacts {
+  status: Statuses;
+  lineage: Record<string, Lineage | null>;
+  local: Lineage | null;
+}
+
+export function divergenceStep<P extends LedgerParams>(id: string, on: On<P>): StepDef<P, DivergenceFacts> {
   const { step } = stepsFor<P>();
-  const decide = (f: Record<string, unknown>, ctx: StepContext<P>): { divergence: Divergence | null; why: string } => {
+  const decide = (f: DivergenceFacts, ctx: StepContext<P>): { divergence: Divergence | null; why: string } => {
     const c = clusterOf(ctx);
-    const statuses = statusesOf(f);
+    const statuses = f.status;
     const t = topology(c, statuses);
     const me = statuses[ctx.host.name]!;
     if (me.up && !me.inRecovery) return { divergence: null, why: 'writable: not rejoined' };
     if (!t.primary) return { divergence: null, why: 'no single writable node' };
     if (followsPrimary(me, t.primary)) return { divergence: null, why: `a standby of ${t.primary.name}` };
-    const primary = pick<Lineage | null>(f, 'lineage')[t.primary.name];
-    const mine = f.local as Lineage | null;
+    const primary = f.lineage[t.primary.name];
+    const mine = f.local;
     if (!mine) return { divergence: null, why: 'no cluster in the data dir: nothing to lose' };
     if (!primary) return { divergence: { kind: 'unknown', reason: `${t.primary.name}'s timeline history could not be read` }, why: '' };
     return { divergence: findDivergence(mine, primary), why: '' };
@@ -56,7 +63,7 @@ export function divergenceStep<P extends LedgerParams>(id: string, on: On<P>): S
     become: true,
     gather: (ctx) => {
       const c = clusterOf(ctx);
-      return { ...clusterStatusFacts(c), ...perNode('lineage', c.nodes, (n) => lineageFact(connOfNode(n))), local: localLineageFact(layoutOf(ctx)) } as never;
+      return { status: clusterStatus(c), lineage: eachNode(c.nodes, (n) => lineageFact(connOfNode(n))), local: localLineageFact(layoutOf(ctx)) };
     },
     plan: (f, ctx) => {
       const d = decide(f, ctx);
@@ -90,9 +97,9 @@ export function ledgerStep<P extends LedgerParams>(id: string, on: On<P>): StepD
     title: 'Divergence ledger: WAL past the divergence saved and shown; committed writes discarded only when accepted',
     on,
     become: true,
-    gather: (ctx) => {
+    gather: (ctx): FactMap<{ scan?: WalScan }> => {
       const d = ctx.state[DIVERGENCE] as Divergence | null | undefined;
-      return (d?.kind === 'at' ? { scan: walScanFact(layoutOf(ctx), d.tli, d.lsn) } : {}) as never;
+      return d?.kind === 'at' ? { scan: walScanFact(layoutOf(ctx), d.tli, d.lsn) } : {};
     },
     plan: (f, ctx) => {
       const g = ledgerOf(f, ctx);

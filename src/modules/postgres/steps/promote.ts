@@ -3,9 +3,9 @@
  * Used by failover (unplanned; the candidate is chosen in ./candidate.ts, the old primary fenced in
  * ./fence.ts) and, through `promoteLocal`, by failback's planned switchover.
  */
-import { blocked, change, fact, noop, stepsFor } from '../../../engine/define.js';
+import { blocked, change, fact, noop, perHost, stepsFor } from '../../../engine/define.js';
 import { type Action, exec, waitUntil } from '../../../engine/actions.js';
-import type { ApplyContext, StepDef } from '../../../engine/types.js';
+import type { ApplyContext, FactGroup, FactMap, StepContext, StepDef } from '../../../engine/types.js';
 import { MARKER_TABLE, type PeerView, type PgStatus, lsnGte, peerViewFact, psqlCommand, statusFact } from '../facts.js';
 import { waitFor } from '../../../core/wait.js';
 import { sql } from '../../../shell/index.js';
@@ -20,17 +20,18 @@ export interface FailoverParams extends CandidateParams {
   fence_command: string | undefined;
 }
 
-/** What the candidate sees of each other node on its PostgreSQL port (over TCP, as the replication user). */
-export function peerFacts(c: PgCluster, self: string): Record<string, ReturnType<typeof peerViewFact>> {
-  return Object.fromEntries(
-    peersOf(c, self).map((n) => [`peer:${n.name}`, peerViewFact({ port: n.port, host: n.address, user: c.replicationUser })]),
-  );
+/** What the candidate sees of each other node on its PostgreSQL port (over TCP, as the replication user), by node name. */
+export function peerFacts(c: PgCluster, self: string): FactGroup<Record<string, PeerView>> {
+  return perHost(peersOf(c, self), (n) => n.name, (n) => peerViewFact({ port: n.port, host: n.address, user: c.replicationUser }));
 }
 
-export function peersFrom(f: Record<string, unknown>): Record<string, PeerView> {
-  const out: Record<string, PeerView> = {};
-  for (const [k, v] of Object.entries(f)) if (k.startsWith('peer:')) out[k.slice(5)] = v as PeerView;
-  return out;
+/** The candidate's own status and its view of every peer: what the failover guards decide from. */
+export interface GuardFacts {
+  self: PgStatus;
+  peers: Record<string, PeerView>;
+}
+export function guardFacts(ctx: StepContext<FailoverParams>): FactMap<GuardFacts> {
+  return { self: statusFact(connOfLayout(layoutOf(ctx))), peers: peerFacts(clusterOf(ctx), ctx.host.name) };
 }
 
 export type GuardVerdict = { kind: 'noop' | 'blocked'; reason: string } | { kind: 'go'; reason: string };
@@ -56,20 +57,20 @@ export function failoverVerdict(self: string, me: PgStatus, peers: Record<string
 
 export const TIMELINE_BEFORE = 'pg.timeline_before';
 
-export function failoverGuardStep<P extends FailoverParams>(): StepDef<P, Record<string, unknown>> {
+export function failoverGuardStep<P extends FailoverParams>(): StepDef<P, GuardFacts> {
   const { step } = stepsFor<P>();
   return step({
     id: 'failover-guard',
     title: 'Guard: the candidate is a healthy standby and no other node is writable (unless force)',
     on: candidateHost,
     become: true,
-    gather: (ctx) => ({ self: statusFact(connOfLayout(layoutOf(ctx))), ...peerFacts(clusterOf(ctx), ctx.host.name) }) as never,
+    gather: guardFacts,
     plan: (f, ctx) => {
-      const v = failoverVerdict(ctx.host.name, f.self as PgStatus, peersFrom(f), ctx.params.force, true);
+      const v = failoverVerdict(ctx.host.name, f.self, f.peers, ctx.params.force, true);
       return v.kind === 'blocked' ? blocked(v.reason) : noop(v.reason);
     },
     remember: (f) => {
-      const me = f.self as PgStatus;
+      const me = f.self;
       return me.up && me.inRecovery ? { [TIMELINE_BEFORE]: me.timeline, 'pg.received_lsn': me.receiveLsn } : {};
     },
   });
@@ -108,19 +109,19 @@ export async function promoteLocal<P>(ctx: ApplyContext<P>, l: PgLayout): Promis
   await ctx.exec(psqlCommand(conn, sql`CHECKPOINT;`));
 }
 
-export function promoteStep<P extends FailoverParams>(): StepDef<P, Record<string, unknown>> {
+export function promoteStep<P extends FailoverParams>(): StepDef<P, GuardFacts> {
   const { step } = stepsFor<P>();
   return step({
     id: 'promote',
     title: 'Promote the candidate (replay caught up), then CHECKPOINT',
     on: candidateHost,
     become: true,
-    gather: (ctx) => ({ self: statusFact(connOfLayout(layoutOf(ctx))), ...peerFacts(clusterOf(ctx), ctx.host.name) }) as never,
+    gather: guardFacts,
     plan: (f, ctx) => {
       // force no longer counts here: the fence step ran, so a writable peer now means it failed.
-      const v = failoverVerdict(ctx.host.name, f.self as PgStatus, peersFrom(f), ctx.checkMode && ctx.params.force, true);
+      const v = failoverVerdict(ctx.host.name, f.self, f.peers, ctx.checkMode && ctx.params.force, true);
       if (v.kind !== 'go') return v.kind === 'blocked' ? blocked(v.reason) : noop(v.reason);
-      const me = f.self as PgStatus;
+      const me = f.self;
       const at = me.up ? ` (last received ${me.receiveLsn}, replayed ${me.replayLsn}, timeline ${me.timeline})` : '';
       return change(`promote ${ctx.host.name}${at}: ${v.reason}`, promoteActions(layoutOf(ctx), me));
     },

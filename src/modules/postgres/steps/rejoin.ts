@@ -21,7 +21,7 @@ import { asPostgres, cLocale, startCommand, stopCommand } from '../control.js';
 import type { PgLayout } from '../layout.js';
 import { clusterAndDataDirFacts } from './clone.js';
 import { type ToolVersions, pgFeatures, toolProblem } from '../version.js';
-import { followsPrimary, statusesOf, topology } from '../topology.js';
+import { type Statuses, followsPrimary, topology } from '../topology.js';
 
 export type RewindOutcome =
   | { kind: 'not-needed'; detail: string }
@@ -132,7 +132,7 @@ function serverVersionOf(s: PgStatus | undefined): number {
   return s?.up ? s.serverVersionNum : NaN;
 }
 
-export type RejoinFacts = { dataDir: DataDirState; tools: ToolVersions } & Record<string, unknown>;
+export type RejoinFacts = { status: Statuses; dataDir: DataDirState; tools: ToolVersions };
 
 export function rewindStep<P extends PgParams>(id: string, on: (ctx: RunContext<P>) => string[]): StepDef<P, RejoinFacts> {
   const { step } = stepsFor<P>();
@@ -142,10 +142,10 @@ export function rewindStep<P extends PgParams>(id: string, on: (ctx: RunContext<
     on,
     become: true,
     timeoutSec: 3600,
-    gather: (ctx) => clusterAndDataDirFacts(ctx) as never,
+    gather: clusterAndDataDirFacts,
     plan: (f, ctx) => {
       const c = clusterOf(ctx);
-      const statuses = statusesOf(f);
+      const statuses = f.status;
       const t = topology(c, statuses);
       const me = statuses[ctx.host.name]!;
       if (me.up && !me.inRecovery) return noop(t.writable.length > 1 ? 'writable (split brain: the guard step stops this run)' : 'the primary');
@@ -165,9 +165,9 @@ export function rewindStep<P extends PgParams>(id: string, on: (ctx: RunContext<
     },
     apply: async (ctx, _plan, f) => {
       const c = clusterOf(ctx);
-      const t = topology(c, statusesOf(f));
+      const t = topology(c, f.status);
       if (!t.primary) throw new Error('no single writable node any more');
-      await rejoinWithRewind(ctx, layoutOf(ctx), c, nodeOf(c, ctx.host.name), t.primary, serverVersionOf(statusesOf(f)[t.primary.name]));
+      await rejoinWithRewind(ctx, layoutOf(ctx), c, nodeOf(c, ctx.host.name), t.primary, serverVersionOf(f.status[t.primary.name]));
     },
     // When pg_rewind cannot, the node stays stopped for the clone step: that is not a failure here.
     verify: { converge: false },

@@ -3,7 +3,7 @@
  * already have), the restart it may need (its own confirmation, one node at a time, standbys
  * first), and the proof that WAL archiving works.
  */
-import { blocked, change, fact, noop, onHost, stepsFor } from '../../../engine/define.js';
+import { blocked, change, noop, onHost, stepsFor } from '../../../engine/define.js';
 import type { StepContext, StepDef } from '../../../engine/types.js';
 import { type Action, execOn, waitUntil } from '../../../engine/actions.js';
 import { defineCheck, probe } from '../../../engine/checks.js';
@@ -29,7 +29,7 @@ import {
   sourcesOutsideManaged,
 } from '../settings.js';
 import { SYNC_MARKER, SYNC_STRICT_MARKER, syncWish } from '../sync.js';
-import { isPristine, perNode, pick } from '../topology.js';
+import { eachNode, isPristine } from '../topology.js';
 import { type ReplicationSettingsParams, replicationSettings } from './primary.js';
 import { clusterHosts, intendedPrimaryHost } from './inspect.js';
 
@@ -64,7 +64,7 @@ function managedPathOf(cur: CurrentSettings): string {
   return cur.files.find((f) => isManaged(f.sourcefile))?.sourcefile ?? `/${MANAGED_CONF_NAME}`;
 }
 
-type SettingsStepFacts = SettingsFacts & Record<string, unknown>;
+type SettingsStepFacts = SettingsFacts & { cur: Record<string, CurrentSettings | null> };
 
 export function settingsStep<P extends ReplicationSettingsParams>(id: string): StepDef<P, SettingsStepFacts> {
   const { step } = stepsFor<P>();
@@ -75,11 +75,11 @@ export function settingsStep<P extends ReplicationSettingsParams>(id: string): S
     become: true,
     gather: (ctx) => {
       const op = settingsOp(layoutOf(ctx), {});
-      return { ...op.facts, ...perNode('cur', clusterOf(ctx).nodes, (n) => currentSettingsFact(connOfNode(n), NAMES)) } as never;
+      return { ...op.facts, cur: eachNode(clusterOf(ctx).nodes, (n) => currentSettingsFact(connOfNode(n), NAMES)) };
     },
     plan: (f, ctx) => {
-      const w = wantedSettings(ctx, pick<CurrentSettings | null>(f, 'cur'));
-      const p = planSettings(layoutOf(ctx), w.settings, { file: f.file, included: f.included });
+      const w = wantedSettings(ctx, f.cur);
+      const p = planSettings(layoutOf(ctx), w.settings, f);
       const extra = [describeKept(w.kept), ...w.notes].filter(Boolean).join('; ');
       if (!extra) return p;
       if (p.kind === 'noop') return noop(`${p.reason}; ${extra}`);
@@ -106,7 +106,14 @@ export function restartNodes(nodes: PgNode[], current: Record<string, CurrentSet
  * its own confirmation; one node at a time, standbys first, each verified up in its role before
  * the next (a wait action between the restarts).
  */
-export function restartStep<P extends ReplicationSettingsParams>(id: string): StepDef<P, Record<string, unknown>> {
+/** Every node's settings, status and layout (or why there is none), by node name. */
+interface RestartFacts {
+  cur: Record<string, CurrentSettings | null>;
+  st: Record<string, PgStatus>;
+  layout: Record<string, PgLayout | string>;
+}
+
+export function restartStep<P extends ReplicationSettingsParams>(id: string): StepDef<P, RestartFacts> {
   const { step } = stepsFor<P>();
   return step({
     id,
@@ -118,23 +125,23 @@ export function restartStep<P extends ReplicationSettingsParams>(id: string): St
     gather: (ctx) => {
       const nodes = clusterOf(ctx).nodes;
       return {
-        ...perNode('cur', nodes, (n) => currentSettingsFact(connOfNode(n), NAMES)),
-        ...perNode('st', nodes, (n) => statusFact(connOfNode(n))),
-        ...perNode('layout', nodes, (n) => layoutFact(n.vars)),
-      } as never;
+        cur: eachNode(nodes, (n) => currentSettingsFact(connOfNode(n), NAMES)),
+        st: eachNode(nodes, (n) => statusFact(connOfNode(n))),
+        layout: eachNode(nodes, (n) => layoutFact(n.vars)),
+      };
     },
     plan: (f, ctx) => {
       const c = clusterOf(ctx);
-      const st = pick<PgStatus>(f, 'st');
+      const st = f.st;
       const rec = Object.fromEntries(Object.entries(st).map(([k, v]) => [k, v.up ? v.inRecovery : null]));
-      const nodes = restartNodes(c.nodes, pick<CurrentSettings | null>(f, 'cur'), rec);
+      const nodes = restartNodes(c.nodes, f.cur, rec);
       // A pristine stand-alone node other than the intended primary is replaced by the clone (which
       // starts it with the file): restarting it first would only let it archive WAL of its own.
       const replaced = restartOrder(nodes).filter((n) => !nodeOf(c, n.name).intendedPrimary && st[n.name] && isPristine(st[n.name]!));
       const order = restartOrder(nodes).filter((n) => !replaced.includes(n));
       const others = [describePendingOthers(nodes), ...replaced.map((n) => `${n.name}: not restarted (a pristine stand-alone server: the clone replaces it and starts it with the file)`)].filter(Boolean).join('; ');
       if (!order.length) return noop(["no restart owed for runbook's settings", others].filter(Boolean).join('; '));
-      const layouts = pick<PgLayout | string>(f, 'layout');
+      const layouts = f.layout;
       const bad = order.find((n) => typeof layouts[n.name] === 'string');
       if (bad) return blocked(`${bad.name}: ${layouts[bad.name] as string}`);
       const what = order.map((n) => `${n.name} (${n.inRecovery ? 'standby' : 'primary'}: ${n.ours.join(', ')}${n.others.length ? `; also applies ${n.others.map((o) => o.name).join(', ')} staged outside runbook` : ''})`);

@@ -18,11 +18,17 @@ import { receiverFact } from '../candidate.js';
 import { fenceCommand, startCommand, stopCommand, unfenceCommand } from '../control.js';
 import { promoteLocal } from './promote.js';
 import { intendedPrimaryHost } from './inspect.js';
-import { clusterStatusFacts, followsPrimary, perNode, pick, statusesOf, topology } from '../topology.js';
+import { type Statuses, clusterStatus, eachNode, followsPrimary, topology } from '../topology.js';
 
 export const SWITCHOVER_MARKER = 'pg.switchover_marker';
 
-export function switchoverStep<P extends PgParams>(id: string): StepDef<P, Record<string, unknown>> {
+/** Every node's status and its archive backlog (.ready files), by node name. */
+interface SwitchoverFacts {
+  status: Statuses;
+  ready: Record<string, number | null>;
+}
+
+export function switchoverStep<P extends PgParams>(id: string): StepDef<P, SwitchoverFacts> {
   const { step } = stepsFor<P>();
   return step({
     id,
@@ -32,15 +38,15 @@ export function switchoverStep<P extends PgParams>(id: string): StepDef<P, Recor
     timeoutSec: 600,
     gather: (ctx) => {
       const c = clusterOf(ctx);
-      return { ...clusterStatusFacts(c), ...perNode('ready', c.nodes, (n) => archiveBacklogFact(connOfNode(n))) } as never;
+      return { status: clusterStatus(c), ready: eachNode(c.nodes, (n) => archiveBacklogFact(connOfNode(n))) };
     },
     plan: (f, ctx) => {
       const c = clusterOf(ctx);
-      const statuses = statusesOf(f);
+      const statuses = f.status;
       const t = topology(c, statuses);
       const me = statuses[ctx.host.name]!;
       if (me.up && !me.inRecovery) return noop(`${ctx.host.name} is the primary`);
-      const backlog = t.primary ? pick<number | null>(f, 'ready')[t.primary.name] : null;
+      const backlog = t.primary ? f.ready[t.primary.name] : null;
       if (backlog) return blocked(`${t.primary!.name} has ${backlog} WAL segments not archived yet (.ready in pg_wal/archive_status): a switchover now could lose them for the archive. Fix archiving (pg_stat_archiver) and run failback again`);
       if (!t.primary) return blocked(`no single writable node to switch over from (writable: ${t.writable.map((n) => n.name).join(', ') || 'none'})`);
       if (!followsPrimary(me, t.primary)) return blocked(`${ctx.host.name} is not a running standby of ${t.primary.name}: the rejoin steps did not converge`);
@@ -53,7 +59,7 @@ export function switchoverStep<P extends PgParams>(id: string): StepDef<P, Recor
     },
     apply: async (ctx, _plan, f) => {
       const c = clusterOf(ctx);
-      const old = topology(c, statusesOf(f)).primary!;
+      const old = topology(c, f.status).primary!;
       const ol = await ctx.read(onHost(old.name, layoutFact(old.vars)));
       if (typeof ol === 'string') throw new Error(`${old.name}: ${ol}`);
       const oconn = connOfNode(old);
@@ -134,7 +140,7 @@ async function undoSwitchover<P>(ctx: ApplyContext<P>, old: PgNode, ol: PgLayout
 }
 
 /** Every marker row of the primary is on every standby (read-only; after the row round trip). */
-export function markersEverywhereStep<P extends PgParams>(id: string): StepDef<P, Record<string, unknown>> {
+export function markersEverywhereStep<P extends PgParams>(id: string): StepDef<P, { status: Statuses; markers: Record<string, string[] | null> }> {
   const { step } = stepsFor<P>();
   return step({
     id,
@@ -144,13 +150,13 @@ export function markersEverywhereStep<P extends PgParams>(id: string): StepDef<P
     when: (ctx) => (ctx.checkMode ? 'compares after changes: not in --check' : true),
     gather: (ctx) => {
       const c = clusterOf(ctx);
-      return { ...clusterStatusFacts(c), ...Object.fromEntries(c.nodes.map((n) => [`markers:${n.name}`, onHost(n.name, markersFact(connOfNode(n)))])) } as never;
+      return { status: clusterStatus(c), markers: eachNode(c.nodes, (n) => markersFact(connOfNode(n))) };
     },
     plan: (f, ctx) => {
       const c = clusterOf(ctx);
-      const t = topology(c, statusesOf(f));
+      const t = topology(c, f.status);
       if (!t.primary) return blocked('no single writable node');
-      const on = (n: string) => (f[`markers:${n}`] as string[] | null) ?? null;
+      const on = (n: string) => f.markers[n] ?? null;
       const want = on(t.primary.name) ?? [];
       const problems = c.nodes
         .filter((n) => n.name !== t.primary!.name)
