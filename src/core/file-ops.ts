@@ -339,7 +339,11 @@ export function planBlock(a: BlockArgs, f: BlockFacts): Plan {
     : s.blocks === 0
       ? `add block ${a.marker} to ${a.path}${a.insert === 'top' ? ' (at the top)' : ''}`
       : `update block ${a.marker} in ${a.path}${s.legacy ? ' (and its markers, from the older "runbook:" format)' : ''}`;
-  const diff = f.current !== undefined && !hasSecrets(a.block) ? fileDiff(a.path, f.current, withBlock(f.current ?? '', a, present)) : undefined;
+  // A block holding a secret is compared on the host and never read back: its old text may hold
+  // a secret this run does not know (a rotated password), which no masking could hide.
+  const diff = hasSecrets(a.block)
+    ? `${a.path}: block ${a.marker} holds a secret: compared on the host, never read back, so no diff is shown\n`
+    : f.current !== undefined ? fileDiff(a.path, f.current, withBlock(f.current ?? '', a, present)) : undefined;
   return change(summary, [blockCommand(a, present, s.exists)], diff);
 }
 
