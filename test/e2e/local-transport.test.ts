@@ -166,7 +166,7 @@ describe('runbook exec on ansible_connection=local', () => {
       timeoutMs: 90_000,
     });
     expect(r.code).toBe(ExitCode.ok);
-    expect(r.out).toContain(`<localhost> EXEC (become root): ( if [ -e ${join(dir, 'sample')} ]`);
+    expect(r.out).toContain(`<localhost> EXEC (become root): ( f=${join(dir, 'sample')}; if [ -e "$f" ]`);
     expect(r.out).toContain('<localhost> STDOUT: absent\n');
     expect(r.out).toMatch(/<localhost> rc=0 \(\d+\.\d\d s\)\n/);
     expect(r.out).not.toContain('plan-tok-s3cret');
