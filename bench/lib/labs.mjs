@@ -1,12 +1,14 @@
-// The labs of a bench run. Its own lab ("bench", 10.231.7.0/24 — the only addresses it talks to
+// The labs of a bench run. Its own lab ("bench", 10.231.30.0/24 — the only addresses it talks to
 // besides a reused lab's) comes up once with every host the run needs and goes down at the end,
 // also on failure or Ctrl-C. A lab that is already up is never taken down by the bench: it is
 // used only with RUNBOOK_LAB_REUSE=1 (and must have the hosts), otherwise it is an error.
 import { labDown, labPaths, labStatus, labUp } from '../../dist/src/lab/index.js';
 
-// RUNBOOK_TEST_SLOT=N moves it like the test labs (test/support/lab.ts): bench-sN on 10.231.(20N+7).
+// k = 30 of test/support/lab.ts's testLab (no e2e lab takes it: 10.231.7.0/24 was drill3-kill's, and
+// the smoke test ran beside it in CI); RUNBOOK_TEST_SLOT=N moves it like the test labs: bench-sN
+// on 10.231.(32N+30).
 const slot = Number(process.env.RUNBOOK_TEST_SLOT ?? 0);
-export const BENCH_LAB = { name: slot ? `bench-s${slot}` : 'bench', subnet: `10.231.${20 * slot + 7}.0/24` };
+export const BENCH_LAB = { name: slot ? `bench-s${slot}` : 'bench', subnet: `10.231.${32 * slot + 30}.0/24` };
 export const DEFAULT_LAB = process.env.RUNBOOK_LAB_NAME ?? 'lab';
 const say = (line) => process.stderr.write(`[bench] ${line}\n`);
 
