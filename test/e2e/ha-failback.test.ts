@@ -17,7 +17,7 @@ import { DATA, type HaLab, HostLoop, blackhole, clearBlackholes, eventually, haD
 const LEDGER_ROOT = '/var/lib/postgresql/15/runbook-ledger';
 
 interface Report {
-  results: Array<{ stepId: string; host: string; status: string; data?: { ledger?: { lost: Array<{ xid: number; status: string }>; lostCount: number; range: unknown } } }>;
+  results: Array<{ stepId: string; host: string; status: string; data?: { ledger?: { dir: string; lost: Array<{ xid: number; status: string }>; lostCount: number; range: unknown } } }>;
 }
 
 describe('failback: divergence ledger, source failures, switchover under load', () => {
@@ -88,6 +88,8 @@ describe('failback: divergence ledger, source failures, switchover under load', 
     const r = JSON.parse(readFileSync(report, 'utf8')) as Report;
     const ledger = r.results.find((x) => x.stepId === 'rejoin-ledger' && x.host === 'pg1')!.data!.ledger!;
     expect(ledger.lostCount).toBe(5);
+    // the directory the plan named (and the confirmation showed) is the one written
+    expect(ledger.dir).toBe(dir);
     expect(ledger.lost.map((t) => t.xid).sort()).toEqual([...xids].sort());
     // pg1 rejoined and is the primary again; the discarded rows are gone everywhere.
     expect(await primaryNow()).toBe('pg1');

@@ -6,6 +6,7 @@
  * saving the ledger writes files next to the data dir, never in it.
  */
 import { blocked, change, noop, stepsFor } from '../../../engine/define.js';
+import { exec } from '../../../engine/actions.js';
 import type { FactMap, RunContext, StepContext, StepDef } from '../../../engine/types.js';
 import { type PgParams, clusterOf, connOfNode, layoutOf } from '../cluster.js';
 import {
@@ -106,25 +107,20 @@ export function ledgerStep<P extends LedgerParams>(id: string, on: On<P>): StepD
       if (!g) return noop('nothing to rejoin');
       const hint = `save what you need, then re-run with -e accept_data_loss=true (or --approve ${id}). Nothing was changed`;
       const v = decideLedger(g, accepted(ctx, id), hint);
-      const data = { ledger: ledgerJson(g, g.divergence.kind === 'at' ? `${ledgerRoot(layoutOf(ctx))}/<timestamp>-tl${g.divergence.tli}-${g.divergence.lsn.replace('/', '_')}` : '') };
-      if (v.kind === 'nothing') return { ...noop(v.reason), data };
-      if (v.kind === 'refuse') return { ...blocked(v.reason), data };
-      return { ...change(`keep the ledger of ${ctx.host.name} in ${ledgerRoot(layoutOf(ctx))}/: ${v.reason}${v.needsApproval ? ' — these writes are discarded by the rejoin (accepted)' : ''}`, []), data };
+      if (v.kind === 'nothing') return { ...noop(v.reason), data: { ledger: ledgerJson(g, '') } };
+      if (v.kind === 'refuse') return { ...blocked(v.reason), data: { ledger: ledgerJson(g, '') } };
+      // The directory is named once, here: the plan, the confirmation and the report show the one
+      // the run then writes.
+      const dir = g.divergence.kind === 'at' ? dirOf(ctx) : '';
+      const data = { ledger: ledgerJson(g, dir) };
+      const summary = `keep the ledger of ${ctx.host.name} in ${ledgerRoot(layoutOf(ctx))}/: ${v.reason}${v.needsApproval ? ' — these writes are discarded by the rejoin (accepted)' : ''}`;
+      // Where what is lost is unknown there is nothing to save: the approval alone is the change.
+      const save = dir ? [exec(saveLedgerCommand(layoutOf(ctx), g, dir), { note: `ledger ${dir}: wal/, waldump.txt, summary.txt, ledger.json; ${describeLedger(g)}` })] : [];
+      return { ...change(summary, save), data };
     },
     confirm: {
       destructive: true,
       message: (ctx, plan) => `${plan.summary}. The rewind or re-clone that follows discards what is listed; the ledger directory keeps the WAL and its summary.`,
-    },
-    apply: async (ctx, _plan, f) => {
-      const g = ledgerOf(f, ctx)!;
-      if (g.divergence.kind !== 'at') {
-        ctx.log(`what ${ctx.host.name} loses is unknown (${g.divergence.reason}); accepted, nothing to save`);
-        return;
-      }
-      const dir = dirOf(ctx);
-      await ctx.exec(saveLedgerCommand(layoutOf(ctx), g, dir));
-      ctx.log(`ledger kept in ${dir} (wal/, waldump.txt, summary.txt, ledger.json): ${describeLedger(g)}`);
-      ctx.state['pg.ledger_dir'] = dir;
     },
     // The ledger is a record, not a state to converge to: the next step discards what it lists.
     verify: { converge: false },
