@@ -134,7 +134,6 @@ export function inFlightBound(r: { exitCode: number; summaryCommitted?: number; 
   return r.committed > 0 || r.abortedClients > 0 ? clients : 0;
 }
 
-
 /** Compare pgbench's acknowledged count with what the final primary holds. */
 export function withHistory(r: WorkloadResult, historyRows: number): WorkloadResult {
   return {

@@ -7,7 +7,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { labDown, labPaths, labUp, readState } from '../../src/lab/index.js';
 import { nsenterArgv } from '../../src/lab/local.js';
-import { FIND_PSQL } from '../../src/modules/vip/facts.js';
+import { PSQL_BIN } from '../../src/modules/postgres/facts.js';
 import { quoteWord } from '../../src/shell/quote.js';
 import { inHost, testLab, type InHostResult, type LabHostInfo } from '../support/lab.js';
 
@@ -148,7 +148,7 @@ export class HostLoop {
  * $psql_pg: psql itself as postgres, for loops that run it ten times a second: no su (a PAM
  * session each time) and not Debian's Perl wrapper, whose start-up dominated such a loop.
  */
-const AS_POSTGRES_PSQL = `${FIND_PSQL}; psql_pg="setpriv --reuid=postgres --regid=postgres --init-groups $psql"`;
+const AS_POSTGRES_PSQL = `psql_pg="setpriv --reuid=postgres --regid=postgres --init-groups ${PSQL_BIN}"`;
 
 /**
  * Every 100 ms, on each database host (inside it, local socket): is it writable? Lines

@@ -26,14 +26,19 @@ export interface PgConn {
   user?: string;
 }
 
-const FIND_PSQL = raw(`"$(command -v psql 2>/dev/null || ls -d /usr/pgsql-*/bin/psql 2>/dev/null | sort -V | tail -n 1)"`);
+/**
+ * psql itself as one shell word, where the layout (its bin dir) is not known: the newest installed
+ * Debian or PGDG binary, else psql on PATH. Not Debian's Perl wrapper /usr/bin/psql first: a Perl
+ * start-up per call, which doubled the cost of the VIP checks that run every second.
+ */
+export const PSQL_BIN = `"$(for b in /usr/lib/postgresql/*/bin/psql /usr/pgsql-*/bin/psql; do [ -x "$b" ] && p=$b; done; echo "\${p:-psql}")"`;
 
 /** application_name of runbook's own sessions: not counted as clients of a node. */
 export const RUNBOOK_APP = 'runbook';
 
 /** psql with the query on stdin: no psqlrc, unaligned, tuples only, stop at the first error. */
 export function psqlCommand(conn: PgConn, query: SqlFragment): Command {
-  const bin = conn.bin ? sh`${`${conn.bin}/psql`}` : FIND_PSQL;
+  const bin = conn.bin ? sh`${`${conn.bin}/psql`}` : raw(PSQL_BIN);
   const remote = conn.host ? sh` -h ${conn.host} -U ${conn.user ?? 'postgres'}` : raw('');
   const base = sh`${bin} -X -A -t -q -v ON_ERROR_STOP=1 -F ${FIELD_SEP} -R ${RECORD_SEP} -P ${`null=${NULL_MARK}`} -p ${conn.port} -d ${`dbname=${conn.db ?? 'postgres'} application_name=${RUNBOOK_APP}`}${remote}`;
   return asPostgres(conn.host ? sh`env PGCONNECT_TIMEOUT=3 ${base}` : base).withStdin(query);

@@ -6,6 +6,7 @@ import { fact } from '../../engine/define.js';
 import type { Fact } from '../../engine/types.js';
 import { raw, sh } from '../../shell/index.js';
 import { parseKeyValues } from '../../core/key-values.js';
+import { PSQL_BIN } from '../postgres/facts.js';
 
 export interface InterfaceAddress {
   ifname: string;
@@ -77,17 +78,11 @@ export const keepalivedFact: Fact<KeepalivedFacts> = fact({
 
 export type PgRole = 'primary' | 'standby' | 'down';
 
-/**
- * Sets $psql to the psql binary itself, not Debian's Perl wrapper /usr/bin/psql (a Perl start-up
- * per call: the VIP checks and waits call it every second or faster, and it doubled their cost).
- */
-export const FIND_PSQL = 'psql=psql; for b in /usr/lib/postgresql/*/bin/psql /usr/pgsql-*/bin/psql; do [ -x "$b" ] && psql=$b; done';
-
 /** Whether the local PostgreSQL is writable, from the server itself (`pg_is_in_recovery()`). */
 export const pgRoleFact: Fact<PgRole> = fact({
   name: 'pg.role',
   become: 'postgres',
-  command: sh`cd / && ${raw(FIND_PSQL)}; echo ${'SELECT pg_is_in_recovery()'} | PGCONNECT_TIMEOUT=3 "$psql" -XAtq -d postgres`,
+  command: sh`cd / && echo ${'SELECT pg_is_in_recovery()'} | PGCONNECT_TIMEOUT=3 ${raw(PSQL_BIN)} -XAtq -d postgres`,
   parse: (r) => (r.exitCode !== 0 ? 'down' : r.stdout.trim() === 'f' ? 'primary' : r.stdout.trim() === 't' ? 'standby' : 'down'),
 });
 

@@ -19,10 +19,11 @@
  */
 import { change, noop, onHost, stepsFor } from '../../engine/define.js';
 import type { Assertion, FactMap, Plan, RunContext, StepContext, StepDef } from '../../engine/types.js';
-import { FIND_PSQL, KEEPALIVED_PID_FILE, NOTIFY_LOG, addressesFact, keepalivedFact, pgAnswersFact, pgRoleFact, type InterfaceAddress, type KeepalivedFacts, type PgRole } from './facts.js';
+import { KEEPALIVED_PID_FILE, NOTIFY_LOG, addressesFact, keepalivedFact, pgAnswersFact, pgRoleFact, type InterfaceAddress, type KeepalivedFacts, type PgRole } from './facts.js';
 import { sh, type Command } from '../../shell/index.js';
 import { keepalivedScript, keepalivedWord } from '../../shell/config-text.js';
 import type { ServiceArgs } from '../../core/service.js';
+import { PSQL_BIN } from '../postgres/facts.js';
 
 // ---------------------------------------------------------------- keepalived.conf
 
@@ -115,12 +116,10 @@ export function renderCheckScript(port: number): string {
 # Managed by runbook (setup-vip): exit 0 only when the local PostgreSQL is writable,
 # so keepalived lets only the primary hold the VIP.
 cd /
-# psql itself, not Debian's Perl wrapper /usr/bin/psql (twice the time on a loaded host)
-${FIND_PSQL}
 # setpriv, not runuser: no PAM session per check (keepalived runs this every second, and under
 # load the PAM stack was most of its cost). A refused or missing socket fails at once; the
 # connect timeout only bounds a hung server, below keepalived's own timeout for the script.
-[ "$(echo 'SELECT NOT pg_is_in_recovery()' | PGCONNECT_TIMEOUT=5 setpriv --reuid=postgres --regid=postgres --init-groups "$psql" -XAtq -p ${port} -d postgres 2>/dev/null)" = t ]
+[ "$(echo 'SELECT NOT pg_is_in_recovery()' | PGCONNECT_TIMEOUT=5 setpriv --reuid=postgres --regid=postgres --init-groups ${PSQL_BIN} -XAtq -p ${port} -d postgres 2>/dev/null)" = t ]
 `;
 }
 

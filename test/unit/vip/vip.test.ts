@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseIpAddr, parseKeepalived } from '../../../src/modules/vip/facts.js';
+import { PSQL_BIN } from '../../../src/modules/postgres/facts.js';
 import {
   interfaceFor,
   keepalivedReload,
@@ -51,7 +52,7 @@ describe('keepalived.conf', () => {
   });
 
   it('the check script succeeds only on a writable server', () => {
-    expect(renderCheckScript(5433)).toContain(`[ "$(echo 'SELECT NOT pg_is_in_recovery()' | PGCONNECT_TIMEOUT=5 setpriv --reuid=postgres --regid=postgres --init-groups "$psql" -XAtq -p 5433 -d postgres 2>/dev/null)" = t ]`);
+    expect(renderCheckScript(5433)).toContain(`[ "$(echo 'SELECT NOT pg_is_in_recovery()' | PGCONNECT_TIMEOUT=5 setpriv --reuid=postgres --regid=postgres --init-groups ${PSQL_BIN} -XAtq -p 5433 -d postgres 2>/dev/null)" = t ]`);
   });
 
   it('keepalived starts as a plain process and the start waits for its pid file', () => {
