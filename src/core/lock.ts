@@ -154,6 +154,9 @@ export interface AcquireOptions {
 export class ClusterLock {
   #timer: NodeJS.Timeout | undefined;
   #taken: string[] = [];
+  /** Hosts whose lock a release sent along with the run's last reads removed (releasedOn). */
+  #early: string[] = [];
+  #retaking: Promise<void> | undefined;
 
   private constructor(
     private readonly pool: Executor,
@@ -249,6 +252,45 @@ export class ClusterLock {
   async #renew(): Promise<void> {
     this.me.leaseUntil = new Date(Date.now() + LEASE_MS).toISOString();
     await Promise.allSettled(this.#taken.map((h) => this.pool.exec(h, acquireCommand(this.me), { become: true, timeoutSec: 30 })));
+  }
+
+  /** The command that releases our lock on `host` (to send with other work), while we hold it there. */
+  releaseCommandFor(host: string): Command | undefined {
+    return this.#taken.includes(host) ? releaseCommand(this.me.runId) : undefined;
+  }
+
+  /**
+   * The release sent with other work on `host` came back: with exit 0 the host is no longer ours
+   * (not renewed, not released again; `retake` takes it back). Otherwise it stays ours and
+   * release() removes it at the end, as always.
+   */
+  releasedOn(host: string, result: ExecResult): void {
+    if (result.exitCode !== 0 || !this.#taken.includes(host)) return;
+    this.#taken = this.#taken.filter((h) => h !== host);
+    this.#early.push(host);
+  }
+
+  /**
+   * Take the lock again on the hosts released early (before anything applies there after all).
+   * Refuses with LockedError, keeping what it took, when another live run took a host meanwhile.
+   */
+  retake(): Promise<void> {
+    if (this.#early.length) {
+      const hosts = this.#early;
+      this.#early = [];
+      this.#retaking = this.#retakeHosts(hosts);
+    }
+    // Every apply waits for the same retake (and meets its refusal).
+    return this.#retaking ?? Promise.resolve();
+  }
+
+  async #retakeHosts(hosts: string[]): Promise<void> {
+    for (const h of hosts) {
+      const out = await this.#tryHost(h);
+      if (out.state === 'acquired') this.#taken.push(h);
+      else if (out.state === 'held')
+        throw new LockedError(`${h}: locked by ${out.holder ? describeHolder(out.holder) : 'another run'} since this run released it; nothing more is changed`, out.holder ?? lockHolder('?', '?'));
+    }
   }
 
   /** Remove our lock from every host that has it (best effort: an unreachable host's lease expires). */

@@ -6,6 +6,7 @@ import { InterruptedError } from '../errors.js';
 import type { Executor } from './gather.js';
 import type { HostView, RunContext } from './types.js';
 import type { ActionView } from './actions.js';
+import type { Alongside, RunLockHooks } from './alongside.js';
 
 export interface Approvals {
   /** --yes: every confirmation approved. */
@@ -92,10 +93,13 @@ export class HostPool implements Executor {
  * - a read that started before a clear is not stored;
  * - facts with `cache: false` are never reused (a `readAhead` one is served once, from the prefetch); a command holding secrets is keyed by a digest of
  *   its secrets' values (never the values: two commands differing only in a secret differ);
- * - verification re-gathers, retries' re-gathers, ApplyContext.read and polling bypass it.
+ * - verification re-gathers, retries' re-gathers, ApplyContext.read and polling bypass it, except
+ *   for reads made for a check ahead of its step (riding along, see alongside.ts): each served
+ *   once, to the one host's step it was read for, and only if nothing applied since it was read.
  */
 export class FactCache {
   readonly #entries = new Map<string, ExecResult>();
+  readonly #ahead = new Map<string, ExecResult>();
   #generation = 0;
   #applying = 0;
   hits = 0;
@@ -134,9 +138,32 @@ export class FactCache {
     this.#entries.set(key, { ...result });
   }
 
+  /** A read made ahead for `forHost`'s next check (probes too): see takeAhead. */
+  storeAhead(forHost: string, key: string, result: ExecResult, generation: number): void {
+    if (this.#applying > 0 || generation !== this.#generation) return;
+    this.#ahead.set(`${forHost}\0${key}`, { ...result });
+  }
+
+  /** The read made ahead for `forHost`'s check, once; none once anything applied since it was read. */
+  takeAhead(forHost: string, key: string): ExecResult | undefined {
+    if (this.#applying > 0) return undefined;
+    const k = `${forHost}\0${key}`;
+    const r = this.#ahead.get(k);
+    this.#ahead.delete(k);
+    return r ? { ...r } : undefined;
+  }
+
+  /** What get() would serve, without counting a hit or taking a read-ahead value (a look ahead at a plan). */
+  peek(key: string): ExecResult | undefined {
+    if (this.#applying > 0) return undefined;
+    const r = this.#entries.get(key);
+    return r ? { ...r } : undefined;
+  }
+
   clear(): void {
     this.#generation++;
     this.#entries.clear();
+    this.#ahead.clear();
   }
 
   /** Around every apply (and everything it runs): clears before and after, blocks caching meanwhile. */
@@ -180,6 +207,10 @@ export interface Engine<P = any> {
   onPlanned?: (e: { stepId: string; host: string; summary: string; actions: ActionView[]; ownApply?: boolean }) => void;
   /** step@host pairs that would change, in check mode (a failing read-only check after them is "not verified"). */
   wouldChange?: Set<string>;
+  /** What rides along with the reads of the check step being run (alongside.ts); set by the scheduler. */
+  alongside?: Alongside;
+  /** The run lock, while the run holds one (not in --check): its release may ride on a host's last read. */
+  runLock?: RunLockHooks;
 }
 
 /** An action about to start: as planned (`action`), and for a `later` command the text it resolved to. */

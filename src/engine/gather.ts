@@ -206,53 +206,83 @@ async function readBatch(exec: Executor, host: string, become: boolean | string 
   return results as ExecResult[];
 }
 
-/**
- * Read a whole fact map for `host`: facts grouped by (target host, become), one batch each, the
- * batches in parallel. A fact's own become wins over the step's. With `cache` (check stage only),
- * facts an earlier check read with nothing applied since are reused.
- */
-export async function gatherFacts<F>(exec: Executor, host: string, stepBecome: boolean | string | undefined, map: FactMap<F>, timeoutSec = 120, cache?: FactCache): Promise<F> {
-  type Key = [string, string | undefined];
-  type Group = { host: string; become: boolean | string | undefined; keys: Key[]; facts: Array<Fact<unknown>>; unreachable: Array<((reason: string) => unknown) | undefined> };
-  const groups = new Map<string, Group>();
+type Key = [string, string | undefined];
+interface Entry {
+  key: Key;
+  host: string;
+  become: boolean | string | undefined;
+  fact: Fact<unknown>;
+  unreachable: ((reason: string) => unknown) | undefined;
+}
+
+/** The facts of a map, each with its target host and user (a fact's own become wins over the step's). */
+export function entriesOf(host: string, stepBecome: boolean | string | undefined, map: FactMap<unknown>): Entry[] {
+  return factEntries(map).map(([key, sub, src]) => {
+    const f = isRemote(src) ? src.fact : src;
+    return { key: [key, sub], host: isRemote(src) ? src.onHost : host, become: f.become ?? stepBecome, fact: f, unreachable: isRemote(src) ? src.unreachable : undefined };
+  });
+}
+
+/** The record gatherFacts returns, filled as results come in. */
+function factValues(map: FactMap<unknown>): { values: Record<string, unknown>; put: (k: Key, v: unknown) => void; parse: (e: Entry, r: ExecResult) => void } {
   const values: Record<string, unknown> = {};
   const put = ([k, sub]: Key, v: unknown) => {
     if (sub === undefined) values[k] = v;
     else ((values[k] ??= {}) as Record<string, unknown>)[sub] = v;
   };
   // A group is a record even with no member (no peer reachable, no sync defined): {} not undefined.
-  for (const [key, src] of Object.entries(map as FactMap<unknown>) as Array<[string, FactInput<unknown>]>) if (isGroup(src)) values[key] = {};
-  for (const [key, sub, src] of factEntries(map as FactMap<unknown>)) {
-    const target = isRemote(src) ? src.onHost : host;
-    const f = isRemote(src) ? src.fact : src;
-    const become = f.become ?? stepBecome;
-    const gk = `${target}\0${String(become ?? '')}`;
+  for (const [key, src] of Object.entries(map) as Array<[string, FactInput<unknown>]>) if (isGroup(src)) values[key] = {};
+  const parse = (e: Entry, r: ExecResult) => {
+    try {
+      put(e.key, e.fact.parse(r));
+    } catch (err) {
+      throw new RunbookError(`${e.host}: fact ${e.fact.name}: ${(err as Error).message}`, ExitCode.stepFailed, { cause: err });
+    }
+  };
+  return { values, put, parse };
+}
+
+/**
+ * A whole fact map from results read earlier (`found` gives a fact's result on its target host,
+ * or undefined): undefined unless every fact is found, so a step never mixes reads of two moments.
+ */
+export function gatherFrom<F>(host: string, stepBecome: boolean | string | undefined, map: FactMap<F>, found: (target: string, become: boolean | string | undefined, f: Fact<unknown>) => ExecResult | undefined): F | undefined {
+  const entries = entriesOf(host, stepBecome, map as FactMap<unknown>);
+  const results = entries.map((e) => found(e.host, e.become, e.fact));
+  if (results.some((r) => r === undefined)) return undefined;
+  const v = factValues(map as FactMap<unknown>);
+  entries.forEach((e, i) => v.parse(e, results[i]!));
+  return v.values as F;
+}
+
+/**
+ * Read a whole fact map for `host`: facts grouped by (target host, become), one batch each, the
+ * batches in parallel. A fact's own become wins over the step's. With `cache` (check stage only),
+ * facts an earlier check read with nothing applied since are reused.
+ */
+export async function gatherFacts<F>(exec: Executor, host: string, stepBecome: boolean | string | undefined, map: FactMap<F>, timeoutSec = 120, cache?: FactCache): Promise<F> {
+  type Group = { host: string; become: boolean | string | undefined; entries: Entry[] };
+  const groups = new Map<string, Group>();
+  const v = factValues(map as FactMap<unknown>);
+  for (const e of entriesOf(host, stepBecome, map as FactMap<unknown>)) {
+    const gk = `${e.host}\0${String(e.become ?? '')}`;
     let g = groups.get(gk);
-    if (!g) groups.set(gk, (g = { host: target, become, keys: [], facts: [], unreachable: [] }));
-    g.keys.push([key, sub]);
-    g.facts.push(f);
-    g.unreachable.push(isRemote(src) ? src.unreachable : undefined);
+    if (!g) groups.set(gk, (g = { host: e.host, become: e.become, entries: [] }));
+    g.entries.push(e);
   }
   await Promise.all(
     [...groups.values()].map(async (g) => {
       let results: ExecResult[];
       try {
-        results = await readBatch(exec, g.host, g.become, g.facts, timeoutSec, cache);
+        results = await readBatch(exec, g.host, g.become, g.entries.map((e) => e.fact), timeoutSec, cache);
       } catch (e) {
         // Facts that say what "unreachable" means get that value; any other fact fails as before.
-        if (!(e instanceof UnreachableError) || g.unreachable.some((u) => u === undefined)) throw e;
-        g.keys.forEach((k, i) => put(k, g.unreachable[i]!(e.reason)));
+        if (!(e instanceof UnreachableError) || g.entries.some((x) => x.unreachable === undefined)) throw e;
+        for (const x of g.entries) v.put(x.key, x.unreachable!(e.reason));
         return;
       }
-      results.forEach((r, i) => {
-        const f = g.facts[i]!;
-        try {
-          put(g.keys[i]!, f.parse(r));
-        } catch (e) {
-          throw new RunbookError(`${g.host}: fact ${f.name}: ${(e as Error).message}`, ExitCode.stepFailed, { cause: e });
-        }
-      });
+      results.forEach((r, i) => v.parse(g.entries[i]!, r));
     }),
   );
-  return values as F;
+  return v.values as F;
 }

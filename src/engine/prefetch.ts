@@ -21,7 +21,7 @@ type AnyStep = StepDef<any, any>;
 const STATE_READ = Symbol('prefetch: step reads ctx.state');
 
 /** The step's context with a `state` that refuses to read a key not set yet: an earlier step sets it. */
-function upFrontContext(ctx: StepContext<any>, state: Record<string, unknown> = ctx.state): StepContext<any> {
+export function upFrontContext(ctx: StepContext<any>, state: Record<string, unknown> = ctx.state): StepContext<any> {
   const guarded = new Proxy(state, {
     get: (target, key) => {
       if (typeof key === 'symbol' || key in target) return Reflect.get(target, key);

@@ -237,6 +237,11 @@ export async function runRunbook(ref: string, o: RunCliOptions, makeUi: (interac
     }
   }
 
+  if (lock) {
+    const held = lock;
+    engine.runLock = { releaseCommand: (h) => held.releaseCommandFor(h), released: (h, r) => held.releasedOn(h, r), beforeApply: () => held.retake() };
+  }
+
   journal = new Journal(runId);
   if (resume) journal.write({ type: 'resume', runId });
   else

@@ -10,6 +10,7 @@ import { resultLine } from '../ui/types.js';
 import { actionLines } from './actions.js';
 import type { Engine } from './context.js';
 import { type Lead, prefetchChecks } from './prefetch.js';
+import { type Alongside, planAlongside } from './alongside.js';
 import type { ExecResult } from '../transport/types.js';
 import type { StepResult } from './results.js';
 import { applyStep, type Checked, checkStep, stepContext } from './step-runner.js';
@@ -175,6 +176,7 @@ export class Scheduler {
     const hosts = only ?? this.#hostsFor(step);
     if (hosts.length === 0) return;
     if (!handler) await this.#prefetch(step);
+    this.engine.alongside = handler ? undefined : this.#alongside(step);
     const checked = new Map<string, Checked>();
     const pending = () => [...checked].flatMap(([host, c]) => ('pending' in c ? [{ host, p: c.pending }] : []));
     const finish = (r: StepResult): { text: string; failed: boolean } => {
@@ -233,7 +235,19 @@ export class Scheduler {
           })),
       },
     ];
-    await this.ui.runStep(`${handler ? 'handler: ' : ''}${step.title} [${step.id}]`, stages, o.forks);
+    try {
+      await this.ui.runStep(`${handler ? 'handler: ' : ''}${step.title} [${step.id}]`, stages, o.forks);
+    } finally {
+      this.engine.alongside = undefined;
+    }
+  }
+
+  /** What rides along with this check step's reads (alongside.ts): the next check's reads, the lock's release. */
+  #alongside(step: AnyStep): Alongside | undefined {
+    // An early release needs the whole rest of the run known: one host batch, no handler waiting.
+    const quiet = this.#notified.size === 0 && batches(this.engine.run.hosts, this.runbook.serial).length <= 1 && !this.resume;
+    const rest = this.#order.slice(this.#order.indexOf(step) + 1);
+    return planAlongside(this.engine, step, rest, (s) => this.#hostsFor(s), (host) => stepContext(this.engine, host), quiet);
   }
 
   /** A step with no plan of its own that already completed in the resumed run is not re-applied. */

@@ -13,6 +13,7 @@ import { type CheckDef, NOT_VERIFIED, checkUsesProbes, isProbe, verdictOf } from
 import type { Engine } from './context.js';
 import { change } from './define.js';
 import { factEntries, gatherFacts, isRemote } from './gather.js';
+import { sendAlongside, servedAhead } from './alongside.js';
 import { type ActionEnv, runActions } from './interpreter.js';
 import { poll } from './poll.js';
 import type { FailureKind, StepResult } from './results.js';
@@ -138,10 +139,23 @@ const lastMessage = new WeakMap<StepContext<any>, string>();
 async function evaluateCheck(engine: Engine, step: AnyStep, host: string, ctx: StepContext<any>, c: CheckDef<any, any, any>, polled: boolean): Promise<true | string> {
   // Probes that set up what the polls wait for run once (a marker written on every poll would race its own read).
   const prepared = c.prepare ? await gatherFacts(engine.pool, host, step.become, c.prepare(ctx) as FactMap<unknown>) : {};
+  // A check step's reads carry what rides along with them (alongside.ts); its first evaluation may
+  // be served from what rode along with the step before it, and when that does not hold it reads afresh at once.
+  const own = c === step.check;
+  const evaluate = (facts: unknown) => verdictOf(c.name, c.holds(facts, ctx, prepared));
+  const fresh = async (map: FactMap<unknown>) => {
+    const read = gatherFacts(engine.pool, host, step.become, map);
+    if (own) sendAlongside(engine, step, host);
+    return evaluate(await read);
+  };
+  let first = true;
   const r = await poll(
     async () => {
-      const facts = await gatherFacts(engine.pool, host, step.become, c.gather(ctx, prepared) as FactMap<unknown>);
-      const v = verdictOf(c.name, c.holds(facts, ctx, prepared));
+      const map = c.gather(ctx, prepared) as FactMap<unknown>;
+      const ahead = first && own ? servedAhead(engine, step, host, map) : undefined;
+      first = false;
+      let v = ahead === undefined ? undefined : evaluate(ahead);
+      if (!v?.holds) v = await fresh(map);
       if (v.holds) {
         lastMessage.set(ctx, v.message);
         return { done: true as const };
@@ -225,6 +239,11 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Second half: apply the pending change (with retries), then verify it. The fact cache is cleared around it. */
 export async function applyStep(engine: Engine, step: AnyStep, host: string, pending: { plan: ChangePlan; facts: unknown; ctx: StepContext<any>; started: number }, io: TaskIO, handler = false): Promise<StepResult> {
+  try {
+    await engine.runLock?.beforeApply(); // the run lock, where a release rode along early (alongside.ts)
+  } catch (e) {
+    return failureResult(step, host, pending.started, e);
+  }
   const cache = engine.factCache;
   return cache ? cache.applying(() => applyAndVerify(engine, step, host, pending, io, handler)) : applyAndVerify(engine, step, host, pending, io, handler);
 }
