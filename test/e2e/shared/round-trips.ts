@@ -4,21 +4,19 @@
  * records every command runbook sends over ssh2, per host.
  *
  * MAX_ROUND_TRIPS is what the runbook makes today and may only go down (18 before the prefetch,
- * 10-11 with one batch per wave of ctx.state). The 5 per host now:
+ * 10-11 with one batch per wave of ctx.state, 5 before the reads rode along). The 3 per host now,
+ * the goal of issue 17:
  *   1. the run lock + the checks of every step, one script (src/engine/prefetch.ts: the lock at its
  *      head, the later waves' facts guessed from the state memo of the converging run,
  *      src/engine/state-memo.ts, and used only when a step builds the same command);
  *   2. standby-row-roundtrip's write: each node's check writes a WAL message on its peers (NULL on
  *      the standby);
  *   3. its read back: the node's own replay position, the server waiting for the replay first
- *      (replayWaitFact; a repeat of the poll, rare now, counts once);
- *   4. standby-verify: the node's own state, read-only probe and WAL receiver, in one script with
- *      the peer's check reading this node's senders and slots (reads asked for in the same turn
- *      share a script, src/engine/gather.ts);
- *   5. the lock's release.
- * The goal of issue 17 is 3 (one batch of checks, the verification write, its read back): 4 would
- * need standby-verify's reads folded into the row round trip's poll, and 5 the release folded into
- * the last read. Issue 17 stays open until it is 3.
+ *      (replayWaitFact; a repeat of the poll, rare now, counts once), and riding along in the same
+ *      script (src/engine/alongside.ts) standby-verify's reads on this host — the node's own state,
+ *      read-only probe and WAL receiver, and the peer's check reading this node's state, senders
+ *      and slots — then the lock's release, since every later step plans noop from the facts of
+ *      trip 1 (wal-archive-verify is skipped without wal_archive_dir, pg-synchronous is cached).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
@@ -28,7 +26,7 @@ import { describe, expect, inject, it } from 'vitest';
 
 const inventory = inject('labInventory');
 const root = new URL('../../..', import.meta.url).pathname;
-const MAX_ROUND_TRIPS = 5;
+const MAX_ROUND_TRIPS = 3;
 
 interface Exec {
   line: string;

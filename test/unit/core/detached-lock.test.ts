@@ -137,6 +137,33 @@ describe('cluster lock', () => {
       expect(p.plain).toEqual(['pg2:release']);
     });
 
+    it('a release sent along with other work: that host is not released again; retake takes it back, or refuses when another run took it', async () => {
+      const p = pool();
+      const lock = await ClusterLock.acquire(p, ['pg1', 'pg2'], me, {
+        attemptAll: (_c, hosts) => new Map(hosts.map((x) => [x, Promise.resolve(result(x, 'acquired r9\n'))])),
+      });
+      expect(lock.releaseCommandFor('pg1')?.toString()).toContain('"runId":"r9"');
+      lock.releasedOn('pg2', result('pg2', '', 90)); // it did not run (the mutex): still ours
+      lock.releasedOn('pg1', result('pg1', ''));
+      expect(lock.releaseCommandFor('pg1')).toBeUndefined();
+      expect([...lock.hosts]).toEqual(['pg2']);
+      await lock.retake();
+      expect(p.plain).toEqual(['pg1:acquire']);
+      expect([...lock.hosts].sort()).toEqual(['pg1', 'pg2']);
+      await lock.release();
+      expect(p.plain.slice(1).sort()).toEqual(['pg1:release', 'pg2:release']);
+
+      const other = { ...lockHolder('r1', 'failover', Date.now()), controller: 'ctl', pid: process.pid };
+      const q = { plain: [] as string[], exec: async (host: string) => (q.plain.push(host), result(host, `held\n${JSON.stringify(other)}\n`)) };
+      const lock2 = await ClusterLock.acquire(q, ['pg1'], me, { attemptAll: (_c, hosts) => new Map(hosts.map((x) => [x, Promise.resolve(result(x, 'acquired r9\n'))])) });
+      lock2.releasedOn('pg1', result('pg1', ''));
+      const [a, b] = await Promise.all([lock2.retake().catch((e: unknown) => e), lock2.retake().catch((e: unknown) => e)]);
+      expect(a).toBeInstanceOf(LockedError);
+      expect(b).toBe(a); // every apply waits for the same retake and meets its refusal
+      expect((a as LockedError).message).toMatch(/^pg1: locked by run r1 .* since this run released it/);
+      expect(q.plain).toEqual(['pg1']);
+    });
+
     it('a batch that failed on one host: what was taken is released and the error stands', async () => {
       const p = pool();
       const err = await ClusterLock.acquire(p, ['pg1', 'pg2'], me, {
