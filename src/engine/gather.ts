@@ -32,6 +32,71 @@ export function factEntries(map: FactMap<unknown>): Array<[string, string | unde
   );
 }
 
+/**
+ * Commands that may share ONE process with others of the same session key in a batch (several
+ * SQL queries against one server through one psql: src/modules/postgres/psql-session.ts). The
+ * module that builds such a command registers it; the batch then runs the members of a key as
+ * one command, in the order asked, and each member gets its own result back (its own output,
+ * errors and exit code: one failing member must not hide the others).
+ */
+export interface FactSession {
+  /** Members with the same key (in one batch, so one host and user) may run as one command. */
+  key: string;
+  /** The one command for `members` (this session among them), and each member's result from its result. */
+  combine(members: FactSession[], nonce: string): { command: Command; split(result: ExecResult): Array<Pick<ExecResult, 'exitCode' | 'stdout' | 'stderr'>> };
+}
+
+const sessions = new WeakMap<Command, FactSession>();
+
+/** Mark `command` as one that may share a process with others of `session.key` (see FactSession). */
+export function sharingSession(command: Command, session: FactSession): Command {
+  sessions.set(command, session);
+  return command;
+}
+
+/**
+ * The facts of a batch as the script runs them: the members of a session key (two or more) as one
+ * piece at the place of the first, every other fact as it is; `expand` gives the results back in
+ * the facts' order.
+ */
+export function sessionPieces(facts: Array<Fact<unknown>>, nonce: string): { pieces: Array<Fact<unknown>>; expand: (results: ExecResult[]) => ExecResult[] } {
+  const byKey = new Map<string, number[]>();
+  facts.forEach((f, i) => {
+    const s = sessions.get(f.command);
+    if (!s) return;
+    let list = byKey.get(s.key);
+    if (!list) byKey.set(s.key, (list = []));
+    list.push(i);
+  });
+  const shared = [...byKey.values()].filter((m) => m.length > 1);
+  if (shared.length === 0) return { pieces: facts, expand: (r) => r };
+  const groupOf = new Map<number, number[]>();
+  for (const m of shared) for (const i of m) groupOf.set(i, m);
+  const pieces: Array<Fact<unknown>> = [];
+  const back: Array<{ members: number[]; split?: (r: ExecResult) => Array<Pick<ExecResult, 'exitCode' | 'stdout' | 'stderr'>> }> = [];
+  facts.forEach((f, i) => {
+    const m = groupOf.get(i);
+    if (!m) {
+      pieces.push(f);
+      back.push({ members: [i] });
+    } else if (m[0] === i) {
+      const { command, split } = sessions.get(f.command)!.combine(m.map((j) => sessions.get(facts[j]!.command)!), nonce);
+      pieces.push({ name: m.map((j) => facts[j]!.name).join(' + '), command, parse: (r) => r });
+      back.push({ members: m, split });
+    }
+  });
+  const expand = (results: ExecResult[]): ExecResult[] => {
+    const out: ExecResult[] = new Array(facts.length);
+    back.forEach((b, k) => {
+      const r = results[k]!;
+      if (!b.split) out[b.members[0]!] = r;
+      else b.split(r).forEach((x, j) => (out[b.members[j]!] = { ...r, ...x, command: facts[b.members[j]!]!.command.toString() }));
+    });
+    return out;
+  };
+  return { pieces, expand };
+}
+
 /** A fact's command as a script piece: stdin (e.g. SQL for psql) is piped from a quoted printf. */
 function factScript(f: Fact<unknown>): Command {
   const { stdin } = f.command;
@@ -170,12 +235,13 @@ async function runGroup(exec: Executor, host: string, become: boolean | string |
     const nonce = randomBytes(6).toString('hex');
     const opts: ExecOptions = { timeoutSec };
     if (become !== undefined && become !== false) opts.become = become;
-    const res = await exec.exec(host, batchScript(all, nonce), opts);
+    const { pieces, expand } = sessionPieces(all, nonce);
+    const res = await exec.exec(host, batchScript(pieces, nonce), opts);
     if (res.exitCode !== 0) {
       for (const w of group) w.reject(batchFailed(host, w.facts, res, timeoutSec));
       return;
     }
-    results = parseBatch(host, all, res.stdout, res.stderr, nonce, res.durationMs);
+    results = expand(parseBatch(host, pieces, res.stdout, res.stderr, nonce, res.durationMs));
   } catch (e) {
     for (const w of group) w.reject(e);
     return;

@@ -10,6 +10,8 @@ import type { ExecResult } from '../../transport/types.js';
 import { type Command, raw, sh, sql, type SqlFragment } from '../../shell/index.js';
 import { asPostgres } from './control.js';
 import { byServerVersion, type PgFeatures } from './version.js';
+import { sharingSession } from '../../engine/gather.js';
+import { PsqlSession } from './psql-session.js';
 
 export const FIELD_SEP = '\x1f';
 export const RECORD_SEP = '\x1e';
@@ -36,12 +38,21 @@ export const PSQL_BIN = `"$(for b in /usr/lib/postgresql/*/bin/psql /usr/pgsql-*
 /** application_name of runbook's own sessions: not counted as clients of a node. */
 export const RUNBOOK_APP = 'runbook';
 
-/** psql with the query on stdin: no psqlrc, unaligned, tuples only, stop at the first error. */
-export function psqlCommand(conn: PgConn, query: SqlFragment): Command {
+/** psql as the postgres user: no psqlrc, unaligned, tuples only; stop at the first error or not (a shared session). */
+function psqlLine(conn: PgConn, onErrorStop: boolean): Command {
   const bin = conn.bin ? sh`${`${conn.bin}/psql`}` : raw(PSQL_BIN);
   const remote = conn.host ? sh` -h ${conn.host} -U ${conn.user ?? 'postgres'}` : raw('');
-  const base = sh`${bin} -X -A -t -q -v ON_ERROR_STOP=1 -F ${FIELD_SEP} -R ${RECORD_SEP} -P ${`null=${NULL_MARK}`} -p ${conn.port} -d ${`dbname=${conn.db ?? 'postgres'} application_name=${RUNBOOK_APP}`}${remote}`;
-  return asPostgres(conn.host ? sh`env PGCONNECT_TIMEOUT=3 ${base}` : base).withStdin(query);
+  const base = sh`${bin} -X -A -t -q -v ${`ON_ERROR_STOP=${onErrorStop ? 1 : 0}`} -F ${FIELD_SEP} -R ${RECORD_SEP} -P ${`null=${NULL_MARK}`} -p ${conn.port} -d ${`dbname=${conn.db ?? 'postgres'} application_name=${RUNBOOK_APP}`}${remote}`;
+  return asPostgres(conn.host ? sh`env PGCONNECT_TIMEOUT=3 ${base}` : base);
+}
+
+/**
+ * psql with the query on stdin, stopping at the first error. As a fact in a batch, it shares one
+ * psql process with the batch's other queries to the same server (psql-session.ts).
+ */
+export function psqlCommand(conn: PgConn, query: SqlFragment): Command {
+  const line = psqlLine(conn, true);
+  return sharingSession(line.withStdin(query), new PsqlSession(line.toString(), query, () => psqlLine(conn, false)));
 }
 
 export type Row = Array<string | null>;
