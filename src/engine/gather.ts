@@ -37,7 +37,8 @@ export function factEntries(map: FactMap<unknown>): Array<[string, string | unde
  * SQL queries against one server through one psql: src/modules/postgres/psql-session.ts). The
  * module that builds such a command registers it; the batch then runs the members of a key as
  * one command, in the order asked, and each member gets its own result back (its own output,
- * errors and exit code: one failing member must not hide the others).
+ * errors and exit code: one failing member must not hide the others). Probes (they may write)
+ * are never shared.
  */
 export interface FactSession {
   /** Members with the same key (in one batch, so one host and user) may run as one command. */
@@ -62,7 +63,8 @@ export function sharingSession(command: Command, session: FactSession): Command 
 export function sessionPieces(facts: Array<Fact<unknown>>, nonce: string): { pieces: Array<Fact<unknown>>; expand: (results: ExecResult[]) => ExecResult[] } {
   const byKey = new Map<string, number[]>();
   facts.forEach((f, i) => {
-    const s = sessions.get(f.command);
+    // A probe may write: it keeps a process of its own, where nothing after a failing statement runs.
+    const s = f.probe ? undefined : sessions.get(f.command);
     if (!s) return;
     let list = byKey.get(s.key);
     if (!list) byKey.set(s.key, (list = []));

@@ -8,7 +8,10 @@
  * One failing query must not hide the others: the session runs with ON_ERROR_STOP off, and each
  * query's end marker carries its own outcome, an exit code as a psql of its own would have had:
  * 0, or 3 when the query (any statement of it) failed: psql's :ERROR after it, or an error line in
- * its own stderr (:ERROR only tells about the last statement). A query that opens a transaction is
+ * its own stderr (:ERROR only tells about the last statement). Unlike a psql of its own, the
+ * statements of a failed query after its error still run (their output is in its stdout, its exit
+ * code stays 3): harmless for facts, which only read and whose parse never takes the output of a
+ * failed query; probes, which may write, are never shared (src/engine/gather.ts). A query that opens a transaction is
  * followed, outside its markers, by a ROLLBACK, so that an aborted transaction cannot fail the
  * queries after it. When psql cannot connect at all (exit 2, no marker printed) every query gets
  * psql's exit code and its whole stderr, exactly what each would have seen alone; a session that

@@ -78,3 +78,44 @@ describe.skipIf(!inventory)('a converged setup-warm-standby re-run, on the wire'
     }
   });
 });
+
+describe.skipIf(!inventory)('several SQL facts of one step, on a real server', () => {
+  it('share one psql per server, and each keeps its own result: a failing query, an aborted transaction, a server that does not answer', () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'rb-psql-'));
+    const recording = join(cwd, 'wire.json');
+    const r = spawnSync(process.execPath, ['--import', join(root, 'bench/lib/record-wire.mjs'), join(root, 'bin/runbook.js'), 'run', join(root, 'test/fixtures/runbooks/psql-session.ts'), '-i', inventory, '--limit', 'pg1,pg2', '--check'], {
+      encoding: 'utf8',
+      timeout: 120_000,
+      cwd,
+      env: { ...process.env, CI: '1', BENCH_RECORD: recording },
+    });
+    const out = `${r.stdout}\n${r.stderr}`;
+    expect(r.status, out).toBe(0);
+    const seen = (host: string) => JSON.parse(new RegExp(`${host}.*?SEEN (\\{.*\\})`).exec(out)?.[1] ?? 'null');
+    for (const host of ['pg1', 'pg2']) {
+      const f = seen(host);
+      expect(f, out).not.toBeNull();
+      const standby = host === 'pg2';
+      expect(f.status).toEqual({ up: true, inRecovery: standby });
+      expect(f.bad.code).toBe(3);
+      expect(f.bad.err).toMatch(/column "nosuch" does not exist/);
+      // failed, though its last statement worked (psql's :ERROR alone would say it did)
+      expect(f.lastWorks.code).toBe(3);
+      expect(f.aborted.code).toBe(3);
+      if (standby) expect(f.readOnly).toMatchObject({ code: 3, err: 'ERROR:  cannot execute CREATE TABLE in a read-only transaction' });
+      else expect(f.readOnly).toMatchObject({ code: 0, out: 'f' });
+      // the queries after them ran outside any transaction they left: a fresh, not aborted, one
+      expect(f.after).toEqual(['after', standby ? 'on' : 'off']);
+      expect(f.down).toBeNull();
+      expect(f.downSlots).toBeNull();
+    }
+    const hosts = JSON.parse(readFileSync(recording, 'utf8')).hosts as Record<string, Exec[]>;
+    for (const [host, execs] of Object.entries(hosts)) {
+      const step = execs.filter((e) => e.line.includes('nosuch'));
+      expect(step, host).toHaveLength(1);
+      // one psql for the 7 queries to the server, one for the 2 to the port without one: none with ON_ERROR_STOP on
+      expect(step[0]!.line.match(/ON_ERROR_STOP=0/g), host).toHaveLength(2);
+      expect(step[0]!.line, host).not.toMatch(/ON_ERROR_STOP=1/);
+    }
+  });
+});

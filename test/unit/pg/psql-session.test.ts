@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { sessionPieces } from '../../../src/engine/gather.js';
 import { psqlCommand, statusFact, slotsFact, replicationFact } from '../../../src/modules/postgres/facts.js';
 import { sessionInput, splitSession } from '../../../src/modules/postgres/psql-session.js';
+import { readOnlyTestProbe } from '../../../src/modules/postgres/probes.js';
 import { secret, sql } from '../../../src/shell/index.js';
 import type { ExecResult } from '../../../src/transport/types.js';
 
@@ -80,9 +81,11 @@ describe('one psql session for several queries', () => {
     const local = { port: 5432, bin: '/usr/lib/postgresql/15/bin' };
     const other = { port: 5433, bin: '/usr/lib/postgresql/15/bin' };
     const plain = { name: 'plain', command: psqlCommand(other, sql`SELECT 2`), parse: (r: ExecResult) => r };
-    const facts = [statusFact(local), plain, slotsFact(local), replicationFact(local)];
-    const { pieces, expand } = sessionPieces(facts, nonce);
+    const probe = readOnlyTestProbe(local); // it may write: never shared
+    const facts = [statusFact(local), plain, slotsFact(local), replicationFact(local), probe];
+    const { pieces, expand } = sessionPieces(facts.slice(0, 4), nonce);
     expect(pieces).toHaveLength(2);
+    expect(sessionPieces(facts, nonce).pieces.at(-1)).toBe(probe);
     expect(pieces[0]!.name).toBe('pg.status + pg.replication_slots + pg.stat_replication');
     expect(pieces[1]).toBe(plain); // alone on its server: its own psql, ON_ERROR_STOP on
     const line = pieces[0]!.command.toString();
