@@ -6,7 +6,7 @@ import { fact } from '../../engine/define.js';
 import type { Fact } from '../../engine/types.js';
 import { raw, sh } from '../../shell/index.js';
 import { parseKeyValues } from '../../core/key-values.js';
-import { PSQL_BIN } from '../postgres/facts.js';
+import { PEER_CONNECT_TIMEOUT_SEC, PSQL_BIN } from '../postgres/facts.js';
 
 export interface InterfaceAddress {
   ifname: string;
@@ -90,7 +90,7 @@ export const pgRoleFact: Fact<PgRole> = fact({
 export function pgAnswersFact(address: string, port = 5432): Fact<true | string> {
   return fact({
     name: `pg_isready ${address}`,
-    command: sh`pg_isready -h ${address} -p ${port} -t 3`,
+    command: sh`pg_isready -h ${address} -p ${port} -t ${PEER_CONNECT_TIMEOUT_SEC}`,
     parse: (r) => (r.exitCode === 0 ? true : (r.stdout.trim() || r.stderr.trim() || `pg_isready exit ${r.exitCode}`)),
   });
 }
