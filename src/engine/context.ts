@@ -84,6 +84,9 @@ export class HostPool implements Executor {
   }
 }
 
+/** How old a read made ahead for a check may be when the check starts (else it reads afresh). */
+export const AHEAD_MAX_AGE_MS = 5_000;
+
 /**
  * Per-run cache of raw fact results for the check stage: key = host, become user, command text.
  * Conservative by design (a stale plan is far worse than a repeated read):
@@ -99,7 +102,7 @@ export class HostPool implements Executor {
  */
 export class FactCache {
   readonly #entries = new Map<string, ExecResult>();
-  readonly #ahead = new Map<string, ExecResult>();
+  readonly #ahead = new Map<string, { result: ExecResult; at: number }>();
   #generation = 0;
   #applying = 0;
   hits = 0;
@@ -141,16 +144,19 @@ export class FactCache {
   /** A read made ahead for `forHost`'s next check (probes too): see takeAhead. */
   storeAhead(forHost: string, key: string, result: ExecResult, generation: number): void {
     if (this.#applying > 0 || generation !== this.#generation) return;
-    this.#ahead.set(`${forHost}\0${key}`, { ...result });
+    this.#ahead.set(`${forHost}\0${key}`, { result: { ...result }, at: Date.now() });
   }
 
-  /** The read made ahead for `forHost`'s check, once; none once anything applied since it was read. */
-  takeAhead(forHost: string, key: string): ExecResult | undefined {
+  /**
+   * The read made ahead for `forHost`'s check, once; none once anything applied since it was read,
+   * nor when it is older than AHEAD_MAX_AGE_MS (another host's poll kept the next check waiting).
+   */
+  takeAhead(forHost: string, key: string, now = Date.now()): ExecResult | undefined {
     if (this.#applying > 0) return undefined;
     const k = `${forHost}\0${key}`;
     const r = this.#ahead.get(k);
     this.#ahead.delete(k);
-    return r ? { ...r } : undefined;
+    return r && now - r.at <= AHEAD_MAX_AGE_MS ? { ...r.result } : undefined;
   }
 
   /** What get() would serve, without counting a hit or taking a read-ahead value (a look ahead at a plan). */

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { RunLockHooks } from '../../../src/engine/alongside.js';
+import { AHEAD_MAX_AGE_MS, FactCache } from '../../../src/engine/context.js';
 import { Scheduler } from '../../../src/engine/scheduler.js';
 import { change, defineCheck, defineRunbook, fact, noop, onHost, param, stepsFor, type ParamsOf, type StepDef } from '../../../src/index.js';
 import { sh } from '../../../src/shell/command.js';
@@ -145,5 +146,27 @@ describe('reads that ride along with a check', () => {
     expect(r.msg('flip')).toBe('changes after all');
     expect(r.events.indexOf('before apply')).toBeGreaterThan(r.events.indexOf('released h1'));
     expect(r.events).toContain('released h2');
+  });
+
+  it('a read made ahead is served once, to the host it was read for, and never once anything applied or when it is old', async () => {
+    const r: ExecResult = { host: 'h1', command: 'c', exitCode: 0, stdout: 'x', stderr: '', durationMs: 1, timedOut: false };
+    const cache = new FactCache();
+    cache.storeAhead('h1', 'k', r, cache.generation);
+    expect(cache.takeAhead('h2', 'k')).toBeUndefined();
+    expect(cache.takeAhead('h1', 'k')?.stdout).toBe('x');
+    expect(cache.takeAhead('h1', 'k')).toBeUndefined(); // once
+    const before = cache.generation;
+    cache.clear();
+    cache.storeAhead('h1', 'k', r, before); // read before the apply: not kept
+    expect(cache.takeAhead('h1', 'k')).toBeUndefined();
+    cache.storeAhead('h1', 'k', r, cache.generation);
+    cache.clear();
+    expect(cache.takeAhead('h1', 'k')).toBeUndefined();
+    cache.storeAhead('h1', 'k', r, cache.generation);
+    expect(cache.takeAhead('h1', 'k', Date.now() + AHEAD_MAX_AGE_MS + 1)).toBeUndefined();
+    await cache.applying(async () => {
+      cache.storeAhead('h1', 'k', r, cache.generation);
+    });
+    expect(cache.takeAhead('h1', 'k')).toBeUndefined();
   });
 });
