@@ -75,7 +75,11 @@ describe.skipIf(!inventory)('a converged setup-warm-standby re-run, on the wire'
     for (const [host, { trips, pollRepeats }] of Object.entries(perHost)) {
       expect(trips, host).toBeGreaterThan(0);
       expect(trips, `${host}: ${trips} round trips (and ${pollRepeats} repeats of a poll)`).toBeLessThanOrEqual(MAX_ROUND_TRIPS);
+      // the lock's release rode on the last read: nothing after it, and no lock left behind
+      expect(hosts[host]!.at(-1)!.line, host).toMatch(/grep -q .*runId.* "\$f" 2>\/dev\/null && rm -f "\$f"/s);
     }
+    const left = spawnSync(process.execPath, [join(root, 'bin/runbook.js'), 'exec', '-i', inventory, '-l', 'pg1,pg2', '-b', '--', 'test ! -e /var/lib/runbook/lock'], { encoding: 'utf8', env: { ...process.env, CI: '1' } });
+    expect(left.status, `${left.stdout}${left.stderr}`).toBe(0);
   });
 });
 
