@@ -10,13 +10,13 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ansiblePlaybook, playbookStepIds } from './lib/ansible.mjs';
 import { drillOnce } from './lib/drill.mjs';
 import { BENCH_LAB, FAN_LAB, benchLab, plainHost, reusedDefaultLab } from './lib/labs.mjs';
-import { NotNoop, RunFailed, machine, median, mustRun, repeat, retried, spread } from './lib/measure.mjs';
+import { NotNoop, RunFailed, machine, median, mustRun, repeat, retried, spread, timed } from './lib/measure.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const here = (p) => join(root, p);
@@ -45,7 +45,9 @@ const drillFaults = (args['drill-faults'] ?? (args.quick ? 'stop' : 'kill,stop,p
 if (!(reps >= 1) || fanoutHosts.some((n) => !(n >= 1 && n <= 200))) fail('--reps ≥ 1 and --hosts between 1 and 200');
 if (drillFaults.some((f) => !['kill', 'stop', 'partition'].includes(f))) fail('--drill-faults: kill, stop, partition');
 const sections = new Set((args.only ?? 'noop,fanout,drill,pyinfra').split(','));
-const outDir = here('bench/out');
+// what a run keeps (recordings, reports, drills, failed runs' output) goes beside its --out file:
+// bench/out/ by default, the smoke test's own directory for it
+const outDir = dirname(resolve(args.out));
 const failedDir = join(outDir, 'failed');
 mkdirSync(outDir, { recursive: true });
 rmSync(failedDir, { recursive: true, force: true });
@@ -69,7 +71,13 @@ const runbookCli = (lab, ref, limit, forks, extra = []) => [process.execPath, he
 
 /** A runbook run that must change nothing (checked on its recap lines): a change stops the bench. */
 async function runbookNoop(argv, env) {
-  const r = await mustRun('runbook', argv, { env });
+  const r = await timed(argv, { env });
+  if (r.code !== 0) {
+    // say how many hosts and why (the recap lines and the first unreachable reason), not just the exit code
+    const recap = [...r.stdout.matchAll(/^\S+ (\S+)\s+ok=\d+ .*\bunreachable=([1-9])/gm)];
+    const first = /unreachable: ([^)\n]+\)?)/.exec(r.stdout)?.[1];
+    throw new RunFailed('runbook', argv, r, recap.length ? `exit ${r.code}: ${recap.length} host(s) unreachable${first ? ` (${first})` : ''}` : undefined);
+  }
   if (/\b(changed|would-change)=[1-9]/.test(r.stdout)) throw new NotNoop(`not a no-op run:\n$ ${argv.join(' ')}\n${r.stdout.slice(-2000)}`);
   if (/\b(failed|unreachable|blocked)=[1-9]/.test(r.stdout)) throw new RunFailed('runbook', argv, r, 'exit 0 but its recap shows failed, unreachable or blocked hosts');
   return r;
@@ -149,12 +157,16 @@ async function compare({ name, lab, runbookArgv, env, playbook, limit, forks, re
     const xs = runs[peer].map((r) => r[key]);
     const failed = failures[peer];
     if (peer === 'ansible' && ansibleSkip) return { median: null, samples: [], failed: `not run: ${ansibleSkip}` };
-    if (!xs.length) return { median: null, samples: [], failed: failed[0]?.failed ?? 'no run', logs: failed.flatMap((f) => f.logs) };
+    const failedSeconds = failed.flatMap((f) => f.seconds ?? []);
+    const took = failedSeconds.length ? ` (the failed runs took ${Math.min(...failedSeconds).toFixed(1)}–${Math.max(...failedSeconds).toFixed(1)} s)` : '';
+    if (!xs.length) return { median: null, samples: [], failed: `${failed.length * 2} of ${failed.length * 2} runs failed: ${failed[0]?.failed ?? 'no run'}${took}`, failed_seconds: failedSeconds, logs: failed.flatMap((f) => f.logs) };
     const lost = [...failed.map((f) => ({ reason: f.failed, logs: f.logs })), ...recovered[peer]];
     return {
       median: median(xs),
       samples: xs.map((x) => Number(x.toFixed(3))),
-      ...(lost.length ? { partly: `${lost.length} run(s) failed (${failed.length} of them again on the retry): ${lost[0].reason}`, logs: lost.flatMap((f) => f.logs) } : {}),
+      ...(lost.length
+        ? { partly: `${failed.length * 2 + recovered[peer].length} failed attempt(s): ${recovered[peer].length} passed on the retry, ${failed.length} failed twice (no sample): ${lost[0].reason}`, logs: lost.flatMap((f) => f.logs) }
+        : {}),
     };
   };
   return {

@@ -77,6 +77,7 @@ export class RunFailed extends Error {
     const tail = (r.stdout + r.stderr).trim().split('\n').slice(-25).join('\n');
     super(`${label}: ${why ?? `exit ${r.code ?? r.signal}`}\n$ ${argv.join(' ')}\n${tail}`);
     this.summary = `${label}: ${why ?? `exit ${r.code ?? r.signal}`}`;
+    this.seconds = r.s;
     this.log = `$ ${argv.join(' ')}\n${why ?? `exit ${r.code ?? r.signal}`} after ${r.s.toFixed(1)} s\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}\n`;
   }
 }
@@ -95,12 +96,14 @@ export async function mustRun(label, argv, opts) {
  * A peer's run on a machine that may be loaded (seen: ansible-playbook exiting 2 at 50 hosts under a
  * load average of 10): a failure is retried once, and each failed attempt's output is kept in
  * `dir` (bench/out/failed/LABEL-N.log). Returns the run (with `retry: { reason, logs }` when it
- * passed on its second attempt), or `{ failed: reason, logs }` when both attempts failed: the bench
+ * passed on its second attempt), or `{ failed: reason, logs, seconds }` (how long the failed
+ * attempts ran) when both attempts failed: the bench
  * then reports the reason instead of a figure. NotNoop is never retried.
  */
 let failures = 0;
 export async function retried(label, dir, fn) {
   const logs = [];
+  const seconds = [];
   let firstReason;
   for (let attempt = 1; ; attempt++) {
     try {
@@ -116,8 +119,9 @@ export async function retried(label, dir, fn) {
       logs.push(log);
       const reason = e instanceof RunFailed ? e.summary : String(e?.message ?? e).split('\n')[0];
       firstReason ??= reason;
+      if (e instanceof RunFailed) seconds.push(Number(e.seconds.toFixed(3)));
       process.stderr.write(`[bench] ${label} failed (attempt ${attempt}): ${reason}; output kept in ${log}\n`);
-      if (attempt >= 2) return { failed: reason, logs };
+      if (attempt >= 2) return { failed: reason, logs, seconds };
     }
   }
 }
