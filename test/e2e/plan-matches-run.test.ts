@@ -10,7 +10,7 @@
  * primary), failback from there (pg1 rejoins with pg_rewind: the plan shows each alternative of
  * the dry run, the run takes one), then once more failover, a re-clone of pg1 from pg2 and a
  * failback whose switchover `runbook plan` can already show (pg1 a streaming standby): its gates,
- * its recoveries, and the marker row.
+ * its recoveries (the zero-loss gate's, caused: pg1 holds back its replay), and the marker row.
  * Runs the compiled CLI (`npm run build`).
  */
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { quoteWord } from '../../src/shell/quote.js';
 import { inHost, ownLabDown, ownLabUp, testLab, type LabHostInfo, type OwnLab } from '../support/lab.js';
+import { followsPlan } from '../../src/engine/actions.js';
 import { mismatches, planVsRun, runCli, withoutStamps } from '../support/plan-vs-run.js';
 
 const lab = testLab('planrun', 11);
@@ -229,17 +230,36 @@ describe('plans are what runs; verifications leave nothing behind (debian lab)',
     expect(JSON.stringify(r.journal)).not.toContain(PASSWORD);
   }, 900_000);
 
-  it('switchover: with pg1 a streaming standby of pg2, `runbook plan failback` shows the gates and recoveries, and the run sends exactly one path of them', async () => {
+  it('switchover: with pg1 a streaming standby of pg2, `runbook plan failback` shows the gates and recoveries; a held-back replay takes the recovery it showed; the run sends exactly one path', async () => {
     expect((await inHost(host.pg1!, 'pg_ctlcluster 15 main stop -m immediate')).code).toBe(0);
     const fo = await run('failover', '--yes');
     expect(fo.code, fo.out).toBe(0);
+    const pair = 'switchover@pg1';
     const bb = await run('base-backup', '--yes', '-e', 'target=pg1');
     expect(bb.code, bb.out).toBe(0);
+    expect(await value('pg1', 'SELECT pg_is_in_recovery()')).toBe('t');
+    // The zero-loss gate's recovery, by causing its fault: pg1 streams but holds back every commit
+    // (the marker row's among them), so it never replays past pg2's shutdown checkpoint.
+    await value('pg1', "ALTER SYSTEM SET recovery_min_apply_delay = '1h'");
+    await value('pg1', 'SELECT pg_reload_conf()');
+    let held: Awaited<ReturnType<typeof planVsRun>>;
+    try {
+      held = await planVsRun('failback', args(), { runArgs: ['--yes'], env });
+    } finally {
+      await value('pg1', 'ALTER SYSTEM RESET recovery_min_apply_delay');
+      await value('pg1', 'SELECT pg_reload_conf()');
+    }
+    expect(held.run.code, held.run.out).toBe(3);
+    expect(held.run.out).toMatch(/FAILED: timed out after 30 s waiting until pg1 replayed past pg2's shutdown checkpoint .*: pg2 restarted as the primary; nothing lost, nothing switched/);
+    // The recovery it ran is the one its plan showed under the group: every action explained, the path not complete (the step failed).
+    const heldRan = held.views.ran.get(pair)!;
+    expect(heldRan.map((a) => `${a.kind}${a.host ? `@${a.host}` : ''}: ${a.text}`).slice(-1)).toEqual(['exec@pg2: pg_ctlcluster 15 main start']);
+    expect(followsPlan(held.views.plannedInRun.get(pair)!, heldRan)).toEqual({ explained: heldRan.length, complete: false });
+    expect(await value('pg2', 'SELECT pg_is_in_recovery()')).toBe('f');
     expect(await value('pg1', 'SELECT pg_is_in_recovery()')).toBe('t');
     const r = await planVsRun('failback', args(), { runArgs: ['--yes'], env });
     expect(r.plan.code, r.plan.out).toBe(0);
     expect(r.run.code, r.run.out).toBe(0);
-    const pair = 'switchover@pg1';
     expect(r.planned.get(pair)!.mark).toBe('will-change');
     // The gates and recoveries are in `runbook plan`, in place.
     const text = r.plan.out.slice(r.plan.out.indexOf('[will-change] switchover:'));
