@@ -14,7 +14,7 @@ import { connectionSpec, loadInventory, selectHosts, type ConnectionOverrides, t
 import type { InventoryHost } from '../inventory/types.js';
 import { hostTransport } from '../transport/hosts.js';
 import { stopCommand, fenceCommand } from '../modules/postgres/control.js';
-import { parseRows, psqlCommand } from '../modules/postgres/facts.js';
+import { PEER_CONNECT_TIMEOUT_SEC, parseRows, psqlCommand } from '../modules/postgres/facts.js';
 import { connOfLayout } from '../modules/postgres/cluster.js';
 import { joinCommands, raw, sh } from '../shell/command.js';
 import { maskSecrets, type Secret } from '../shell/secret.js';
@@ -534,14 +534,15 @@ async function cutPrimary(
   // The SSH connection is about to go silent: never use it again.
   reader.forget(primary);
   record.log = { cutAt: Date.now() + delaySec * 1000 };
-  await wait(`the cut of ${primary} to hold`, 15_000, async () => {
-    const ssh = await tcpAnswers(primaryAddress, sshPort, 1500);
-    const pg = await tcpAnswers(primaryAddress, plan.port, 1500);
-    return ssh || pg ? `${primaryAddress} still answers on ${[ssh ? sshPort : 0, pg ? plan.port : 0].filter(Boolean).join(' and ')}` : undefined;
-  });
+  // The RTO clock runs from the cut: the probes of the cut run side by side, not one after another
+  // (they took 6 s of the partition's RTO in a row).
   const peer = standbys[0]!;
   const l = await reader.layout(peer);
-  const seen = await reader.exec(peer, sh`${`${l.binDir}/pg_isready`} -h ${primaryAddress} -p ${plan.port} -t 3 || true`, { check: true });
+  await wait(`the cut of ${primary} to hold`, 15_000, async () => {
+    const [ssh, pg] = await Promise.all([tcpAnswers(primaryAddress, sshPort, 1500), tcpAnswers(primaryAddress, plan.port, 1500)]);
+    return ssh || pg ? `${primaryAddress} still answers on ${[ssh ? sshPort : 0, pg ? plan.port : 0].filter(Boolean).join(' and ')}` : undefined;
+  });
+  const seen = await reader.exec(peer, sh`${`${l.binDir}/pg_isready`} -h ${primaryAddress} -p ${plan.port} -t ${PEER_CONNECT_TIMEOUT_SEC} || true`, { check: true });
   record.cut_verified = `this controller: ${primaryAddress}:${sshPort} and :${plan.port} do not answer; ${peer}: pg_isready says "${seen.stdout.trim()}"`;
   if (/accepting connections/.test(seen.stdout)) throw new PhaseFailure(`${peer} still reaches ${primary}: ${seen.stdout.trim()}`);
   log(`  cut holds: ${record.cut_verified}`);

@@ -12,6 +12,7 @@ import type { Command } from '../shell/command.js';
 import { authHandler, KeyFileError, planAuth } from './auth.js';
 import { channelRun, runOnChannel } from './channel.js';
 import { hostKeyCheck } from './host-key-check.js';
+import { connectTcp, TcpConnectTimeout } from './tcp.js';
 import { defaultKnownHostsFile, fingerprint } from './known-hosts.js';
 import { defaultSshConfigFile, expandHops, resolveTarget, type ResolvedTarget } from './ssh-config.js';
 import { CLOSED_BY_RUNBOOK, type ExecOptions, type ExecResult, type HostConnection, type Transport } from './types.js';
@@ -20,8 +21,10 @@ export interface SshTransportOptions {
   /** SSH keepalive: a connection is dead after (countMax + 1) × interval without an answer. */
   keepaliveIntervalMs?: number;
   keepaliveCountMax?: number;
-  /** Time for TCP connect + handshake + authentication. */
+  /** Time for the handshake and authentication once TCP is connected. */
   connectTimeoutMs?: number;
+  /** Time for the TCP connect itself (the ssh config's ConnectTimeout, when set, is used instead, as OpenSSH does). */
+  tcpConnectTimeoutMs?: number;
   /** Concurrent channels per connection; more are queued. */
   maxChannels?: number;
   sshConfigFile?: string;
@@ -37,6 +40,9 @@ const DEFAULTS = {
   // Ansible's default timeout. A host that does not answer in 10 s is unreachable; a failover
   // waiting on a dead primary's SSH should not wait longer.
   connectTimeoutMs: 10_000,
+  // A SYN on a LAN is answered in milliseconds by the peer's kernel, loaded or not; 3 s leave room
+  // for one lost SYN (Linux resends after 1 s). No answer by then: the host is cut off or down.
+  tcpConnectTimeoutMs: 3_000,
   maxChannels: 8,
 } as const;
 
@@ -110,7 +116,7 @@ export class SshTransport implements Transport {
       },
       (error: unknown) => {
         if (this.#connections.get(spec.name) === opening) this.#connections.delete(spec.name);
-        if (error instanceof UnreachableError && !this.#answered.has(spec.name) && error.reason.endsWith(CONNECT_TIMEOUT)) this.#timedOut.set(spec.name, { at: Date.now(), error });
+        if (error instanceof UnreachableError && !this.#answered.has(spec.name) && isConnectTimeout(error.reason)) this.#timedOut.set(spec.name, { at: Date.now(), error });
       },
     );
     return opening;
@@ -320,6 +326,13 @@ async function connectClient(
   const keepaliveInterval = target.keepaliveIntervalMs || settings.keepaliveIntervalMs;
   const keepaliveCountMax = target.keepaliveIntervalMs ? target.keepaliveCountMax : settings.keepaliveCountMax;
   event(`connecting to ${target.address}:${target.port} as ${target.user}${sock ? ' (through a ProxyCommand or jump host)' : ''}`);
+  if (!sock) {
+    const tcpMs = target.connectTimeoutMs ?? settings.tcpConnectTimeoutMs;
+    sock = await connectTcp(target.address, target.port, tcpMs).catch((error: Error & { code?: string }) => {
+      const reason = error instanceof TcpConnectTimeout ? `${CONNECT_TIMEOUT_PREFIX} (${error.message})` : describeFailure(error);
+      throw new UnreachableError(spec.name, `${where}${reason}`, { cause: error });
+    });
+  }
   const config: ConnectConfig = {
     host: target.address,
     port: target.port,
@@ -378,7 +391,11 @@ async function connectClient(
   });
 }
 
-const CONNECT_TIMEOUT = 'connect timeout (no SSH handshake)';
+const CONNECT_TIMEOUT_PREFIX = 'connect timeout';
+const CONNECT_TIMEOUT = `${CONNECT_TIMEOUT_PREFIX} (no SSH handshake)`;
+
+/** No answer in time, at TCP or in the SSH handshake (not a refusal or an auth failure). */
+const isConnectTimeout = (reason: string) => /(^|: )connect timeout \(/.test(reason);
 
 /** An ssh2 or socket error as a reason a person can act on. */
 function describeFailure(err: Error & { level?: string; code?: string }): string {

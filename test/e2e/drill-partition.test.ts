@@ -38,6 +38,8 @@ describe('drill --fault partition', () => {
     expect(report.partition!.restored_verified).toContain('before its deadline: PostgreSQL on pg1 had stopped (fenced)');
     expect(report.fence).toMatchObject({ verdict: 'fence-command' });
     expect(run.stdout).toContain('fence evidence for pg1: fence-command');
+    // The SSH connect to the cut-off primary gave up at TCP (3 s), not after the 10 s handshake budget.
+    expect(run.stdout).toContain('pg1: SSH unreachable (connect timeout (no TCP answer in 3 s))');
     expect(await blackholes(lab, 'pg1')).toBe('');
   }, DRILL_TIMEOUT);
 

@@ -101,6 +101,7 @@ export function labHost(l: DrillLab, host: string): LabHostInfo {
 export async function runDrill(l: DrillLab, args: string[], env: Record<string, string> = {}): Promise<{ run: Cli; dir: string; report: DrillReport }> {
   const dir = mkdtempSync(join(tmpdir(), 'drill-'));
   const run = await cli(['drill', '-i', l.inventory, '--yes', '--report-dir', dir, ...secretArgs, ...args], env);
+  writeFileSync(join(dir, 'stdout.txt'), run.stdout + run.stderr);
   const report = JSON.parse(readFileSync(join(dir, 'drill.json'), 'utf8')) as DrillReport;
   return { run, dir, report };
 }

@@ -36,12 +36,19 @@ export const PSQL_BIN = `"$(for b in /usr/lib/postgresql/*/bin/psql /usr/pgsql-*
 /** application_name of runbook's own sessions: not counted as clients of a node. */
 export const RUNBOOK_APP = 'runbook';
 
+/**
+ * Seconds a connection to another node's server may take: libpq's shortest (it reads 1 as 2). A
+ * failover reads a cut-off old primary in several steps, and each read waits this long (issue 17:
+ * RTO after a partition); a server that is up answers a connect in milliseconds, loaded or not.
+ */
+export const PEER_CONNECT_TIMEOUT_SEC = 2;
+
 /** psql with the query on stdin: no psqlrc, unaligned, tuples only, stop at the first error. */
 export function psqlCommand(conn: PgConn, query: SqlFragment): Command {
   const bin = conn.bin ? sh`${`${conn.bin}/psql`}` : raw(PSQL_BIN);
   const remote = conn.host ? sh` -h ${conn.host} -U ${conn.user ?? 'postgres'}` : raw('');
   const base = sh`${bin} -X -A -t -q -v ON_ERROR_STOP=1 -F ${FIELD_SEP} -R ${RECORD_SEP} -P ${`null=${NULL_MARK}`} -p ${conn.port} -d ${`dbname=${conn.db ?? 'postgres'} application_name=${RUNBOOK_APP}`}${remote}`;
-  return asPostgres(conn.host ? sh`env PGCONNECT_TIMEOUT=3 ${base}` : base).withStdin(query);
+  return asPostgres(conn.host ? sh`env PGCONNECT_TIMEOUT=${PEER_CONNECT_TIMEOUT_SEC} ${base}` : base).withStdin(query);
 }
 
 export type Row = Array<string | null>;

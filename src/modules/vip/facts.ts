@@ -6,7 +6,7 @@ import { fact } from '../../engine/define.js';
 import type { Fact } from '../../engine/types.js';
 import { raw, sh } from '../../shell/index.js';
 import { parseKeyValues } from '../../core/key-values.js';
-import { PSQL_BIN } from '../postgres/facts.js';
+import { PEER_CONNECT_TIMEOUT_SEC, PSQL_BIN } from '../postgres/facts.js';
 
 export interface InterfaceAddress {
   ifname: string;
@@ -41,6 +41,8 @@ export interface KeepalivedFacts {
   init: 'systemd' | 'none';
   /** The last VRRP state the notify script logged (MASTER, BACKUP, FAULT, STOP) and when. */
   vrrp?: { state: string; at: string };
+  /** The release flag (vip.ts RELEASE_FILE) is set: this node may not hold the VIP. */
+  released?: boolean;
 }
 
 export function parseKeepalived(stdout: string): KeepalivedFacts {
@@ -51,6 +53,7 @@ export function parseKeepalived(stdout: string): KeepalivedFacts {
     ...(/^\d+$/.test(pid) ? { pid: Number(pid) } : {}),
     init: kv.get('init') === 'systemd' ? 'systemd' : 'none',
     ...vrrpOf(kv.get('notify') ?? ''),
+    ...(/^[1-9]/.test(kv.get('release') ?? '') ? { released: true } : {}),
   };
 }
 
@@ -64,14 +67,17 @@ export const KEEPALIVED_PID_FILE = '/run/keepalived.pid';
 /** Where the notify script logs VRRP state changes (written by it, read here). */
 export const NOTIFY_LOG = '/var/log/runbook-vip-notify.log';
 
+/** vip.ts's RELEASE_FILE (kept here, with the other paths the facts read). */
+export const RELEASE_FILE = '/etc/keepalived/runbook-vip-release';
+
 export const keepalivedFact: Fact<KeepalivedFacts> = fact({
   name: 'keepalived',
-  command: sh`pidfile=${KEEPALIVED_PID_FILE}; notify=${NOTIFY_LOG}; ${raw(
+  command: sh`pidfile=${KEEPALIVED_PID_FILE}; notify=${NOTIFY_LOG}; release=${RELEASE_FILE}; ${raw(
     `PATH="$PATH:/usr/sbin:/sbin"; echo binary=$(command -v keepalived); ` +
       `p=$(cat "$pidfile" 2>/dev/null); ` +
       `[ -n "$p" ] && [ "$(cat /proc/"$p"/comm 2>/dev/null)" = keepalived ] || p=$(pgrep -o -x keepalived); echo pid=$p; ` +
       `[ -d /run/systemd/system ] && echo init=systemd || echo init=none; ` +
-      `echo notify=$(tail -n 1 "$notify" 2>/dev/null)`,
+      `echo notify=$(tail -n 1 "$notify" 2>/dev/null); echo release=$(cat "$release" 2>/dev/null)`,
   )}`,
   parse: (r) => parseKeepalived(r.stdout),
 });
@@ -90,7 +96,7 @@ export const pgRoleFact: Fact<PgRole> = fact({
 export function pgAnswersFact(address: string, port = 5432): Fact<true | string> {
   return fact({
     name: `pg_isready ${address}`,
-    command: sh`pg_isready -h ${address} -p ${port} -t 3`,
+    command: sh`pg_isready -h ${address} -p ${port} -t ${PEER_CONNECT_TIMEOUT_SEC}`,
     parse: (r) => (r.exitCode === 0 ? true : (r.stdout.trim() || r.stderr.trim() || `pg_isready exit ${r.exitCode}`)),
   });
 }

@@ -2,10 +2,13 @@
  * A host that never answered in this run is not asked again within NEVER_ANSWERED_RETRY_MS after
  * its connect timed out; a host that answered once is (its connection died, a wait reconnects).
  * The peers are TCP servers on loopback: one that accepts and never speaks SSH (a handshake
- * timeout, as a cut-off host whose port still accepts), one that closes at once.
+ * timeout, as a cut-off host whose port still accepts), one that closes at once, and one that does
+ * not answer a SYN at all (a stopped process's listen queue, full: the kernel drops new SYNs, as
+ * for a host behind a blackhole route).
  */
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -70,4 +73,38 @@ describe('connect retries of a host that never answered', () => {
     expect(closing.accepted()).toBe(2);
     await t.closeAll();
   });
+
+  it('a port that never answers TCP is unreachable after the TCP timeout, not the handshake budget, and remembered', async () => {
+    const { port, child, fill } = await silentTcpPort();
+    try {
+      const t = new SshTransport({ connectTimeoutMs: 5_000, tcpConnectTimeoutMs: 400, sshConfigFile: sshConfig });
+      const started = Date.now();
+      const first = await failure(t.connect(spec('no-syn-ack', port)));
+      const took = Date.now() - started;
+      expect(first.reason).toBe('connect timeout (no TCP answer in 0.4 s)');
+      expect(took).toBeGreaterThanOrEqual(400);
+      expect(took).toBeLessThan(5_000);
+      const second = await failure(t.connect(spec('no-syn-ack', port)));
+      expect(second.reason).toMatch(/^connect timeout \(no TCP answer in 0\.4 s\) \(\d+ s ago in this run; not tried again within 30 s\)$/);
+      await t.closeAll();
+    } finally {
+      for (const s of fill) s.destroy();
+      child.kill('SIGKILL');
+    }
+  });
 });
+
+/** A listening port whose owner is stopped with a full accept queue: new SYNs get no answer. */
+async function silentTcpPort(): Promise<{ port: number; child: ChildProcess; fill: Socket[] }> {
+  const child = spawn(process.execPath, ['-e', "const s = require('net').createServer(); s.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => console.log(s.address().port));"], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve) => child.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))));
+  child.kill('SIGSTOP');
+  const fill = Array.from({ length: 3 }, () => {
+    const s = new Socket();
+    s.on('error', () => undefined);
+    s.connect(port, '127.0.0.1');
+    return s;
+  });
+  await new Promise((r) => setTimeout(r, 300));
+  return { port, child, fill };
+}
