@@ -2,7 +2,7 @@
 import type { Command } from '../shell/command.js';
 import { maskSecrets } from '../shell/secret.js';
 import type { ExecOptions, ExecResult } from '../transport/types.js';
-import { type Action, type ActionView, type Outputs, isLater, shallowView, viewAction } from './actions.js';
+import { type Action, type ActionView, isLater, shallowView, viewAction } from './actions.js';
 import { poll } from './poll.js';
 import type { FactSource } from './types.js';
 

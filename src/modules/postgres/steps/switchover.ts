@@ -3,8 +3,10 @@
  * replay caught up; a marker row is written and its LSN noted; CHECKPOINT and a clean stop of the
  * current primary; pg_controldata must say "shut down" and give the shutdown checkpoint; the
  * standby must replay past it within the timeout, else the old primary is started again (nothing
- * lost) and the step fails. Then promote, CHECKPOINT, reset the upstream, fence the old primary
- * for the rejoin steps that follow.
+ * lost) and the step fails. Then the old primary is fenced (for the rejoin steps that follow), the
+ * standby promoted (undone if that fails), CHECKPOINT, its upstream reset, and the marker row must
+ * be on it. All of it is the plan's actions (switchoverActions): `runbook plan` shows each gate, each
+ * decision and each recovery in place.
  */
 import { blocked, change, noop, onHost, stepsFor } from '../../../engine/define.js';
 import { type Action, branch, choose, chooseOn, done, exec, execOn, fail, guarded, local, waitUntil } from '../../../engine/actions.js';
