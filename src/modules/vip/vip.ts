@@ -355,10 +355,14 @@ export function keepalivedService(): ServiceArgs {
   };
 }
 
-/** Take the VIP off this node now (FAULT via the release flag), e.g. right before a planned stop. */
-export const releaseVipCommand: Command = sh`printf '1\n' > ${RELEASE_FILE}`;
+/**
+ * Take the VIP off this node now (FAULT via the release flag), e.g. right before a planned stop.
+ * A node without the flag (setup-vip never ran there, or ran before the flag existed) is left
+ * alone: its VIP then leaves after `fall` failed checks, as before.
+ */
+export const releaseVipCommand: Command = sh`if [ -f ${RELEASE_FILE} ]; then printf '1\n' > ${RELEASE_FILE}; fi`;
 /** Let this node hold the VIP again when its check passes (the flag back to 0). */
-export const keepVipCommand: Command = sh`printf '0\n' > ${RELEASE_FILE}`;
+export const keepVipCommand: Command = sh`if [ -f ${RELEASE_FILE} ]; then printf '0\n' > ${RELEASE_FILE}; fi`;
 
 /** SIGHUP makes keepalived re-read its config (VIPs it holds stay up). */
 export function keepalivedReload(k: KeepalivedFacts): Command | undefined {
