@@ -24,6 +24,8 @@ import { sh, type Command } from '../../shell/index.js';
 import { keepalivedScript, keepalivedWord } from '../../shell/config-text.js';
 import type { ServiceArgs } from '../../core/service.js';
 import { PSQL_BIN } from '../postgres/facts.js';
+import type { SwitchoverRouting } from '../postgres/steps/switchover.js';
+import { execOn } from '../../engine/actions.js';
 
 // ---------------------------------------------------------------- keepalived.conf
 
@@ -363,6 +365,18 @@ export function keepalivedService(): ServiceArgs {
 export const releaseVipCommand: Command = sh`if [ -f ${RELEASE_FILE} ]; then printf '1\n' > ${RELEASE_FILE}; fi`;
 /** Let this node hold the VIP again when its check passes (the flag back to 0). */
 export const keepVipCommand: Command = sh`if [ -f ${RELEASE_FILE} ]; then printf '0\n' > ${RELEASE_FILE}; fi`;
+
+/**
+ * The switchover's routing through the VIP: the release flag set on the old primary right before
+ * its stop (the VIP leaves at once; the new primary takes it once promoted, after its next check
+ * and ~3 adverts), and cleared after the switchover or before a recovery restarts the old primary.
+ */
+export function vipSwitchoverRouting(vip: string): SwitchoverRouting {
+  return {
+    release: (old) => [execOn(old.name, releaseVipCommand, { become: true, note: `VIP ${vip} off ${old.name} now (release flag), not after its failed checks` })],
+    restore: (old) => [execOn(old.name, keepVipCommand, { become: true, note: `${old.name} may hold VIP ${vip} again when its check passes` })],
+  };
+}
 
 /** SIGHUP makes keepalived re-read its config (VIPs it holds stay up). */
 export function keepalivedReload(k: KeepalivedFacts): Command | undefined {

@@ -10,7 +10,7 @@
  */
 import { blocked, change, noop, onHost, stepsFor } from '../../../engine/define.js';
 import { type Action, branch, choose, chooseOn, done, exec, execOn, fail, guarded, local, waitUntil } from '../../../engine/actions.js';
-import type { StepDef } from '../../../engine/types.js';
+import type { StepContext, StepDef } from '../../../engine/types.js';
 import type { ExecResult } from '../../../transport/types.js';
 import { type ControlData, controlDataFact, layoutFact } from '../layout-facts.js';
 import { MARKER_TABLE, type PgStatus, archiveBacklogFact, lsnToBigInt, markersFact, psqlCommand, statusFact } from '../facts.js';
@@ -42,7 +42,7 @@ const controlOf = (l: PgLayout, r: ExecResult | undefined): ControlData | null =
  * after a clean stop, the standby replays past the shutdown checkpoint, or the old primary is
  * started again. The old primary is fenced before the promote; if the promote fails, it is undone.
  */
-export function switchoverActions(self: PgNode, l: PgLayout, me: PgStatus, old: PgNode, ol: PgLayout, note: string, state: Record<string, unknown>): Action[] {
+export function switchoverActions(self: PgNode, l: PgLayout, me: PgStatus, old: PgNode, ol: PgLayout, note: string, state: Record<string, unknown>, routing: SwitchoverRouting = NO_ROUTING): Action[] {
   const mine = connOfLayout(l);
   const on = (cmd: Command, o: { saveAs?: string; mayFail?: boolean; note?: string } = {}) => execOn(old.name, cmd, { become: true, ...o });
   const restarted = `${old.name} restarted as the primary; nothing lost, nothing switched`;
@@ -52,6 +52,8 @@ export function switchoverActions(self: PgNode, l: PgLayout, me: PgStatus, old: 
     local('remember', `${SWITCHOVER_MARKER} = ${JSON.stringify(note)} (for the steps after this one)`, async () => {
       state[SWITCHOVER_MARKER] = note;
     }),
+    // Clients leave the old primary right before its stop, not `fall` health checks after it.
+    ...routing.release(old),
     on(stopCommand(ol)),
     guarded(
       `${self.name} takes over only once it replayed all of ${old.name}`,
@@ -74,18 +76,34 @@ export function switchoverActions(self: PgNode, l: PgLayout, me: PgStatus, old: 
           { intervalMs: 200, timeoutMs: 30_000 },
         ),
       ],
-      [on(startCommand(ol))],
+      [...routing.restore(old), on(startCommand(ol))],
       restarted,
     ),
     // Fenced before the promote: whatever happens next, the old primary cannot come back writable by itself.
     on(fenceCommand(ol)),
-    guarded(`the promote of ${self.name}`, promoteActions(l, me), undoSwitchover(self, l, old, ol), `${old.name} restarted as the primary (it had shut down cleanly and ${self.name} had replayed all of it): nothing lost, nothing switched`),
+    guarded(`the promote of ${self.name}`, promoteActions(l, me), undoSwitchover(self, l, old, ol, routing), `${old.name} restarted as the primary (it had shut down cleanly and ${self.name} had replayed all of it): nothing lost, nothing switched`),
     exec(psqlCommand(mine, sql`ALTER SYSTEM RESET primary_conninfo;\nALTER SYSTEM RESET primary_slot_name;\nSELECT pg_reload_conf();`)),
     waitUntil(`the marker row "${note}" is on ${self.name}: zero loss`, markersFact(mine), (seen) => (seen?.includes(note) ? true : `marker row "${note}" is missing on ${self.name} after the switchover`), { intervalMs: 200, timeoutMs: 5_000 }),
+    // The old primary, now stopped and fenced, fails its health checks anyway: routing to it is
+    // allowed again, for the day it is promoted back.
+    ...routing.restore(old),
   ];
 }
 
-export function switchoverStep<P extends PgParams>(id: string): StepDef<P, SwitchoverFacts> {
+/**
+ * How clients are pointed at the primary, for the switchover to move them as part of it: actions
+ * on the old primary that take clients off it (right before its stop) and let them come back
+ * (after the switchover, and before any recovery restarts it as the primary). The VIP module
+ * provides one (vipSwitchoverRouting); the default does nothing.
+ */
+export interface SwitchoverRouting {
+  release(old: PgNode): Action[];
+  restore(old: PgNode): Action[];
+}
+
+const NO_ROUTING: SwitchoverRouting = { release: () => [], restore: () => [] };
+
+export function switchoverStep<P extends PgParams>(id: string, routing?: (ctx: StepContext<P>) => SwitchoverRouting | undefined): StepDef<P, SwitchoverFacts> {
   const { step } = stepsFor<P>();
   return step<SwitchoverFacts>({
     id,
@@ -118,7 +136,7 @@ export function switchoverStep<P extends PgParams>(id: string): StepDef<P, Switc
       const note = `switchover ${t.primary.name}->${ctx.host.name} ${ctx.now().toISOString()}`;
       return change(
         `switch over: stop ${t.primary.name} cleanly, promote ${ctx.host.name} once it replayed ${t.primary.name}'s shutdown checkpoint`,
-        switchoverActions(nodeOf(c, ctx.host.name), layoutOf(ctx), me, t.primary, ol, note, ctx.state),
+        switchoverActions(nodeOf(c, ctx.host.name), layoutOf(ctx), me, t.primary, ol, note, ctx.state, routing?.(ctx)),
       );
     },
     confirm: {
@@ -134,7 +152,7 @@ export function switchoverStep<P extends PgParams>(id: string): StepDef<P, Switc
  * the postmaster), bring the old primary back as the primary (unfenced), start this node again as
  * its standby. Each way it ends says what happened, for the error message.
  */
-function undoSwitchover(self: PgNode, l: PgLayout, old: PgNode, ol: PgLayout): Action[] {
+function undoSwitchover(self: PgNode, l: PgLayout, old: PgNode, ol: PgLayout, routing: SwitchoverRouting): Action[] {
   const unfence = unfenceCommand(ol);
   return [
     chooseOn(`${self.name} is writable after all`, statusFact(connOfLayout(l)), (now) => (now.up && !now.inRecovery ? 'writable' : 'not'), [
@@ -149,6 +167,7 @@ function undoSwitchover(self: PgNode, l: PgLayout, old: PgNode, ol: PgLayout): A
     ]),
     execOn(old.name, sh`rm -f ${`${ol.dataDir}/standby.signal`}`, { become: true }),
     ...(unfence ? [execOn(old.name, unfence, { become: true })] : []),
+    ...routing.restore(old),
     execOn(old.name, startCommand(ol), { become: true }),
     exec(startCommand(l), { mayFail: true }),
   ];
