@@ -4,7 +4,13 @@
 // stdin, in the same order, back to back over ONE raw ssh2 connection with setNoDelay, all hosts
 // in parallel. Host keys are checked against the lab's known_hosts, as runbook does.
 //
-// Usage: node bench/floor.mjs RECORDING.json --key FILE --known-hosts FILE
+// With --one-exec, the least any tool could do: per host ONE exec running every recorded fact's
+// bare command in one shell (bench/lib/wire-unwrap.mjs oneExec: no sudo/watchdog/timeout wrapper
+// per command, no batch markers, runbook's lock left out), over one connection; each fact's exit
+// code must match the recording's. Hosts still run in parallel, so the order between hosts (a
+// standby's read of a row the primary writes) is not kept: the read waits for a recorded LSN.
+//
+// Usage: node bench/floor.mjs RECORDING.json --key FILE --known-hosts FILE [--one-exec]
 // Prints JSON: { hosts, commands, handshake_ms (median), command_ms (median), slowest,
 // first_connect_ms (from process start) }. Exit 1 when a
 // command's exit code differs from the recording (then the floor did not do the same work).
@@ -12,10 +18,11 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import ssh2 from 'ssh2';
 import { feedStdin } from '../dist/src/shell/wire.js';
+import { floorCodes, oneExec } from './lib/wire-unwrap.mjs';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { key: { type: 'string' }, 'known-hosts': { type: 'string' } },
+  options: { key: { type: 'string' }, 'known-hosts': { type: 'string' }, 'one-exec': { type: 'boolean', default: false } },
 });
 const [recordingFile] = positionals;
 if (!recordingFile || !values.key || !values['known-hosts']) {
@@ -91,12 +98,29 @@ function run(client, { line, stdin }) {
   });
 }
 
+/** --one-exec: the host's one script; stdin (the secrets) written whole, then EOF (no watchdog). */
+function runOne(client, { line, stdin }) {
+  return new Promise((resolve, reject) => {
+    client.exec(line, (err, stream) => {
+      if (err) return reject(err);
+      let code = null;
+      let out = '';
+      stream.on('exit', (c) => (code = c));
+      stream.on('data', (d) => (out += d));
+      stream.stderr.on('data', () => {});
+      stream.on('close', () => resolve({ code, codes: floorCodes(out) }));
+      stream.end(stdin);
+    });
+  });
+}
+
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
 const handshakes = [];
 const perCommand = [];
 const mismatches = [];
 let slowest = { ms: 0 };
 let firstConnectMs;
+let factsRun = 0;
 
 await Promise.all(
   Object.entries(recording).map(async ([target, commands]) => {
@@ -105,6 +129,18 @@ await Promise.all(
     firstConnectMs ??= t0;
     const client = await connect(m[1], m[2], Number(m[3]));
     handshakes.push(performance.now() - t0);
+    if (values['one-exec']) {
+      const one = oneExec(commands);
+      const t = performance.now();
+      const r = await runOne(client, one);
+      const ms = performance.now() - t;
+      perCommand.push(ms);
+      if (ms > slowest.ms) slowest = { ms: Number(ms.toFixed(1)), target, index: 0 };
+      factsRun += one.facts;
+      if (r.code !== 0 || JSON.stringify(r.codes) !== JSON.stringify(one.codes)) mismatches.push(`${target}: exit ${r.code}, fact exit codes ${JSON.stringify(r.codes)}, recorded ${JSON.stringify(one.codes)}`);
+      client.end();
+      return;
+    }
     for (const [i, c] of commands.entries()) {
       const t = performance.now();
       const code = await run(client, c);
@@ -119,8 +155,10 @@ await Promise.all(
 
 console.log(
   JSON.stringify({
+    mode: values['one-exec'] ? 'one-exec' : 'replay',
     hosts: handshakes.length,
     commands: perCommand.length,
+    ...(values['one-exec'] ? { facts: factsRun } : {}),
     handshake_ms: Number(median(handshakes).toFixed(1)),
     command_ms: Number(median(perCommand).toFixed(1)),
     slowest,

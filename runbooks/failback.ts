@@ -16,7 +16,7 @@ import { markersEverywhereStep, switchoverStep } from '../src/modules/postgres/i
 import { failbackGuardStep } from '../src/modules/postgres/index.js';
 import { type SyncParams, syncParams, syncStep } from '../src/modules/postgres/index.js';
 import { ledgerSteps } from '../src/modules/postgres/index.js';
-import { vipSteps } from '../src/modules/vip/index.js';
+import { vipSteps, vipSwitchoverRouting } from '../src/modules/vip/index.js';
 import { catchUpStep, directionSteps, findStep, stopStep } from '../src/modules/filesync/index.js';
 
 export const params = {
@@ -62,7 +62,8 @@ export default definePgRunbook({
     findStep<P>('filesync-find', clusterHosts, back),
     stopStep<P>('filesync-stop', clusterHosts, back),
     catchUpStep<P>('filesync-catch-up', back),
-    switchoverStep<P>('switchover'),
+    // The VIP moves as part of the switchover (released on the old primary right before its stop).
+    switchoverStep<P>('switchover', (ctx) => (ctx.params.vip ? vipSwitchoverRouting(ctx.params.vip) : undefined)),
     catchUpStep<P>('filesync-catch-up-final', back),
     // The new primary's standby rejoins only next: until then it must not wait on it (unless strict).
     syncStep<P>('switchover-synchronous', clusterHosts),

@@ -8,9 +8,10 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { mustRun } from './measure.mjs';
+import { RunFailed, mustRun } from './measure.mjs';
 
-export async function ansiblePlaybook({ playbook, inventory, limit, forks }) {
+/** `killAfterMs`: fault injection for the smoke test (the run is killed, as a loaded machine's OOM killer would). */
+export async function ansiblePlaybook({ playbook, inventory, limit, forks, killAfterMs }) {
   const cp = mkdtempSync(join(tmpdir(), 'rbbench-cp-'));
   try {
     const env = {
@@ -23,11 +24,12 @@ export async function ansiblePlaybook({ playbook, inventory, limit, forks }) {
       ANSIBLE_NOCOLOR: '1',
       ANSIBLE_RETRY_FILES_ENABLED: 'False',
     };
-    const r = await mustRun('ansible-playbook', ['ansible-playbook', '-i', inventory, '-l', limit, playbook], { env });
+    const argv = ['ansible-playbook', '-i', inventory, '-l', limit, playbook];
+    const r = await mustRun('ansible-playbook', argv, { env, ...(killAfterMs ? { timeoutMs: killAfterMs } : {}) });
     // a converged re-run: every host ok, nothing changed or failed
     const recap = [...r.stdout.matchAll(/^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)/gm)];
     const bad = recap.filter((m) => m[3] !== '0' || m[4] !== '0' || m[5] !== '0');
-    if (recap.length === 0 || bad.length) throw new Error(`ansible-playbook ${playbook}: not a clean no-op run:\n${r.stdout.slice(-2000)}`);
+    if (recap.length === 0 || bad.length) throw new RunFailed('ansible-playbook', argv, r, 'not a clean no-op run (its recap shows changes, failures or unreachable hosts)');
     return r;
   } finally {
     for (const sock of readdirSync(cp)) spawnSync('ssh', ['-O', 'exit', '-o', `ControlPath=${join(cp, sock)}`, 'bench'], { stdio: 'ignore' });

@@ -1,8 +1,9 @@
 // Wall time and peak memory of one child process (and its descendants), plus the statistics the
 // bench prints. Memory comes from /proc, so nothing beyond Linux and Node is needed.
 import { spawn } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
+import { join } from 'node:path';
 
 // Sampling costs CPU on the machine being measured: cheap for one process, a tree walk less often.
 const POLL_MS = 20;
@@ -70,14 +71,59 @@ export function timed(argv, { env, cwd, timeoutMs = 300_000 } = {}) {
   });
 }
 
-/** Like timed(), but a non-zero exit is an error carrying the tool's output. */
+/** A run that failed: its exit, argv and whole output, for the log a retry keeps. */
+export class RunFailed extends Error {
+  constructor(label, argv, r, why) {
+    const tail = (r.stdout + r.stderr).trim().split('\n').slice(-25).join('\n');
+    super(`${label}: ${why ?? `exit ${r.code ?? r.signal}`}\n$ ${argv.join(' ')}\n${tail}`);
+    this.summary = `${label}: ${why ?? `exit ${r.code ?? r.signal}`}`;
+    this.seconds = r.s;
+    this.log = `$ ${argv.join(' ')}\n${why ?? `exit ${r.code ?? r.signal}`} after ${r.s.toFixed(1)} s\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}\n`;
+  }
+}
+
+/** A timed no-op run that changed something: it measured the wrong thing, so the bench stops. */
+export class NotNoop extends Error {}
+
+/** Like timed(), but a non-zero exit is a RunFailed carrying the tool's output. */
 export async function mustRun(label, argv, opts) {
   const r = await timed(argv, opts);
-  if (r.code !== 0) {
-    const tail = (r.stdout + r.stderr).trim().split('\n').slice(-25).join('\n');
-    throw new Error(`${label}: exit ${r.code ?? r.signal}\n$ ${argv.join(' ')}\n${tail}`);
-  }
+  if (r.code !== 0) throw new RunFailed(label, argv, r);
   return r;
+}
+
+/**
+ * A peer's run on a machine that may be loaded (seen: ansible-playbook exiting 2 at 50 hosts under a
+ * load average of 10): a failure is retried once, and each failed attempt's output is kept in
+ * `dir` (bench/out/failed/LABEL-N.log). Returns the run (with `retry: { reason, logs }` when it
+ * passed on its second attempt), or `{ failed: reason, logs, seconds }` (how long the failed
+ * attempts ran) when both attempts failed: the bench
+ * then reports the reason instead of a figure. NotNoop is never retried.
+ */
+let failures = 0;
+export async function retried(label, dir, fn) {
+  const logs = [];
+  const seconds = [];
+  let firstReason;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const r = await fn(attempt);
+      // a run that passed on its retry says what the first attempt hit, and where its output is
+      if (firstReason !== undefined && r && typeof r === 'object') r.retry = { reason: firstReason, logs };
+      return r;
+    } catch (e) {
+      if (e instanceof NotNoop) throw e;
+      mkdirSync(dir, { recursive: true });
+      const log = join(dir, `${label.replace(/[^a-z0-9.-]+/gi, '-')}-${++failures}.log`);
+      writeFileSync(log, e instanceof RunFailed ? e.log : `${e?.stack ?? e}\n`);
+      logs.push(log);
+      const reason = e instanceof RunFailed ? e.summary : String(e?.message ?? e).split('\n')[0];
+      firstReason ??= reason;
+      if (e instanceof RunFailed) seconds.push(Number(e.seconds.toFixed(3)));
+      process.stderr.write(`[bench] ${label} failed (attempt ${attempt}): ${reason}; output kept in ${log}\n`);
+      if (attempt >= 2) return { failed: reason, logs, seconds };
+    }
+  }
 }
 
 export const median = (xs) => {

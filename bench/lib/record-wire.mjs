@@ -4,6 +4,8 @@
 // connection started. bench/floor.mjs replays the
 // recording, so the floor does byte-for-byte the remote work runbook did, minus the engine.
 // stdin may hold a secret param: the file is written 0600 and only ever under bench/out/.
+// For fact batches it also keeps each fact's exit code (the "@@RB-… end I CODE" markers on stdout),
+// which the one-exec floor (bench/floor.mjs --one-exec) compares with its own.
 import { writeFileSync } from 'node:fs';
 import ssh2 from 'ssh2';
 
@@ -21,7 +23,7 @@ if (file) {
     const done = typeof opts === 'function' ? opts : cb;
     const { host, port, username } = this.config ?? {};
     const key = `${username}@${host}:${port}`;
-    const entry = { line, stdin: '', exitCode: null };
+    const entry = { line, stdin: '', exitCode: null, factCodes: [] };
     (hosts[key] ??= []).push(entry);
     const wrapped = (err, stream) => {
       if (stream) {
@@ -31,6 +33,12 @@ if (file) {
           return write(data, ...rest);
         };
         stream.on('exit', (code) => (entry.exitCode = code ?? null));
+        let out = '';
+        stream.on('data', (d) => (out += d));
+        stream.on('close', () => {
+          entry.factCodes = [...out.matchAll(/^@@RB-[0-9a-f]+@@ end \d+ (\d+)$/gm)].map((m) => Number(m[1]));
+          out = '';
+        });
       }
       done(err, stream);
     };

@@ -7,7 +7,11 @@
  *   local — a named operation on the controller (a fence hook);
  *   job   — a long command run detached on a host (it outlives the connection; a re-run reattaches);
  * and, inside an exec, `later(display, build)` for a command whose text depends on what an earlier
- * action printed (the display says so in place).
+ * action printed (the display says so in place). Three more shape the flow, each shown in place
+ * with what it may lead to:
+ *   choose  — read saved outputs (or a fact) when reached and run one of several named action lists;
+ *   guarded — a group of actions with the recovery actions that run if one of them fails;
+ *   done / fail — end the step here: done (nothing more to do, a reason) or fail (an error).
  */
 import { Command } from '../shell/command.js';
 import { maskSecrets } from '../shell/secret.js';
@@ -15,12 +19,16 @@ import { quoteWord } from '../shell/quote.js';
 import type { ExecOptions, ExecResult } from '../transport/types.js';
 import type { FactSource } from './types.js';
 
+/** What earlier actions of the step returned, by their `saveAs` name. */
+export type Outputs = Readonly<Record<string, ExecResult>>;
+
 /** A command built when it runs, from the saved output of earlier actions (`saveAs`). */
 export interface Later {
   readonly later: true;
   /** The command as the plan shows it, naming what it waits for, e.g. `mv /data <stdout of: stamp>`. */
   readonly display: string;
-  build(saved: Readonly<Record<string, string>>): Command;
+  /** `saved`: each saved action's trimmed stdout; `outputs`: the whole results. */
+  build(saved: Readonly<Record<string, string>>, outputs: Outputs): Command;
 }
 
 export interface ExecAction {
@@ -33,7 +41,7 @@ export interface ExecAction {
   timeoutSec?: number;
   /** A non-zero exit is accepted (default: it fails the step). */
   mayFail?: boolean;
-  /** Keep the trimmed stdout under this name for a later `later()` command. */
+  /** Keep the result under this name: for a `later()` command, a `choose`, a wait's `until`. */
   saveAs?: string;
   /** Why this command, shown after it. */
   note?: string;
@@ -45,8 +53,8 @@ export interface WaitAction<T = any> {
   title: string;
   /** Read on the step's host, or with onHost() on another. */
   fact: FactSource<T>;
-  /** true when it holds, else what is still wrong (the last one is the error at the deadline). */
-  until(value: T): true | string;
+  /** true when it holds, else what is still wrong (the last one is the error at the deadline); `outputs`: what earlier actions saved. */
+  until(value: T, outputs: Outputs): true | string;
   intervalMs: number;
   timeoutMs: number;
 }
@@ -87,7 +95,55 @@ export interface JobIO extends LocalIO {
   exec(command: Command, options?: ExecOptions): Promise<ExecResult>;
 }
 
-export type Action = ExecAction | WaitAction | LocalAction | JobAction;
+/** The alternative a `choose` picks, and what it saw (logged; handed to a `fail` in that branch). */
+export type Picked = string | { branch: string; saw?: string };
+
+/** One alternative of a choose: its name (what `pick` returns), its condition as shown, its actions. */
+export interface Branch {
+  name: string;
+  /** The condition, shown as `if WHEN:` (`otherwise` as is). */
+  when: string;
+  actions: Action[];
+}
+
+/**
+ * A decision taken when the step reaches it, on what earlier actions saved (or on a fact read
+ * then): one of the branches runs, then the actions after the choose (unless it ended the step).
+ */
+export interface ChooseAction<T = any> {
+  kind: 'choose';
+  /** What decides, e.g. "what pg_rewind --dry-run says". */
+  title: string;
+  /** Read when the choose is reached (on the step's host, or onHost()); absent: outputs only. */
+  fact?: FactSource<T>;
+  pick(value: T, outputs: Outputs): Picked;
+  branches: Branch[];
+}
+
+/**
+ * Actions with their recovery: if one of `actions` fails, `onFailure` runs, and the step still fails,
+ * with the original error and what the recovery did (`recovered`, or the reason of a `done` the
+ * recovery reached). If the recovery fails too, both errors.
+ */
+export interface GuardedAction {
+  kind: 'guarded';
+  /** What the group does, e.g. "the promote". */
+  title: string;
+  actions: Action[];
+  onFailure: Action[];
+  recovered: string;
+}
+
+/** The end of the step's actions: `done` ends them (the step did what it had to), `fail` fails the step. */
+export interface EndAction {
+  kind: 'done' | 'fail';
+  /** As shown: the reason (done) or the error (fail), naming in <…> what it takes from the run. */
+  text: string;
+  /** fail: the message at run time, from what the choose that led here saw. */
+  message?: (saw: string | undefined, outputs: Outputs) => string;
+}
+
+export type Action = ExecAction | WaitAction | LocalAction | JobAction | ChooseAction | GuardedAction | EndAction;
 
 /** What a plan may list: Commands are exec actions on the step's host. */
 export type ActionLike = Action | Command;
@@ -99,12 +155,19 @@ export interface ActionView {
   host?: string;
   text: string;
   note?: string;
+  /** choose: each alternative, its condition and its actions. */
+  branches?: Array<{ when: string; actions: ActionView[] }>;
+  /** guarded: the actions guarded, and those that run if one of them fails. */
+  actions?: ActionView[];
+  onFailure?: ActionView[];
 }
 
 // ---------------------------------------------------------------- constructors
 
+const ACTION_KINDS: ReadonlyArray<Action['kind']> = ['exec', 'wait', 'local', 'job', 'choose', 'guarded', 'done', 'fail'];
+
 export function isAction(x: unknown): x is Action {
-  return typeof x === 'object' && x !== null && !(x instanceof Command) && ['exec', 'wait', 'local', 'job'].includes((x as Action).kind);
+  return typeof x === 'object' && x !== null && !(x instanceof Command) && ACTION_KINDS.includes((x as Action).kind);
 }
 
 export function toAction(x: ActionLike): Action {
@@ -124,7 +187,7 @@ export function execOn(host: string, command: Command | Later, o: ExecOpts = {})
 }
 
 /** Poll `fact` every intervalMs until `until` says true, or fail the step at timeoutMs. */
-export function waitUntil<T>(title: string, fact: FactSource<T>, until: (value: T) => true | string, o: { intervalMs?: number; timeoutMs: number }): WaitAction<T> {
+export function waitUntil<T>(title: string, fact: FactSource<T>, until: (value: T, outputs: Outputs) => true | string, o: { intervalMs?: number; timeoutMs: number }): WaitAction<T> {
   return { kind: 'wait', title, fact, until, intervalMs: o.intervalMs ?? 1000, timeoutMs: o.timeoutMs };
 }
 
@@ -159,8 +222,38 @@ export function localCommand(name: string, argv: string[], o: { env?: Record<str
 }
 
 /** A command whose text depends on earlier actions' saved output; `display` says so in place. */
-export function later(display: string, build: (saved: Readonly<Record<string, string>>) => Command): Later {
+export function later(display: string, build: (saved: Readonly<Record<string, string>>, outputs: Outputs) => Command): Later {
   return { later: true, display, build };
+}
+
+/** An alternative of a choose: `if WHEN:` then `actions` (none: carry on after the choose). */
+export function branch(name: string, when: string, actions: Action[] = []): Branch {
+  return { name, when, actions };
+}
+
+/** Decide on what earlier actions saved: `pick` names the branch to run. */
+export function choose(title: string, pick: (outputs: Outputs) => Picked, branches: Branch[]): ChooseAction<undefined> {
+  return { kind: 'choose', title, pick: (_v, o) => pick(o), branches };
+}
+
+/** Decide on a fact read when the choose is reached (and on saved outputs). */
+export function chooseOn<T>(title: string, fact: FactSource<T>, pick: (value: T, outputs: Outputs) => Picked, branches: Branch[]): ChooseAction<T> {
+  return { kind: 'choose', title, fact, pick, branches };
+}
+
+/** `actions`, and if one fails `onFailure`; the step then fails with the error and `recovered`. */
+export function guarded(title: string, actions: Action[], onFailure: Action[], recovered: string): GuardedAction {
+  return { kind: 'guarded', title, actions, onFailure, recovered };
+}
+
+/** End the step's actions here, with the reason (inside a recovery: what the recovery did). */
+export function done(reason: string): EndAction {
+  return { kind: 'done', text: reason };
+}
+
+/** Fail the step here: `text` as shown; `message` builds the error from what the choose saw. */
+export function fail(text: string, message?: (saw: string | undefined, outputs: Outputs) => string): EndAction {
+  return message ? { kind: 'fail', text, message } : { kind: 'fail', text };
 }
 
 export function isLater(c: Command | Later): c is Later {
@@ -190,7 +283,23 @@ export function viewAction(a: ActionLike): ActionView {
       return { kind: 'local', text: maskSecrets(`${x.name}: ${x.display}`) };
     case 'job':
       return { kind: 'job', ...(x.host ? { host: x.host } : {}), text: maskSecrets(`${x.id}: ${x.command.toString()}`) };
+    case 'choose': {
+      const f = x.fact ? ('onHost' in x.fact ? { where: `${x.fact.onHost}: `, fact: x.fact.fact } : { where: '', fact: x.fact }) : undefined;
+      const text = f ? `${x.title} (reads ${f.where}${f.fact.command.toString()})` : x.title;
+      return { kind: 'choose', text: maskSecrets(text), branches: x.branches.map((b) => ({ when: maskSecrets(b.when), actions: b.actions.map(viewAction) })) };
+    }
+    case 'guarded':
+      return { kind: 'guarded', text: maskSecrets(x.title), actions: x.actions.map(viewAction), onFailure: x.onFailure.map(viewAction), note: maskSecrets(x.recovered) };
+    case 'done':
+    case 'fail':
+      return { kind: x.kind, text: maskSecrets(x.text) };
   }
+}
+
+/** A view without its nested lists: how a choose or a group is announced when it starts. */
+export function shallowView(v: ActionView): ActionView {
+  const { branches: _b, actions: _a, onFailure: _f, ...rest } = v;
+  return rest;
 }
 
 /**
@@ -202,7 +311,63 @@ export function actionLine(v: ActionView): string {
   const note = v.note ? `    # ${v.note}` : '';
   if (v.kind === 'exec') return `${v.host ? `[on ${v.host}] ` : ''}${v.text}${note}`;
   if (v.kind === 'job') return `[job${v.host ? ` on ${v.host}` : ''}] ${v.text}${note}`;
-  return `[${v.kind}] ${v.text}${note}`;
+  // A choose lists each alternative under its condition; a group its actions, then its recovery.
+  if (v.kind === 'choose' && v.branches)
+    return [`[choose] ${v.text}:`, ...v.branches.flatMap((b) => [b.when === 'otherwise' ? '  otherwise:' : `  if ${b.when}:`, ...nested(b.actions, '    ', 'carry on')])].join('\n');
+  if (v.kind === 'guarded' && v.actions && v.onFailure)
+    return [`[guarded] ${v.text}:`, ...nested(v.actions, '  ', 'nothing'), '  if any of these fails:', ...nested(v.onFailure, '    ', 'nothing'), `    then the step fails${v.note ? `: ${v.note}` : ''}`].join('\n');
+  return `[${v.kind}] ${v.text}${v.kind === 'choose' || v.kind === 'guarded' ? '' : note}`;
+}
+
+/** Nested actions, one `$ ` line each (continuation lines aligned under it); `none`: said when empty. */
+function nested(views: readonly ActionView[], indent: string, none: string): string[] {
+  if (!views.length) return [`${indent}(${none})`];
+  return views.flatMap((a) => actionLine(a).split('\n').map((l, i) => `${indent}${i === 0 ? '$ ' : '  '}${l}`));
+}
+
+/**
+ * Whether a run's announced actions (`ran`, in order) are one path through the plan (`planned`):
+ * one branch taken at each choose, a group's recovery after any of its actions, the run ending
+ * where a done or a failure ended it. Alternatives not taken are not "planned but not run".
+ * `explained`: how many of `ran` the best path accounts for (all of them: every action sent was
+ * planned); `complete`: that path ran to the plan's end or to a `done` (the step did not fail).
+ */
+export function followsPlan(planned: readonly ActionView[], ran: readonly ActionView[]): { explained: number; complete: boolean } {
+  const same = (a: ActionView, b: ActionView | undefined) => b !== undefined && a.kind === b.kind && (a.host ?? '') === (b.host ?? '') && a.text === b.text;
+  type R = { explained: number; complete: boolean };
+  const best = (...rs: R[]): R => rs.reduce((x, y) => (y.explained > x.explained || (y.explained === x.explained && y.complete && !x.complete) ? y : x));
+  const ended = (j: number): R => ({ explained: j, complete: false });
+  // k: the rest of the plan after this list; f: where a failure after ran[j-1] leads; d: where a done leads.
+  interface Ways {
+    k: (j: number) => R;
+    f: (j: number) => R;
+    d: (j: number) => R;
+  }
+  const walk = (list: readonly ActionView[], j: number, w: Ways): R => {
+    const a = list[0];
+    if (!a) return w.k(j);
+    if (j === ran.length || !same(a, ran[j])) return ended(j);
+    const next = (j2: number) => walk(list.slice(1), j2, w);
+    switch (a.kind) {
+      case 'done':
+        return w.d(j + 1);
+      case 'fail':
+        return w.f(j + 1);
+      case 'choose':
+        return best(ended(j + 1), ...(a.branches ?? []).map((b) => walk(b.actions, j + 1, { ...w, k: next })));
+      case 'guarded': {
+        // The recovery ends the step (failed), whether it runs to its end or to a done.
+        const recover = (j2: number) => walk(a.onFailure ?? [], j2, { k: ended, f: ended, d: ended });
+        return walk(a.actions ?? [], j + 1, { k: next, f: recover, d: w.d });
+      }
+      default:
+        return best(next(j + 1), w.f(j + 1));
+    }
+  };
+  const finished = (j: number): R => ({ explained: j, complete: true });
+  const r = walk(planned, 0, { k: finished, f: ended, d: finished });
+  // A path that ends before the run does leaves actions unexplained: never complete.
+  return r.explained < ran.length ? { explained: r.explained, complete: false } : r;
 }
 
 export const actionLines = (actions: readonly ActionLike[]): string[] => actions.map((a) => actionLine(viewAction(a)));

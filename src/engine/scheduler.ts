@@ -268,7 +268,7 @@ export class Scheduler {
     for (const { host, p } of items) {
       if (commands) {
         io.log(`${host}: ${p.plan.summary}`);
-        for (const l of actionLines(p.plan.actions)) io.log(`${host}:   $ ${l}`);
+        for (const l of actionLines(p.plan.actions)) for (const [i, line] of l.split('\n').entries()) io.log(`${host}:   ${i === 0 ? '$ ' : '  '}${line}`);
         if (step.apply) io.log(`${host}:   (this step's own apply decides further commands; each is shown as it runs)`);
       }
       if (this.engine.options.diff && p.plan.diff) for (const l of maskSecrets(p.plan.diff).split('\n')) io.log(`${host}:   ${l}`);

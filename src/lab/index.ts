@@ -49,6 +49,9 @@ export interface UpResult {
   ms: number;
 }
 
+/** Hosts started at once by `lab up`. */
+const START_WAVE = 25;
+
 export async function labUp(opts: UpOptions = {}, log: Log = quiet): Promise<UpResult> {
   requireRoot('up');
   requirePackages();
@@ -101,11 +104,14 @@ async function build(spec: LabSpec, log: Log): Promise<LabState> {
   for (const host of spec.hosts) prepareHostFs(spec, host, paths.hostDir(host.name), accounts, clientPub);
 
   log(`lab ${spec.name}: starting ${spec.hosts.length} hosts on ${spec.net}.0/24`);
-  await Promise.all(
-    spec.hosts.map(async (host) => {
-      state.hosts[host.name] = await startHost(spec, host, paths.hostDir(host.name));
-    }),
-  );
+  // In waves: each host's start-up deadline runs from its own spawn, and 200 spawns issued at once
+  // (a fork each, from a busy process) took longer than that deadline on a loaded 2-core machine.
+  for (let i = 0; i < spec.hosts.length; i += START_WAVE)
+    await Promise.all(
+      spec.hosts.slice(i, i + START_WAVE).map(async (host) => {
+        state.hosts[host.name] = await startHost(spec, host, paths.hostDir(host.name));
+      }),
+    );
   writeState(state);
   await Promise.all(spec.hosts.map((h) => waitForSshd(h, paths.hostDir(h.name), state.hosts[h.name]!)));
   writeKnownHosts(paths.knownHosts, spec.hosts.map((host) => ({ host, key: hostPublicKey(paths.hostDir(host.name)) })));

@@ -6,9 +6,11 @@
  * appears, a broken WAL archive exits 4 with the evidence while a guard still exits 8.
  *
  * One case per runbook path, in order on the same lab (the cases build on each other's cluster):
- * setup-warm-standby, base-backup -e reclone=true, failover after a stop of pg1 (last: it leaves
- * pg2 the primary). failback's rejoin and switchover still decide their commands in their own
- * apply (shown and journaled as they run), so they have no case here yet (issue 11).
+ * setup-warm-standby, base-backup -e reclone=true, failover after a stop of pg1 (it leaves pg2 the
+ * primary), failback from there (pg1 rejoins with pg_rewind: the plan shows each alternative of
+ * the dry run, the run takes one), then once more failover, a re-clone of pg1 from pg2 and a
+ * failback whose switchover `runbook plan` can already show (pg1 a streaming standby): its gates,
+ * its recoveries (the zero-loss gate's, caused: pg1 holds back its replay), and the marker row.
  * Runs the compiled CLI (`npm run build`).
  */
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -17,6 +19,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { quoteWord } from '../../src/shell/quote.js';
 import { inHost, ownLabDown, ownLabUp, testLab, type LabHostInfo, type OwnLab } from '../support/lab.js';
+import { followsPlan } from '../../src/engine/actions.js';
 import { mismatches, planVsRun, runCli, withoutStamps } from '../support/plan-vs-run.js';
 
 const lab = testLab('planrun', 11);
@@ -197,4 +200,84 @@ describe('plans are what runs; verifications leave nothing behind (debian lab)',
     expect(await value('pg2', 'SELECT pg_is_in_recovery()')).toBe('f');
     expect(JSON.stringify(r.journal)).not.toContain(PASSWORD);
   }, 600_000);
+
+  it('failback after the failover: `runbook plan` shows the rewind with every alternative of the dry run, and the run sends one path of it', async () => {
+    const r = await planVsRun('failback', args(), { runArgs: ['--yes'], env });
+    expect(r.plan.code, r.plan.out).toBe(0);
+    expect(r.run.code, r.run.out).toBe(0);
+    const pair = 'rejoin-rewind@pg1';
+    const planned = r.planned.get(pair)!;
+    expect(planned.ownApply).toBe(false);
+    // In `runbook plan` itself: the source check, the stop, the dry run and what each answer leads to.
+    expect(r.plan.out).toMatch(/rejoin-rewind: [\s\S]*\$ \[choose\] the rewind source pg2 \(\S+\) answers pg1/);
+    expect(r.plan.out).toMatch(/\$ .*pg_rewind -D \S+ --source-server='host=\S+ port=5432 user=replicator dbname=postgres application_name=pg1-rewind' --no-ensure-shutdown --config-file=\S+ --dry-run/);
+    expect(r.plan.out).toMatch(/\$ \[choose\] what pg_rewind --dry-run says:\n\s+if "no rewind required":[\s\S]*if it cannot use the source[^\n]*:\n\s+\$ \[fail\] pg_rewind --dry-run could not use the source pg2/);
+    expect(r.plan.out).not.toContain('own apply decides');
+    // What ran: the dry run, its decision, and (whichever branch it took) the start and the wait.
+    const ran = r.ran.get(pair)!.join('\n');
+    expect(ran).toMatch(/exec: .*pg_rewind .*--dry-run/);
+    expect(ran).toMatch(/choose: what pg_rewind --dry-run says/);
+    expect(ran).toMatch(/wait: until pg1 answers in recovery/);
+    expect(ran).not.toMatch(/fail: /);
+    expect(r.run.out).toMatch(/what pg_rewind --dry-run says: ("no rewind required"|"servers diverged)/);
+    // Every action it sent is in the plan it confirmed and in `runbook plan` (when that was its first change on pg1).
+    expect(mismatches(r, 'run')).toEqual([]);
+    expect(mismatches(r, 'plan')).toEqual([]);
+    // The switchover back ran as its plan's actions too (its facts only existed after the rejoin).
+    expect(r.ran.get('switchover@pg1')!.join('\n')).toMatch(/exec@pg2: .*pg_ctlcluster 15 main stop -m fast[\s\S]*exec: pg_ctlcluster 15 main promote[\s\S]*wait: until the marker row "switchover pg2->pg1 \S+" is on pg1: zero loss/);
+    expect(await value('pg1', 'SELECT pg_is_in_recovery()')).toBe('f');
+    expect(await value('pg2', 'SELECT pg_is_in_recovery()')).toBe('t');
+    expect(JSON.stringify(r.journal)).not.toContain(PASSWORD);
+  }, 900_000);
+
+  it('switchover: with pg1 a streaming standby of pg2, `runbook plan failback` shows the gates and recoveries; a held-back replay takes the recovery it showed; the run sends exactly one path', async () => {
+    expect((await inHost(host.pg1!, 'pg_ctlcluster 15 main stop -m immediate')).code).toBe(0);
+    const fo = await run('failover', '--yes');
+    expect(fo.code, fo.out).toBe(0);
+    const pair = 'switchover@pg1';
+    const bb = await run('base-backup', '--yes', '-e', 'target=pg1');
+    expect(bb.code, bb.out).toBe(0);
+    expect(await value('pg1', 'SELECT pg_is_in_recovery()')).toBe('t');
+    // The zero-loss gate's recovery, by causing its fault: pg1 streams but holds back every commit
+    // (the marker row's among them), so it never replays past pg2's shutdown checkpoint.
+    await value('pg1', "ALTER SYSTEM SET recovery_min_apply_delay = '1h'");
+    await value('pg1', 'SELECT pg_reload_conf()');
+    let held: Awaited<ReturnType<typeof planVsRun>>;
+    try {
+      held = await planVsRun('failback', args(), { runArgs: ['--yes'], env });
+    } finally {
+      await value('pg1', 'ALTER SYSTEM RESET recovery_min_apply_delay');
+      await value('pg1', 'SELECT pg_reload_conf()');
+    }
+    expect(held.run.code, held.run.out).toBe(3);
+    expect(held.run.out).toMatch(/FAILED: timed out after 30 s waiting until pg1 replayed past pg2's shutdown checkpoint .*: pg2 restarted as the primary; nothing lost, nothing switched/);
+    // The recovery it ran is the one its plan showed under the group: every action explained, the path not complete (the step failed).
+    const heldRan = held.views.ran.get(pair)!;
+    expect(heldRan.map((a) => `${a.kind}${a.host ? `@${a.host}` : ''}: ${a.text}`).slice(-1)).toEqual(['exec@pg2: pg_ctlcluster 15 main start']);
+    expect(followsPlan(held.views.plannedInRun.get(pair)!, heldRan)).toEqual({ explained: heldRan.length, complete: false });
+    expect(await value('pg2', 'SELECT pg_is_in_recovery()')).toBe('f');
+    expect(await value('pg1', 'SELECT pg_is_in_recovery()')).toBe('t');
+    const r = await planVsRun('failback', args(), { runArgs: ['--yes'], env });
+    expect(r.plan.code, r.plan.out).toBe(0);
+    expect(r.run.code, r.run.out).toBe(0);
+    expect(r.planned.get(pair)!.mark).toBe('will-change');
+    // The gates and recoveries are in `runbook plan`, in place.
+    const text = r.plan.out.slice(r.plan.out.indexOf('[will-change] switchover:'));
+    expect(text).toMatch(/\$ \[wait\] until pg1 streams from pg2/);
+    expect(text).toMatch(/\$ \[on pg2\] .*\n\s+INSERT INTO "runbook_marker" \(note\) VALUES \('switchover pg2->pg1 [^']+'\); SELECT pg_current_wal_lsn\(\); CHECKPOINT;/);
+    expect(text).toMatch(/\$ \[guarded\] pg1 takes over only once it replayed all of pg2:[\s\S]*\[wait\] until pg1 replayed past pg2's shutdown checkpoint <from pg_controldata>[\s\S]*if any of these fails:\n\s+\$ \[on pg2\] pg_ctlcluster 15 main start\n\s+then the step fails: pg2 restarted as the primary/);
+    expect(text).toMatch(/\$ \[guarded\] the promote of pg1:[\s\S]*pg_ctlcluster 15 main promote[\s\S]*if any of these fails:[\s\S]*\[on pg2\] rm -f \S+\/standby\.signal/);
+    // The run: the clean-shutdown branch, no recovery, the marker row found.
+    const ran = r.ran.get(pair)!.join('\n');
+    expect(ran).toMatch(/choose: pg_controldata of pg2/);
+    expect(ran).not.toMatch(/rm -f \S+\/standby\.signal/);
+    expect(r.run.out).toMatch(/pg_controldata of pg2: .*: pg2 shut down; shutdown checkpoint at \S+/);
+    expect(mismatches(r, 'plan')).toEqual([]);
+    expect(mismatches(r, 'run')).toEqual([]);
+    // The rewind of pg2 after the switchover: one path of its own confirmed plan.
+    expect(r.ran.get('rejoin-old-rewind@pg2')!.join('\n')).toMatch(/choose: what pg_rewind --dry-run says/);
+    expect(await value('pg1', 'SELECT pg_is_in_recovery()')).toBe('f');
+    expect(await value('pg2', 'SELECT pg_is_in_recovery()')).toBe('t');
+    expect(JSON.stringify(r.journal)).not.toContain(PASSWORD);
+  }, 900_000);
 });

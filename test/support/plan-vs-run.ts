@@ -11,7 +11,7 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ActionView } from '../../src/engine/actions.js';
+import { type ActionView, followsPlan } from '../../src/engine/actions.js';
 import type { JournalEntry } from '../../src/engine/journal.js';
 import type { PlannedStep } from '../../src/engine/plan.js';
 
@@ -45,6 +45,8 @@ export interface PlanVsRun {
   plannedInRun: ActionsByPair;
   /** Journal `action` lines (what each step started, in order). */
   ran: ActionsByPair;
+  /** The same three as views (a choose keeps its alternatives): what `mismatches` compares. */
+  views: { plan: Map<string, ActionView[]>; plannedInRun: Map<string, ActionView[]>; ran: Map<string, ActionView[]> };
   journal: JournalEntry[];
   cwd: string;
 }
@@ -58,10 +60,14 @@ export async function planVsRun(runbook: string, args: string[], o: { runArgs?: 
   const report = join(cwd, 'plan.json');
   const plan = await runCli(['plan', runbook, ...args, '--report', `json=${report}`], { cwd, ...(o.env ? { env: o.env } : {}) });
   const planned = new Map<string, { mark: PlannedStep['mark']; actions: string[]; ownApply: boolean }>();
+  const views: PlanVsRun['views'] = { plan: new Map(), plannedInRun: new Map(), ran: new Map() };
   if (plan.code === 0) {
     const json = JSON.parse(readFileSync(report, 'utf8')) as { hosts: Record<string, PlannedStep[]> };
     for (const [host, rows] of Object.entries(json.hosts))
-      for (const r of rows) planned.set(`${r.stepId}@${host}`, { mark: r.mark, actions: r.actions.map(text), ownApply: Boolean(r.ownApply) });
+      for (const r of rows) {
+        planned.set(`${r.stepId}@${host}`, { mark: r.mark, actions: r.actions.map(text), ownApply: Boolean(r.ownApply) });
+        views.plan.set(`${r.stepId}@${host}`, r.actions);
+      }
   }
   const run = await runCli(['run', runbook, ...args, ...(o.runArgs ?? [])], { cwd, ...(o.env ? { env: o.env } : {}) });
   const dir = join(cwd, '.runbook', 'runs');
@@ -73,41 +79,62 @@ export async function planVsRun(runbook: string, args: string[], o: { runArgs?: 
   const plannedInRun: ActionsByPair = new Map();
   const ran: ActionsByPair = new Map();
   for (const e of journal) {
-    if (e.type === 'planned') plannedInRun.set(`${e.stepId}@${e.host}`, e.actions.map(text));
+    if (e.type === 'planned') {
+      plannedInRun.set(`${e.stepId}@${e.host}`, e.actions.map(text));
+      views.plannedInRun.set(`${e.stepId}@${e.host}`, e.actions);
+    }
     if (e.type === 'action' && !e.handler) {
       const k = `${e.stepId}@${e.host}`;
       ran.set(k, [...(ran.get(k) ?? []), text(e.action)]);
+      views.ran.set(k, [...(views.ran.get(k) ?? []), e.action]);
     }
   }
-  return { plan, run, planned, plannedInRun, ran, journal, cwd };
+  return { plan, run, planned, plannedInRun, ran, views, journal, cwd };
 }
 
 /**
- * The pairs where what ran differs from what was planned: [] when the plan told the truth.
- * `against: 'run'` compares with the run's own confirmation plan, `'plan'` with `runbook plan`
- * (only pairs it marked will-change).
+ * The pairs where what ran is not one complete path through what was planned: [] when the plan
+ * told the truth. `against: 'run'` compares with the run's own confirmation plan, `'plan'` with
+ * `runbook plan` (only pairs it marked will-change; the run's clock aside).
  */
 export function mismatches(r: PlanVsRun, against: 'run' | 'plan'): Array<{ pair: string; planned: string[]; ran: string[] }> {
   const out: Array<{ pair: string; planned: string[]; ran: string[] }> = [];
-  for (const [pair, ran] of r.ran) {
-    let planned: string[] | undefined;
-    if (against === 'run') planned = r.plannedInRun.get(pair);
+  for (const [pair, ran] of r.views.ran) {
+    let planned: ActionView[] | undefined;
+    if (against === 'run') planned = r.views.plannedInRun.get(pair);
     else {
-      const p = r.planned.get(pair);
-      if (!p || p.mark !== 'will-change') continue;
-      planned = p.actions;
+      if (r.planned.get(pair)?.mark !== 'will-change') continue;
+      planned = r.views.plan.get(pair);
     }
-    if (JSON.stringify(againstPlan(planned, against)) !== JSON.stringify(againstPlan(ran, against))) out.push({ pair, planned: planned ?? [], ran });
+    const norm = (vs: ActionView[]) => (against === 'plan' ? vs.map(viewWithoutStamps) : vs);
+    const f = followsPlan(norm(planned ?? []), norm(ran));
+    if (!f.complete || f.explained !== ran.length) out.push({ pair, planned: (planned ?? []).map(text), ran: ran.map(text) });
   }
   return out;
 }
 
+const STAMPS: Array<[RegExp, string]> = [
+  [/\.old\.\d{8}T\d{6}/g, '.old.<timestamp>'],
+  [/\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z/g, '<timestamp>'],
+];
+
 /**
- * Text taken from the run's clock (the moved-aside data dir's `.old.<timestamp>`) is exact in each
- * plan, but `runbook plan` and the run are two runs with two clocks: compared without it.
+ * Text taken from the run's clock (the moved-aside data dir's `.old.<timestamp>`, the switchover
+ * marker row's ISO time) is exact in each plan, but `runbook plan` and the run are two runs with
+ * two clocks: compared without it.
  */
 export function withoutStamps(lines: string[]): string[] {
-  return lines.map((l) => l.replace(/\.old\.\d{8}T\d{6}/g, '.old.<timestamp>'));
+  return lines.map((l) => STAMPS.reduce((x, [re, to]) => x.replace(re, to), l));
 }
 
-const againstPlan = (lines: string[] | undefined, against: 'run' | 'plan') => (lines && against === 'plan' ? withoutStamps(lines) : lines);
+function viewWithoutStamps(v: ActionView): ActionView {
+  const [t] = withoutStamps([v.text]);
+  return {
+    ...v,
+    text: t!,
+    ...(v.note !== undefined ? { note: withoutStamps([v.note])[0]! } : {}),
+    ...(v.branches ? { branches: v.branches.map((b) => ({ when: withoutStamps([b.when])[0]!, actions: b.actions.map(viewWithoutStamps) })) } : {}),
+    ...(v.actions ? { actions: v.actions.map(viewWithoutStamps) } : {}),
+    ...(v.onFailure ? { onFailure: v.onFailure.map(viewWithoutStamps) } : {}),
+  };
+}

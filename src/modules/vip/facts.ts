@@ -41,6 +41,8 @@ export interface KeepalivedFacts {
   init: 'systemd' | 'none';
   /** The last VRRP state the notify script logged (MASTER, BACKUP, FAULT, STOP) and when. */
   vrrp?: { state: string; at: string };
+  /** The release flag (vip.ts RELEASE_FILE) is set: this node may not hold the VIP. */
+  released?: boolean;
 }
 
 export function parseKeepalived(stdout: string): KeepalivedFacts {
@@ -51,6 +53,7 @@ export function parseKeepalived(stdout: string): KeepalivedFacts {
     ...(/^\d+$/.test(pid) ? { pid: Number(pid) } : {}),
     init: kv.get('init') === 'systemd' ? 'systemd' : 'none',
     ...vrrpOf(kv.get('notify') ?? ''),
+    ...(/^[1-9]/.test(kv.get('release') ?? '') ? { released: true } : {}),
   };
 }
 
@@ -64,14 +67,17 @@ export const KEEPALIVED_PID_FILE = '/run/keepalived.pid';
 /** Where the notify script logs VRRP state changes (written by it, read here). */
 export const NOTIFY_LOG = '/var/log/runbook-vip-notify.log';
 
+/** vip.ts's RELEASE_FILE (kept here, with the other paths the facts read). */
+export const RELEASE_FILE = '/etc/keepalived/runbook-vip-release';
+
 export const keepalivedFact: Fact<KeepalivedFacts> = fact({
   name: 'keepalived',
-  command: sh`pidfile=${KEEPALIVED_PID_FILE}; notify=${NOTIFY_LOG}; ${raw(
+  command: sh`pidfile=${KEEPALIVED_PID_FILE}; notify=${NOTIFY_LOG}; release=${RELEASE_FILE}; ${raw(
     `PATH="$PATH:/usr/sbin:/sbin"; echo binary=$(command -v keepalived); ` +
       `p=$(cat "$pidfile" 2>/dev/null); ` +
       `[ -n "$p" ] && [ "$(cat /proc/"$p"/comm 2>/dev/null)" = keepalived ] || p=$(pgrep -o -x keepalived); echo pid=$p; ` +
       `[ -d /run/systemd/system ] && echo init=systemd || echo init=none; ` +
-      `echo notify=$(tail -n 1 "$notify" 2>/dev/null)`,
+      `echo notify=$(tail -n 1 "$notify" 2>/dev/null); echo release=$(cat "$release" 2>/dev/null)`,
   )}`,
   parse: (r) => parseKeepalived(r.stdout),
 });

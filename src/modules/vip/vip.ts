@@ -19,17 +19,27 @@
  */
 import { change, noop, onHost, stepsFor } from '../../engine/define.js';
 import type { Assertion, FactMap, Plan, RunContext, StepContext, StepDef } from '../../engine/types.js';
-import { KEEPALIVED_PID_FILE, NOTIFY_LOG, addressesFact, keepalivedFact, pgAnswersFact, pgRoleFact, type InterfaceAddress, type KeepalivedFacts, type PgRole } from './facts.js';
+import { KEEPALIVED_PID_FILE, NOTIFY_LOG, RELEASE_FILE, addressesFact, keepalivedFact, pgAnswersFact, pgRoleFact, type InterfaceAddress, type KeepalivedFacts, type PgRole } from './facts.js';
 import { sh, type Command } from '../../shell/index.js';
 import { keepalivedScript, keepalivedWord } from '../../shell/config-text.js';
 import type { ServiceArgs } from '../../core/service.js';
 import { PSQL_BIN } from '../postgres/facts.js';
+import type { SwitchoverRouting } from '../postgres/steps/switchover.js';
+import { execOn } from '../../engine/actions.js';
 
 // ---------------------------------------------------------------- keepalived.conf
 
 export const KEEPALIVED_CONF = '/etc/keepalived/keepalived.conf';
 export const CHECK_SCRIPT = '/etc/keepalived/runbook-pg-writable.sh';
 export const NOTIFY_SCRIPT = '/etc/keepalived/runbook-notify.sh';
+/*
+ * The release flag (facts.ts RELEASE_FILE), a keepalived track_file (weight 0): a non-zero value
+ * puts the node into FAULT at once (keepalived watches the file with inotify), so a planned
+ * switchover takes the VIP off the old primary right before its stop instead of waiting for `fall`
+ * failed checks (~3 s of the write outage). 0 again once the switchover ended or was undone.
+ * `init_file 0` creates it without overwriting: a value written by a switchover survives a restart
+ * of keepalived; setup-vip sets it to 0.
+ */
 
 export interface KeepalivedSpec {
   /** This node's inventory name (router_id, for logs). */
@@ -49,7 +59,8 @@ export interface KeepalivedSpec {
 
 /**
  * Both nodes BACKUP + nopreempt: no node grabs the VIP back on its own. The track script puts a
- * node that is not the writable PostgreSQL into FAULT, so only the primary can hold the VIP.
+ * node that is not the writable PostgreSQL into FAULT, so only the primary can hold the VIP; the
+ * release flag (RELEASE_FILE) lets a switchover take it off the old primary at once.
  */
 export function renderKeepalivedConf(s: KeepalivedSpec): string {
   // Every inventory value is a keepalived word (refused otherwise: keepalived has no quoting for it).
@@ -70,6 +81,12 @@ vrrp_script runbook_pg_writable {
     rise ${CHECK_HYSTERESIS.rise}
 }
 
+track_file runbook_pg_release {
+    file "${RELEASE_FILE}"
+    weight 0
+    init_file 0
+}
+
 vrrp_instance runbook_pg_vip {
     state BACKUP
     nopreempt
@@ -86,6 +103,9 @@ ${s.peers.map((p) => `        ${w('unicast_peer (ansible_host)', p)}`).join('\n'
     }
     track_script {
         runbook_pg_writable
+    }
+    track_file {
+        runbook_pg_release
     }
     notify ${keepalivedScript('notify', [NOTIFY_SCRIPT])}
 }
@@ -237,7 +257,8 @@ export function vrrpStates(facts: VipFacts): string {
       const kf = facts[k] as KeepalivedFacts;
       const host = k.slice('keepalived:'.length);
       if (kf.pid === undefined) return `${host} not running`;
-      return kf.vrrp ? `${host} ${kf.vrrp.state} since ${kf.vrrp.at}` : `${host} no state logged`;
+      const released = kf.released ? ` (released: ${RELEASE_FILE} is set, a switchover did not end; setup-vip clears it)` : '';
+      return `${host} ${kf.vrrp ? `${kf.vrrp.state} since ${kf.vrrp.at}` : 'no state logged'}${released}`;
     });
   return states.length ? `; keepalived: ${states.join(', ')}` : '';
 }
@@ -333,6 +354,27 @@ export function keepalivedService(): ServiceArgs {
       stop: sh`kill $(cat ${KEEPALIVED_PID_FILE})`,
       status,
     },
+  };
+}
+
+/**
+ * Take the VIP off this node now (FAULT via the release flag), e.g. right before a planned stop.
+ * A node without the flag (setup-vip never ran there, or ran before the flag existed) is left
+ * alone: its VIP then leaves after `fall` failed checks, as before.
+ */
+export const releaseVipCommand: Command = sh`if [ -f ${RELEASE_FILE} ]; then printf '1\n' > ${RELEASE_FILE}; fi`;
+/** Let this node hold the VIP again when its check passes (the flag back to 0). */
+export const keepVipCommand: Command = sh`if [ -f ${RELEASE_FILE} ]; then printf '0\n' > ${RELEASE_FILE}; fi`;
+
+/**
+ * The switchover's routing through the VIP: the release flag set on the old primary right before
+ * its stop (the VIP leaves at once; the new primary takes it once promoted, after its next check
+ * and ~3 adverts), and cleared after the switchover or before a recovery restarts the old primary.
+ */
+export function vipSwitchoverRouting(vip: string): SwitchoverRouting {
+  return {
+    release: (old) => [execOn(old.name, releaseVipCommand, { become: true, note: `VIP ${vip} off ${old.name} now (release flag), not after its failed checks` })],
+    restore: (old) => [execOn(old.name, keepVipCommand, { become: true, note: `${old.name} may hold VIP ${vip} again when its check passes` })],
   };
 }
 

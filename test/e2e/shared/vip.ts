@@ -104,6 +104,27 @@ describe.skipIf(!inventory)('setup-vip', () => {
     }
   });
 
+  it('the release flag takes the VIP off the primary at once and gives it back; a flag left set is named and cleared by setup-vip', async () => {
+    expect(await sh('pg1', 'cat /etc/keepalived/runbook-vip-release')).toBe('0');
+    await sh('pg1', "printf '1\\n' > /etc/keepalived/runbook-vip-release");
+    try {
+      // No check interval, no `fall`: keepalived acts on the file itself (inotify).
+      const started = Date.now();
+      while ((await holders(vip)).length && Date.now() - started < 3000) await new Promise((res) => setTimeout(res, 50));
+      expect(await holders(vip)).toEqual([]);
+      expect(Date.now() - started).toBeLessThan(1500);
+      const check = run('setup-vip', '--check');
+      expect(check.code).not.toBe(0);
+      expect(check.out).toMatch(/keepalived: pg1 [^,]*\(released: \/etc\/keepalived\/runbook-vip-release is set, a switchover did not end; setup-vip clears it\)/);
+    } finally {
+      const fix = run('setup-vip', '--yes');
+      expect(fix.code, fix.out).toBe(0);
+      expect(fix.out).toContain('pg1: changed: ');
+    }
+    expect(await sh('pg1', 'cat /etc/keepalived/runbook-vip-release')).toBe('0');
+    expect(await vipOnlyOn(vip, 'pg1')).toBeLessThan(5000);
+  });
+
   it('follows failover to pg2 within 5 s after a hard stop of pg1, and failback back to pg1', async () => {
     await sh('pg1', 'pg_ctlcluster 15 main stop -m immediate');
     const failover = run('failover', '--yes', ...secretArgs);

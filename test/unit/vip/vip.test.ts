@@ -44,6 +44,9 @@ describe('keepalived.conf', () => {
     expect(conf).toMatch(/unicast_src_ip 10\.231\.0\.11\n {4}unicast_peer \{\n {8}10\.231\.0\.12\n {4}\}/);
     expect(conf).toContain('10.231.0.100/24 dev eth0');
     expect(conf).toMatch(/track_script \{\n {8}runbook_pg_writable\n/);
+    // The release flag: a non-zero value faults the node at once (weight 0), created as 0, never overwritten.
+    expect(conf).toMatch(/track_file runbook_pg_release \{\n {4}file "\/etc\/keepalived\/runbook-vip-release"\n {4}weight 0\n {4}init_file 0\n\}/);
+    expect(conf).toMatch(/track_file \{\n {8}runbook_pg_release\n {4}\}/);
     expect(conf).toContain('notify "/etc/keepalived/runbook-notify.sh"');
     // Hysteresis: one slow check (timeout 8 s) does not drop the VIP (fall 3); taking it needs 2 passes.
     expect(conf).toMatch(/ {4}interval 1\n {4}timeout 8\n {4}fall 3\n {4}rise 1\n/);
@@ -91,6 +94,10 @@ describe('facts', () => {
       vrrp: { state: 'FAULT', at: '2026-12-02T11:41:07+0000' },
     });
     expect(parseKeepalived('pid=9\ninit=none\nnotify=\n')).toEqual({ pid: 9, init: 'none' });
+    // The release flag: set only for a non-zero value; a missing file (keepalived creates it) is not set.
+    expect(parseKeepalived('pid=9\ninit=none\nrelease=1\n')).toEqual({ pid: 9, init: 'none', released: true });
+    expect(parseKeepalived('pid=9\ninit=none\nrelease=0\n')).toEqual({ pid: 9, init: 'none' });
+    expect(parseKeepalived('pid=9\ninit=none\nrelease=\n')).toEqual({ pid: 9, init: 'none' });
   });
 });
 

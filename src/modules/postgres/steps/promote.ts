@@ -1,13 +1,12 @@
 /**
  * Making a standby the primary: guard, promote, CHECKPOINT (pg_rewind needs it later), verify.
  * Used by failover (unplanned; the candidate is chosen in ./candidate.ts, the old primary fenced in
- * ./fence.ts) and, through `promoteLocal`, by failback's planned switchover.
+ * ./fence.ts) and, through `promoteActions`, by failback's planned switchover.
  */
 import { blocked, change, fact, noop, perHost, stepsFor } from '../../../engine/define.js';
 import { type Action, exec, waitUntil } from '../../../engine/actions.js';
-import type { ApplyContext, FactGroup, FactMap, StepContext, StepDef } from '../../../engine/types.js';
+import type { FactGroup, FactMap, StepContext, StepDef } from '../../../engine/types.js';
 import { MARKER_TABLE, type PeerView, type PgStatus, lsnGte, peerViewFact, psqlCommand, statusFact } from '../facts.js';
-import { waitFor } from '../../../core/wait.js';
 import { sql } from '../../../shell/index.js';
 import { type PgCluster, clusterOf, connOfLayout, layoutOf, peersOf } from '../cluster.js';
 import { promoteCommand } from '../control.js';
@@ -95,18 +94,6 @@ export function promoteActions(l: PgLayout, me: PgStatus): Action[] {
     waitUntil('it accepts writes', statusFact(conn), writable, { intervalMs: 200, timeoutMs: 60_000 }),
     exec(psqlCommand(conn, sql`CHECKPOINT;`)),
   ];
-}
-
-/** The same promote inside a hand-written apply (the switchover's, whose undo depends on how it ends). */
-export async function promoteLocal<P>(ctx: ApplyContext<P>, l: PgLayout): Promise<void> {
-  const conn = connOfLayout(l);
-  if (isPaused(await ctx.read(statusFact(conn)))) await ctx.exec(psqlCommand(conn, sql`SELECT pg_wal_replay_resume();`));
-  await waitFor(ctx, { name: 'replay caught up with receive', timeoutMs: 30_000, intervalMs: 200, check: async (c) => caughtUp(await c.read(statusFact(conn))) });
-  const before = await ctx.read(statusFact(conn));
-  if (before.up) ctx.log(`last received LSN ${before.receiveLsn}, replayed ${before.replayLsn}, timeline ${before.timeline}`);
-  await ctx.exec(promoteCommand(l));
-  await waitFor(ctx, { name: 'accepts writes', timeoutMs: 60_000, intervalMs: 200, check: async (c) => writable(await c.read(statusFact(conn))) });
-  await ctx.exec(psqlCommand(conn, sql`CHECKPOINT;`));
 }
 
 export function promoteStep<P extends FailoverParams>(): StepDef<P, GuardFacts> {

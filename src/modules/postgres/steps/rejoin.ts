@@ -9,10 +9,11 @@
  * re-clones it with its own destructive confirmation.
  */
 import { change, noop, stepsFor } from '../../../engine/define.js';
-import type { ApplyContext, RunContext, StepDef } from '../../../engine/types.js';
+import { type Action, type Picked, branch, choose, chooseOn, done, exec, fail, waitUntil } from '../../../engine/actions.js';
+import type { RunContext, StepDef } from '../../../engine/types.js';
+import type { ExecResult } from '../../../transport/types.js';
 import { controlDataFact, type DataDirState, isCleanShutdown } from '../layout-facts.js';
 import { type PgStatus, peerViewFact, statusFact } from '../facts.js';
-import { waitFor } from '../../../core/wait.js';
 import { quoteConfValue } from '../ops.js';
 import { type Command, sh } from '../../../shell/index.js';
 import { conninfoString } from '../../../shell/config-text.js';
@@ -56,7 +57,6 @@ function standbyConfig(l: PgLayout, conninfo: string, slot: string): Command {
   return asPostgres(sh`sh -c ${`touch "$1/standby.signal" && printf '%s' "$2" >> "$1/postgresql.auto.conf"`} rejoin ${l.dataDir} ${lines}`);
 }
 
-/** `versionNum`: the primary's server_version_num (the target's major is the same, or pg_rewind refuses). */
 /**
  * A pg_rewind failure that says nothing about the data: the source could not be reached or
  * refused us. An error to report, never "rewind impossible" (which would hand over to a re-clone).
@@ -72,60 +72,65 @@ function withoutStandbySignal(l: PgLayout, cmd: Command): Command {
   return sh`had=0; if [ -f ${sig} ]; then mv ${sig} ${`${sig}.rejoin`} && had=1; fi; ${cmd}; rc=$?; if [ $had = 1 ]; then mv ${`${sig}.rejoin`} ${sig}; fi; exit $rc`;
 }
 
-/** `versionNum`: the primary's server_version_num (the target's major is the same, or pg_rewind refuses). */
-export async function rejoinWithRewind<P>(ctx: ApplyContext<P>, l: PgLayout, c: PgCluster, self: PgNode, primary: PgNode, versionNum: number): Promise<boolean> {
-  // The source first, before anything is stopped: an unreachable source or a wrong password is an
-  // error with its cause, and the node stays as it is (fenced: standby.signal kept).
-  const seen = await ctx.read(peerViewFact({ port: primary.port, host: primary.address, user: c.replicationUser }));
-  if (!seen.answers) throw new Error(`the rewind source ${primary.name} (${primary.address}:${primary.port}) cannot be used: ${seen.error}. Nothing was changed on ${self.name}; standby.signal stays`);
-  await ctx.exec(stopCommand(l));
-  // standby.signal is the fence: it stays on every path until the node is verified a standby.
-  await ctx.exec(sh`rm -f ${`${l.dataDir}/recovery.signal`}`);
-  const cd = await ctx.read(controlDataFact(l));
-  if (!cd) {
-    ctx.log(`${l.dataDir} holds no cluster: pg_rewind impossible; the clone step re-clones`);
-    return false;
-  }
-  if (!isCleanShutdown(cd)) {
-    ctx.log(`cluster state "${cd.state}": crash recovery in single-user mode first (standby.signal set aside meanwhile)`);
-    await ctx.exec(withoutStandbySignal(l, singleUserRecovery(l)), { timeoutSec: 600 });
-  }
+/** What the dry run (or the real run) of pg_rewind says, as the choose's branch: its output through parseRewindOutput. */
+function rewindVerdict(r: ExecResult | undefined, what: string): Picked {
+  const outcome = parseRewindOutput(r?.exitCode ?? null, r?.stdout ?? '');
+  if (outcome.kind !== 'impossible') return { branch: outcome.kind, saw: outcome.detail };
+  const conn = rewindConnectionFailure(r?.stdout ?? '');
+  return conn ? { branch: 'source-unusable', saw: conn } : { branch: 'impossible', saw: `${what}: ${outcome.detail}` };
+}
+
+/**
+ * The rejoin as actions. `versionNum`: the primary's server_version_num (the target's major is
+ * the same, or pg_rewind refuses). The source is checked first, before anything is stopped: an
+ * unreachable source or a wrong password is an error with its cause, and the node stays as it is
+ * (fenced: standby.signal kept). standby.signal is the fence: it stays on every path until the
+ * node is verified a standby. When pg_rewind cannot, the actions end with the node stopped, for
+ * the clone step.
+ */
+export function rejoinActions(l: PgLayout, c: PgCluster, self: PgNode, primary: PgNode, versionNum: number): Action[] {
   const source = conninfoString(`${self.name}: pg_rewind source`, [['host', primary.address], ['port', primary.port], ['user', c.replicationUser], ['dbname', 'postgres'], ['application_name', `${self.applicationName}-rewind`]]);
-  const dry = await ctx.exec(rewindCommand(l, source, true, versionNum), { check: false });
-  const outcome = parseRewindOutput(dry.exitCode, dry.stdout);
-  ctx.log(`pg_rewind --dry-run: ${outcome.kind}: ${outcome.detail}`);
-  if (outcome.kind === 'impossible') {
-    const conn = rewindConnectionFailure(dry.stdout);
-    if (conn) throw new Error(`pg_rewind --dry-run could not use the source ${primary.name}: ${conn}. Not a reason to re-clone: nothing was moved aside; ${self.name} stays stopped with standby.signal`);
-    ctx.log('pg_rewind cannot rejoin this node; the clone step re-clones it (with its own confirmation)');
-    return false;
-  }
-  if (outcome.kind === 'rewind') {
-    ctx.log(`servers diverged at ${outcome.divergedAt} on timeline ${outcome.timeline}: writes ${self.name} took after that point are discarded (the ledger step kept them)`);
-    // pg_rewind removes files the source lacks, standby.signal among them: put it back at once, whatever the outcome.
-    const touch = asPostgres(sh`touch ${`${l.dataDir}/standby.signal`}`);
-    const real = await ctx.exec(sh`( ${rewindCommand(l, source, false, versionNum)}; rc=$?; ${touch}; exit $rc )`, { check: false, timeoutSec: 3600 });
-    const done = parseRewindOutput(real.exitCode, real.stdout);
-    if (done.kind === 'impossible') {
-      const conn = rewindConnectionFailure(real.stdout);
-      if (conn) throw new Error(`pg_rewind lost the source ${primary.name}: ${conn}; ${self.name} stays stopped with standby.signal. Run failback again`);
-      ctx.log(`pg_rewind failed: ${done.detail}; the clone step re-clones`);
-      return false;
-    }
-    ctx.log(`pg_rewind: ${done.detail}`);
-  }
-  await ctx.exec(standbyConfig(l, conninfoFor(c, primary, self), self.slotName));
-  await ctx.exec(startCommand(l));
-  await waitFor(ctx, {
-    name: `${self.name} answers in recovery`,
-    timeoutMs: 60_000,
-    intervalMs: 500,
-    check: async (a) => {
-      const s = await a.read(statusFact(connOfLayout(l)));
-      return s.up ? (s.inRecovery ? true : 'up but NOT in recovery') : s.error;
-    },
-  });
-  return true;
+  const reclone = (why: string) => done(`${why}; the clone step re-clones ${self.name} (with its own confirmation)`);
+  const where = `${primary.name} (${primary.address}:${primary.port})`;
+  // pg_rewind removes files the source lacks, standby.signal among them: put it back at once, whatever the outcome.
+  const touch = asPostgres(sh`touch ${`${l.dataDir}/standby.signal`}`);
+  return [
+    chooseOn(`the rewind source ${where} answers ${self.name}`, peerViewFact({ port: primary.port, host: primary.address, user: c.replicationUser }), (v) => (v.answers ? 'answers' : { branch: 'unusable', saw: v.error }), [
+      branch('answers', 'it answers'),
+      branch('unusable', 'it does not answer', [
+        fail(`the rewind source ${where} cannot be used: <its error>. Nothing was changed on ${self.name}; standby.signal stays`, (saw) => `the rewind source ${where} cannot be used: ${saw}. Nothing was changed on ${self.name}; standby.signal stays`),
+      ]),
+    ]),
+    exec(stopCommand(l)),
+    exec(sh`rm -f ${`${l.dataDir}/recovery.signal`}`, { note: 'standby.signal stays: it is the fence' }),
+    chooseOn(`pg_control of ${l.dataDir}`, controlDataFact(l), (cd) => (!cd ? 'none' : isCleanShutdown(cd) ? 'clean' : { branch: 'crashed', saw: `cluster state "${cd.state}"` }), [
+      branch('clean', 'it shut down cleanly'),
+      branch('crashed', 'it did not shut down cleanly', [exec(withoutStandbySignal(l, singleUserRecovery(l)), { timeoutSec: 600, note: 'crash recovery in single-user mode first (standby.signal set aside meanwhile)' })]),
+      branch('none', 'the data dir holds no cluster', [reclone(`${l.dataDir} holds no cluster: pg_rewind impossible`)]),
+    ]),
+    exec(rewindCommand(l, source, true, versionNum), { mayFail: true, saveAs: 'dry' }),
+    choose('what pg_rewind --dry-run says', (o) => rewindVerdict(o.dry, 'pg_rewind --dry-run'), [
+      branch('not-needed', '"no rewind required"'),
+      branch('rewind', `"servers diverged at WAL location …": writes ${self.name} took after that point are discarded (the ledger step kept them)`, [
+        exec(sh`( ${rewindCommand(l, source, false, versionNum)}; rc=$?; ${touch}; exit $rc )`, { mayFail: true, saveAs: 'rewind', timeoutSec: 3600, note: 'standby.signal put back whatever the outcome' }),
+        choose('what pg_rewind says', (o) => rewindVerdict(o.rewind, 'pg_rewind failed'), [
+          branch('rewind', 'it rewound'),
+          branch('not-needed', '"no rewind required"'),
+          branch('source-unusable', 'it lost the source (a connection error)', [
+            fail(`pg_rewind lost the source ${primary.name}: <its connection error>; ${self.name} stays stopped with standby.signal. Run failback again`, (saw) => `pg_rewind lost the source ${primary.name}: ${saw}; ${self.name} stays stopped with standby.signal. Run failback again`),
+          ]),
+          branch('impossible', 'it failed otherwise', [reclone('pg_rewind failed')]),
+        ]),
+      ]),
+      branch('source-unusable', 'it cannot use the source (a connection error: not a reason to re-clone)', [
+        fail(`pg_rewind --dry-run could not use the source ${primary.name}: <its connection error>. Not a reason to re-clone: nothing was moved aside; ${self.name} stays stopped with standby.signal`, (saw) => `pg_rewind --dry-run could not use the source ${primary.name}: ${saw}. Not a reason to re-clone: nothing was moved aside; ${self.name} stays stopped with standby.signal`),
+      ]),
+      branch('impossible', 'it cannot rewind this node (an error)', [reclone('pg_rewind cannot rejoin this node')]),
+    ]),
+    exec(standbyConfig(l, conninfoFor(c, primary, self), self.slotName), { note: 'standby.signal and the upstream: the rewind copied the source\'s' }),
+    exec(startCommand(l)),
+    waitUntil(`${self.name} answers in recovery`, statusFact(connOfLayout(l)), (s) => (s.up ? (s.inRecovery ? true : 'up but NOT in recovery') : s.error), { intervalMs: 500, timeoutMs: 60_000 }),
+  ];
 }
 
 function serverVersionOf(s: PgStatus | undefined): number {
@@ -154,20 +159,15 @@ export function rewindStep<P extends PgParams>(id: string, on: (ctx: RunContext<
       if (!f.dataDir.pgVersion) return noop('no cluster in the data dir: the clone step clones it');
       const tool = toolProblem('pg_rewind', f.tools.pg_rewind, serverVersionOf(statuses[t.primary.name]), layoutOf(ctx).binDir);
       if (tool) return noop(`${tool}: not rewinding; the clone step re-clones ${ctx.host.name} from ${t.primary.name} instead (with its own confirmation)`);
+      const self = nodeOf(c, ctx.host.name);
       return change(
         `rejoin ${ctx.host.name} (${me.up ? 'running, not following ' + t.primary.name : 'stopped'}) as a standby of ${t.primary.name}: pg_rewind --dry-run decides; writes after the divergence point are discarded`,
-        [],
+        rejoinActions(layoutOf(ctx), c, self, t.primary, serverVersionOf(statuses[t.primary.name])),
       );
     },
     confirm: {
       destructive: true,
       message: (ctx, plan) => `${plan.summary}. Data dir ${layoutOf(ctx).dataDir} on ${ctx.host.name} is rewound to the current primary's history.`,
-    },
-    apply: async (ctx, _plan, f) => {
-      const c = clusterOf(ctx);
-      const t = topology(c, f.status);
-      if (!t.primary) throw new Error('no single writable node any more');
-      await rejoinWithRewind(ctx, layoutOf(ctx), c, nodeOf(c, ctx.host.name), t.primary, serverVersionOf(f.status[t.primary.name]));
     },
     // When pg_rewind cannot, the node stays stopped for the clone step: that is not a failure here.
     verify: { converge: false },
