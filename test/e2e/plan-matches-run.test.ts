@@ -265,7 +265,9 @@ describe('plans are what runs; verifications leave nothing behind (debian lab)',
     const text = r.plan.out.slice(r.plan.out.indexOf('[will-change] switchover:'));
     expect(text).toMatch(/\$ \[wait\] until pg1 streams from pg2/);
     expect(text).toMatch(/\$ \[on pg2\] .*\n\s+INSERT INTO "runbook_marker" \(note\) VALUES \('switchover pg2->pg1 [^']+'\); SELECT pg_current_wal_lsn\(\); CHECKPOINT;/);
-    expect(text).toMatch(/\$ \[guarded\] pg1 takes over only once it replayed all of pg2:[\s\S]*\[wait\] until pg1 replayed past pg2's shutdown checkpoint <from pg_controldata>[\s\S]*if any of these fails:\n\s+\$ \[on pg2\] pg_ctlcluster 15 main start\n\s+then the step fails: pg2 restarted as the primary/);
+    expect(text).toMatch(/\$ \[guarded\] pg1 takes over only once it replayed all of pg2:[\s\S]*\[wait\] until pg1 replayed past pg2's shutdown checkpoint <from pg_controldata>[\s\S]*if any of these fails:\n\s+\$ \[on pg2\] if \[ -f \/etc\/keepalived\/runbook-vip-release \]; then echo 0 > \S+; fi {4}# pg2 may hold VIP \S+ again when its check passes\n\s+\$ \[on pg2\] pg_ctlcluster 15 main start\n\s+then the step fails: pg2 restarted as the primary/);
+    // The VIP moves as part of the switchover: released on pg2 right before its stop.
+    expect(text).toMatch(/\$ \[on pg2\] if \[ -f \/etc\/keepalived\/runbook-vip-release \]; then echo 1 > \S+; fi {4}# VIP \S+ off pg2 now \(release flag\), not after its failed checks\n\s+\$ \[on pg2\] if pg_ctlcluster 15 main status >\/dev\/null 2>&1; then pg_ctlcluster 15 main stop -m fast; fi/);
     expect(text).toMatch(/\$ \[guarded\] the promote of pg1:[\s\S]*pg_ctlcluster 15 main promote[\s\S]*if any of these fails:[\s\S]*\[on pg2\] rm -f \S+\/standby\.signal/);
     // The run: the clean-shutdown branch, no recovery, the marker row found.
     const ran = r.ran.get(pair)!.join('\n');

@@ -362,9 +362,9 @@ export function keepalivedService(): ServiceArgs {
  * A node without the flag (setup-vip never ran there, or ran before the flag existed) is left
  * alone: its VIP then leaves after `fall` failed checks, as before.
  */
-export const releaseVipCommand: Command = sh`if [ -f ${RELEASE_FILE} ]; then printf '1\n' > ${RELEASE_FILE}; fi`;
+export const releaseVipCommand: Command = sh`if [ -f ${RELEASE_FILE} ]; then echo 1 > ${RELEASE_FILE}; fi`;
 /** Let this node hold the VIP again when its check passes (the flag back to 0). */
-export const keepVipCommand: Command = sh`if [ -f ${RELEASE_FILE} ]; then printf '0\n' > ${RELEASE_FILE}; fi`;
+export const keepVipCommand: Command = sh`if [ -f ${RELEASE_FILE} ]; then echo 0 > ${RELEASE_FILE}; fi`;
 
 /**
  * The switchover's routing through the VIP: the release flag set on the old primary right before
