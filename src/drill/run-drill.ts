@@ -534,17 +534,20 @@ async function cutPrimary(
   // The SSH connection is about to go silent: never use it again.
   reader.forget(primary);
   record.log = { cutAt: Date.now() + delaySec * 1000 };
-  // The RTO clock runs from the cut: the probes of the cut run side by side, not one after another
-  // (they took 6 s of the partition's RTO in a row).
+  // The RTO clock runs from the cut: the three probes of the cut run side by side in each poll,
+  // not one after another (they took 6 s of the partition's RTO in a row). The cut holds once all
+  // three, made at the same moment, say so.
   const peer = standbys[0]!;
   const l = await reader.layout(peer);
+  const isready = sh`${`${l.binDir}/pg_isready`} -h ${primaryAddress} -p ${plan.port} -t ${PEER_CONNECT_TIMEOUT_SEC} || true`;
+  let seen = '';
   await wait(`the cut of ${primary} to hold`, 15_000, async () => {
-    const [ssh, pg] = await Promise.all([tcpAnswers(primaryAddress, sshPort, 1500), tcpAnswers(primaryAddress, plan.port, 1500)]);
-    return ssh || pg ? `${primaryAddress} still answers on ${[ssh ? sshPort : 0, pg ? plan.port : 0].filter(Boolean).join(' and ')}` : undefined;
+    const [ssh, pg, fromPeer] = await Promise.all([tcpAnswers(primaryAddress, sshPort, 1500), tcpAnswers(primaryAddress, plan.port, 1500), reader.exec(peer, isready, { check: true })]);
+    if (ssh || pg) return `${primaryAddress} still answers on ${[ssh ? sshPort : 0, pg ? plan.port : 0].filter(Boolean).join(' and ')}`;
+    seen = fromPeer.stdout.trim();
+    return /accepting connections/.test(seen) ? `${peer} still reaches ${primary}: ${seen}` : undefined;
   });
-  const seen = await reader.exec(peer, sh`${`${l.binDir}/pg_isready`} -h ${primaryAddress} -p ${plan.port} -t ${PEER_CONNECT_TIMEOUT_SEC} || true`, { check: true });
-  record.cut_verified = `this controller: ${primaryAddress}:${sshPort} and :${plan.port} do not answer; ${peer}: pg_isready says "${seen.stdout.trim()}"`;
-  if (/accepting connections/.test(seen.stdout)) throw new PhaseFailure(`${peer} still reaches ${primary}: ${seen.stdout.trim()}`);
+  record.cut_verified = `this controller: ${primaryAddress}:${sshPort} and :${plan.port} do not answer; ${peer}: pg_isready says "${seen}"`;
   log(`  cut holds: ${record.cut_verified}`);
   return record;
 }
