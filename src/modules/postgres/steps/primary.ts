@@ -218,7 +218,7 @@ export function slotsStep<P extends PgParams>(id: string): StepDef<P, any> {
     plan: (f, ctx) => {
       const c = clusterOf(ctx);
       const want = peersOf(c, ctx.host.name).map((n) => n.slotName);
-      return pristineOrNotWritable(f.self, 'the slots', ctx) ?? slotsOp(connOfLayout(layoutOf(ctx)), want, []).plan(f);
+      return pristineOrNotWritable(f.self, 'the slot set', ctx) ?? slotsOp(connOfLayout(layoutOf(ctx)), want, []).plan(f);
     },
   });
 }
