@@ -67,7 +67,13 @@ export const KEEPALIVED_PID_FILE = '/run/keepalived.pid';
 /** Where the notify script logs VRRP state changes (written by it, read here). */
 export const NOTIFY_LOG = '/var/log/runbook-vip-notify.log';
 
-/** vip.ts's RELEASE_FILE (kept here, with the other paths the facts read). */
+/**
+ * The release flag, a keepalived track_file (weight 0, vip.ts renderKeepalivedConf): a non-zero
+ * value puts the node into FAULT at once (keepalived watches the file with inotify), so a planned
+ * switchover takes the VIP off the old primary right before its stop instead of waiting for `fall`
+ * failed checks. 0 again once the switchover ended or was undone. `init_file 0` creates it without
+ * overwriting: a value written by a switchover survives a restart of keepalived; setup-vip sets 0.
+ */
 export const RELEASE_FILE = '/etc/keepalived/runbook-vip-release';
 
 export const keepalivedFact: Fact<KeepalivedFacts> = fact({

@@ -32,14 +32,6 @@ import { execOn } from '../../engine/actions.js';
 export const KEEPALIVED_CONF = '/etc/keepalived/keepalived.conf';
 export const CHECK_SCRIPT = '/etc/keepalived/runbook-pg-writable.sh';
 export const NOTIFY_SCRIPT = '/etc/keepalived/runbook-notify.sh';
-/*
- * The release flag (facts.ts RELEASE_FILE), a keepalived track_file (weight 0): a non-zero value
- * puts the node into FAULT at once (keepalived watches the file with inotify), so a planned
- * switchover takes the VIP off the old primary right before its stop instead of waiting for `fall`
- * failed checks (~3 s of the write outage). 0 again once the switchover ended or was undone.
- * `init_file 0` creates it without overwriting: a value written by a switchover survives a restart
- * of keepalived; setup-vip sets it to 0.
- */
 
 export interface KeepalivedSpec {
   /** This node's inventory name (router_id, for logs). */
@@ -358,13 +350,14 @@ export function keepalivedService(): ServiceArgs {
 }
 
 /**
- * Take the VIP off this node now (FAULT via the release flag), e.g. right before a planned stop.
- * A node without the flag (setup-vip never ran there, or ran before the flag existed) is left
- * alone: its VIP then leaves after `fall` failed checks, as before.
+ * The release flag set (1: take the VIP off this node now, e.g. right before a planned stop) or
+ * cleared (0: it may hold the VIP again when its check passes). A node without the flag (setup-vip
+ * never ran there, or ran before the flag existed) is left alone: its VIP then leaves after `fall`
+ * failed checks, as before.
  */
-export const releaseVipCommand: Command = sh`if [ -f ${RELEASE_FILE} ]; then echo 1 > ${RELEASE_FILE}; fi`;
-/** Let this node hold the VIP again when its check passes (the flag back to 0). */
-export const keepVipCommand: Command = sh`if [ -f ${RELEASE_FILE} ]; then echo 0 > ${RELEASE_FILE}; fi`;
+export function releaseFlagCommand(released: boolean): Command {
+  return sh`if [ -f ${RELEASE_FILE} ]; then echo ${released ? '1' : '0'} > ${RELEASE_FILE}; fi`;
+}
 
 /**
  * The switchover's routing through the VIP: the release flag set on the old primary right before
@@ -373,8 +366,8 @@ export const keepVipCommand: Command = sh`if [ -f ${RELEASE_FILE} ]; then echo 0
  */
 export function vipSwitchoverRouting(vip: string): SwitchoverRouting {
   return {
-    release: (old) => [execOn(old.name, releaseVipCommand, { become: true, note: `VIP ${vip} off ${old.name} now (release flag), not after its failed checks` })],
-    restore: (old) => [execOn(old.name, keepVipCommand, { become: true, note: `${old.name} may hold VIP ${vip} again when its check passes` })],
+    release: (old) => [execOn(old.name, releaseFlagCommand(true), { become: true, note: `VIP ${vip} off ${old.name} now (release flag), not after its failed checks` })],
+    restore: (old) => [execOn(old.name, releaseFlagCommand(false), { become: true, note: `${old.name} may hold VIP ${vip} again when its check passes` })],
   };
 }
 
