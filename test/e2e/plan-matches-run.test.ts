@@ -238,6 +238,18 @@ describe('plans are what runs; verifications leave nothing behind (debian lab)',
     const bb = await run('base-backup', '--yes', '-e', 'target=pg1');
     expect(bb.code, bb.out).toBe(0);
     expect(await value('pg1', 'SELECT pg_is_in_recovery()')).toBe('t');
+    // keepalived on both nodes: the switchover releases the VIP on pg2 and its recovery gives it back.
+    const vip = await runCli(['run', 'setup-vip', '-i', inventory, '--yes'], { cwd: '/tmp', env });
+    expect(vip.code, vip.out).toBe(0);
+    // The VIP's release flag and holder, read on the hosts (not from the run's report).
+    const flag = async (h: string) => (await inHost(host[h]!, 'cat /etc/keepalived/runbook-vip-release')).stdout.trim();
+    const vipOn = async (h: string) => {
+      const address = host.pg1!.address.replace(/\.\d+$/, '.100');
+      for (const until = Date.now() + 10_000; Date.now() < until; await new Promise((res) => setTimeout(res, 200)))
+        if ((await inHost(host[h]!, `ip -o -4 addr show | grep -qF ' ${address}/'`)).code === 0) return true;
+      return false;
+    };
+    expect(await vipOn('pg2')).toBe(true);
     // The zero-loss gate's recovery, by causing its fault: pg1 streams but holds back every commit
     // (the marker row's among them), so it never replays past pg2's shutdown checkpoint.
     await value('pg1', "ALTER SYSTEM SET recovery_min_apply_delay = '1h'");
@@ -257,6 +269,9 @@ describe('plans are what runs; verifications leave nothing behind (debian lab)',
     expect(followsPlan(held.views.plannedInRun.get(pair)!, heldRan)).toEqual({ explained: heldRan.length, complete: false });
     expect(await value('pg2', 'SELECT pg_is_in_recovery()')).toBe('f');
     expect(await value('pg1', 'SELECT pg_is_in_recovery()')).toBe('t');
+    // The recovery cleared the release flag before restarting pg2: the VIP is back on it.
+    expect(await flag('pg2')).toBe('0');
+    expect(await vipOn('pg2')).toBe(true);
     const r = await planVsRun('failback', args(), { runArgs: ['--yes'], env });
     expect(r.plan.code, r.plan.out).toBe(0);
     expect(r.run.code, r.run.out).toBe(0);
@@ -280,6 +295,9 @@ describe('plans are what runs; verifications leave nothing behind (debian lab)',
     expect(r.ran.get('rejoin-old-rewind@pg2')!.join('\n')).toMatch(/choose: what pg_rewind --dry-run says/);
     expect(await value('pg1', 'SELECT pg_is_in_recovery()')).toBe('f');
     expect(await value('pg2', 'SELECT pg_is_in_recovery()')).toBe('t');
+    // The VIP followed the switchover, and the old primary's flag is cleared for the day it is promoted back.
+    expect(await flag('pg2')).toBe('0');
+    expect(await vipOn('pg1')).toBe(true);
     expect(JSON.stringify(r.journal)).not.toContain(PASSWORD);
   }, 900_000);
 });
